@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -12,6 +13,7 @@ from coach_db.errors import DatabaseUrlInvalid, DatabaseUrlMissing
 
 MODELS_MODULE = "coach_db.models"
 APP_LABEL = "models"
+_CREDENTIALS = re.compile(r"(?P<user>[^:/?#@\s]*):(?P<password>[^@/\s]*)@")
 _SCHEMES = {"postgres", "postgresql", "asyncpg", "postgresql+asyncpg"}
 
 
@@ -37,17 +39,15 @@ def get_settings() -> Settings:
 
 def mask_url(url: str) -> str:
     """The URL with its password replaced by *** and its query dropped, safe to log or show."""
+    # A regex rather than urlsplit alone, so that malformed URLs are masked too.
+    masked = _CREDENTIALS.sub(lambda m: f"{m['user']}:***@", url, count=1)
     try:
-        parts = urlsplit(url)
-        netloc = parts.netloc
-        if parts.password is not None:
-            netloc = f"{parts.username or ''}:***@{netloc.rsplit('@', 1)[1]}"
-        query = dict(parse_qsl(parts.query))
+        parts = urlsplit(masked)
         # Keep a socket directory (it says where the server is); drop pool settings and secrets.
-        kept = urlencode({"host": query["host"]}) if "host" in query else ""
-        return urlunsplit(parts._replace(netloc=netloc, query=kept))
+        host = dict(parse_qsl(parts.query)).get("host")
+        return urlunsplit(parts._replace(query=f"host={host}" if host else ""))
     except ValueError:
-        return "<unparseable URL>"
+        return masked.split("?", 1)[0]
 
 
 def database_url(url: str | None = None) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from tortoise.exceptions import IntegrityError, OperationalError, ValidationError
+from tortoise.exceptions import FieldError, IntegrityError, OperationalError, ValidationError
 
 from coach_db import (
     ConversationSession,
@@ -174,3 +174,8 @@ async def test_deleting_a_session_deletes_its_messages() -> None:
     message = await make_message()
     await (await message.session).delete()
     assert await Message.all().count() == 0
+
+
+async def test_a_misspelt_filter_fails_at_run_time_with_the_field_name() -> None:
+    with pytest.raises(FieldError, match="is_activ"):
+        await Scenario.filter(is_activ=True)

@@ -1,0 +1,119 @@
+"""The committed migrations build the schema, match the models, and drift is caught offline."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+
+from coach_db.schema import check_drift
+from tests.conftest import ROOT, run_aerich
+
+CHECKS = "SELECT count(*) FROM pg_constraint WHERE contype = 'c' AND conrelid <> 0"
+
+
+def copy_of_repo(tmp_path: Path) -> Path:
+    """pyproject.toml + migrations/ in a temp folder, so Aerich can never rewrite the real files."""
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    shutil.copytree(ROOT / "migrations", tmp_path / "migrations")
+    return tmp_path
+
+
+def migration_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in (folder / "migrations" / "models").glob("*.py"))
+
+
+def test_migrate_after_upgrade_reports_no_changes(database_url: str, tmp_path: Path) -> None:
+    work = copy_of_repo(tmp_path)
+    before = migration_files(work)
+    result = run_aerich("migrate", "--name", "should_be_empty", url=database_url, cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert "No changes detected" in result.stdout
+    assert migration_files(work) == before
+
+
+def test_nothing_is_pending_after_upgrade(database_url: str) -> None:
+    result = run_aerich("heads", url=database_url)
+    assert result.returncode == 0, result.stderr
+    assert "No available heads" in result.stdout
+    history = run_aerich("history", url=database_url).stdout
+    assert "_init.py" in history and "_constraints.py" in history
+
+
+async def test_upgrade_builds_the_schema_on_an_empty_database(
+    create_database: Callable[[], Awaitable[str]],
+) -> None:
+    url = await create_database()
+    result = run_aerich("upgrade", url=url)
+    assert result.returncode == 0, result.stderr
+    conn = await asyncpg.connect(url)
+    try:
+        tables = {
+            r["tablename"]
+            for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")
+        }
+        checks = await conn.fetchval(CHECKS)
+        applied = await conn.fetchval("SELECT count(*) FROM aerich")
+    finally:
+        await conn.close()
+    assert tables == {"user", "scenario", "conversation_session", "message", "aerich"}
+    assert checks == 11
+    assert applied == len(migration_files(ROOT))
+
+
+async def test_constraint_migration_downgrades_and_upgrades_again(
+    create_database: Callable[[], Awaitable[str]],
+) -> None:
+    url = await create_database()
+    assert run_aerich("upgrade", url=url).returncode == 0
+    down = run_aerich("downgrade", "--yes", url=url)
+    assert down.returncode == 0, down.stderr
+    conn = await asyncpg.connect(url)
+    try:
+        assert await conn.fetchval(CHECKS) == 0
+        assert run_aerich("upgrade", url=url).returncode == 0
+        assert await conn.fetchval(CHECKS) == 11
+    finally:
+        await conn.close()
+
+
+def test_drift_check_is_clean_for_the_committed_models() -> None:
+    drift = check_drift()
+    assert drift.clean, drift.sql
+    assert "No changes detected" in drift.output
+
+
+def test_drift_check_catches_a_model_change_without_a_migration(tmp_path: Path) -> None:
+    models = (ROOT / "coach_db" / "models.py").read_text()
+    anchor = "    is_active = fields.BooleanField("
+    changed = models.replace(anchor, "    difficulty = fields.IntField(default=1)\n" + anchor, 1)
+    assert changed != models, "the anchor line in models.py moved: update this test"
+    (tmp_path / "drifted_models.py").write_text(changed)
+    (tmp_path / "drifted_config.py").write_text(
+        "TORTOISE_ORM = {'connections': {'default': 'postgres://offline@127.0.0.1:1/offline'},"
+        " 'apps': {'models': {'models': ['drifted_models', 'aerich.models']}}}\n"
+    )
+    drift = check_drift(tortoise_orm="drifted_config.TORTOISE_ORM", pythonpath=tmp_path)
+    assert not drift.clean
+    assert 'ADD "difficulty" INT NOT NULL' in drift.sql
+    assert migration_files(ROOT) == sorted(  # the real migrations folder is untouched
+        p.name for p in (ROOT / "migrations" / "models").glob("*.py")
+    )
+
+
+def test_coach_db_check_command_needs_no_database() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "coach_db", "check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "No drift" in result.stderr
