@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from coach_db.embedded import running_state
 from coach_db.errors import DatabaseUrlInvalid, DatabaseUrlMissing
 
 MODELS_MODULE = "coach_db.models"
@@ -54,6 +55,8 @@ def database_url(url: str | None = None) -> str:
     """`url` or DATABASE_URL, validated and normalised for Tortoise, with the pool settings."""
     settings = get_settings()
     raw = (url or settings.database_url or "").strip()
+    if not raw and (state := running_state()) and state.database_url:
+        raw = state.database_url  # the embedded server of a running `coach-db studio`
     if not raw:
         raise DatabaseUrlMissing()
     masked = mask_url(raw)

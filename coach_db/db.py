@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -34,24 +34,30 @@ def _where(url: str) -> tuple[str, str | int, str]:
     return host, parts.port or 5432, parts.path.lstrip("/")
 
 
-async def _check(url: str) -> None:
-    """Connect once and check the schema, turning driver errors into CoachDbError."""
+@contextmanager
+def connection_errors(url: str) -> Iterator[None]:
+    """Turn the driver's connection errors for `url` into CoachDbErrors that say what to do."""
     host, port, database = _where(url)
     masked = mask_url(url)
     try:
-        conn = connections.get("default")
-        rows = await conn.execute_query_dict(
-            "SELECT t AS name FROM unnest($1::text[]) AS t"
-            " WHERE to_regclass(quote_ident(t)) IS NULL",
-            [list(TABLES)],
-        )
-    except DBConnectionError:
+        yield
+    except (DBConnectionError, asyncpg.InvalidCatalogNameError):
         # Tortoise wraps only the missing-database case in DBConnectionError.
         raise DatabaseMissing(database, host, port) from None
     except asyncpg.InvalidAuthorizationSpecificationError as exc:  # also wrong password
         raise DatabaseAccessDenied(host, port, masked, str(exc)) from None
     except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         raise DatabaseUnreachable(host, port, masked, _reason(exc)) from None
+
+
+async def _check(url: str) -> None:
+    """Connect once and check the schema is there."""
+    with connection_errors(url):
+        rows = await connections.get("default").execute_query_dict(
+            "SELECT t AS name FROM unnest($1::text[]) AS t"
+            " WHERE to_regclass(quote_ident(t)) IS NULL",
+            [list(TABLES)],
+        )
     missing = [row["name"] for row in rows]
     if missing:
         raise MigrationsNotApplied(missing)

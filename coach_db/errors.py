@@ -57,3 +57,13 @@ class MigrationsNotApplied(CoachDbError):
             "the migrations are not applied. Run `aerich upgrade` from the coach-db "
             "repository (with DATABASE_URL set) and try again."
         )
+
+
+class PendingMigrations(CoachDbError):
+    def __init__(self, pending: list[str]) -> None:
+        self.pending = pending
+        super().__init__(
+            f"The database is behind the committed migrations ({', '.join(pending)}). "
+            "Apply them first with `coach-db deploy` (or `aerich upgrade`): migrating against a "
+            "database that is behind can make Aerich rewrite committed migration files."
+        )

@@ -1,4 +1,4 @@
-"""Migration state: the offline drift check between the models and the committed migrations."""
+"""Migration state: drift check, applied and pending migrations, deploy under an advisory lock."""
 
 from __future__ import annotations
 
@@ -9,6 +9,12 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from coach_db.config import APP_LABEL, tortoise_config
+from coach_db.errors import PendingMigrations
 
 ROOT = Path(__file__).resolve().parent.parent
 TORTOISE_ORM_PATH = "coach_db.config.TORTOISE_ORM"
@@ -75,3 +81,93 @@ def check_drift(
         new = [p for p in (work / "migrations").rglob("*.py") if p.name not in before]
         sql = "\n".join(p.read_text() for p in new)
         return Drift(sql=sql, output=output)
+
+
+# --- applied / pending / deploy, against a live database ------------------------------------
+
+MIGRATIONS = ROOT / "migrations"
+# pg_advisory_lock key held while migrating, so containers starting together migrate once.
+DEPLOY_LOCK_KEY = 0x636F6163_68646200  # "coachdb\0"
+# Tortoise's pool settings in our URLs; asyncpg would send them to the server as settings.
+_TORTOISE_PARAMS = {"minsize", "maxsize", "statement_cache_size", "timeout"}
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    applied: list[str]
+    pending: list[str]
+
+
+def asyncpg_dsn(url: str) -> str:
+    """A URL from database_url() as plain asyncpg accepts it."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in _TORTOISE_PARAMS]
+    return urlunsplit(parts._replace(scheme="postgresql", query=urlencode(query)))
+
+
+def migration_files(migrations: Path = MIGRATIONS) -> list[str]:
+    """The committed migration files, in the order Aerich applies them."""
+    files = [
+        p.name for p in (migrations / APP_LABEL).glob("*.py") if p.stem.split("_")[0].isdigit()
+    ]
+    return sorted(files, key=lambda name: int(name.split("_")[0]))
+
+
+async def connect_raw(url: str) -> asyncpg.Connection:
+    """A plain asyncpg connection, with the same clear errors as coach_db.connect()."""
+    from coach_db.db import connection_errors
+
+    with connection_errors(url):
+        return await asyncpg.connect(asyncpg_dsn(url))
+
+
+async def migration_status(url: str, migrations: Path = MIGRATIONS) -> MigrationStatus:
+    """Which committed migrations the database has applied, and which it has not."""
+    conn = await connect_raw(url)
+    try:
+        if await conn.fetchval("SELECT to_regclass('aerich')") is None:
+            applied: list[str] = []
+        else:
+            rows = await conn.fetch(
+                "SELECT version FROM aerich WHERE app = $1 ORDER BY id", APP_LABEL
+            )
+            applied = [row["version"] for row in rows]
+    finally:
+        await conn.close()
+    files = migration_files(migrations)
+    return MigrationStatus(applied=applied, pending=[f for f in files if f not in applied])
+
+
+async def deploy(url: str, migrations: Path = MIGRATIONS) -> list[str]:
+    """Apply pending migrations under an advisory lock; returns the ones this call applied."""
+    from aerich import Command  # imported here: it patches asyncio policy on import
+
+    lock = await connect_raw(url)
+    try:
+        await lock.execute("SELECT pg_advisory_lock($1)", DEPLOY_LOCK_KEY)
+        if not (await migration_status(url, migrations)).pending:
+            return []
+        async with Command(tortoise_config(url), app=APP_LABEL, location=str(migrations)) as cmd:
+            return await cmd.upgrade(run_in_transaction=True)
+    finally:
+        await lock.close()  # closing the session releases the advisory lock
+
+
+async def make_migration(url: str, name: str, migrations: Path = MIGRATIONS) -> str | None:
+    """`aerich migrate`, refused while the database is behind the committed files.
+
+    Returns the new file's name, or None when the models have not changed.
+    """
+    status = await migration_status(url, migrations)
+    if status.pending:
+        raise PendingMigrations(status.pending)
+    from aerich import Command
+
+    # Offline: the database is up to date, so the last file is the truth, and Aerich cannot
+    # replace a committed file with a merged one.
+    cmd = Command(tortoise_config(OFFLINE_URL), app=APP_LABEL, location=str(migrations))
+    try:
+        await cmd.init(offline=True)
+        return await cmd.migrate(name, no_input=True, offline=True) or None
+    finally:
+        await cmd.aclose()

@@ -1,0 +1,185 @@
+"""The `coach-db` command: deploy, status, migrate, reset, createstaff, generate."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+
+from coach_db import User
+from coach_db.passwords import verify_password
+from coach_db.schema import migration_files
+from tests.conftest import ROOT
+
+CreateDatabase = Callable[[], Awaitable[str]]
+
+
+def coach_db_cmd(
+    *args: str, url: str | None, stdin: str = "", cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["COACH_DB_HOME"] = str(cwd / ".no-embedded-here")  # never pick up a running studio
+    if url is not None:
+        env["DATABASE_URL"] = url
+    return subprocess.run(
+        [sys.executable, "-m", "coach_db", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
+
+
+async def applied_versions(url: str) -> list[str]:
+    conn = await asyncpg.connect(url)
+    try:
+        return [r["version"] for r in await conn.fetch("SELECT version FROM aerich ORDER BY id")]
+    finally:
+        await conn.close()
+
+
+async def test_status_exit_codes_follow_pending_migrations(create_database: CreateDatabase) -> None:
+    url = await create_database()
+    behind = coach_db_cmd("status", url=url)
+    assert behind.returncode == 1
+    assert "pending" in behind.stdout and "run `coach-db deploy`" in behind.stdout
+    deployed = coach_db_cmd("deploy", url=url)
+    assert deployed.returncode == 0, deployed.stderr
+    current = coach_db_cmd("status", url=url)
+    assert current.returncode == 0, current.stdout + current.stderr
+    assert "Up to date." in current.stdout
+    assert "pending" not in current.stdout
+
+
+async def test_two_deploys_started_together_migrate_once(create_database: CreateDatabase) -> None:
+    url = await create_database()
+    env = {**os.environ, "DATABASE_URL": url, "COACH_DB_HOME": "/nonexistent"}
+
+    async def deploy() -> tuple[int | None, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "coach_db", "deploy", env=env, stderr=asyncio.subprocess.PIPE
+        )
+        _, err = await proc.communicate()
+        return proc.returncode, err.decode()
+
+    outputs = await asyncio.gather(deploy(), deploy())
+    assert [code for code, _ in outputs] == [0, 0], outputs
+    applied_now = sorted(err.split("(")[-1].split()[0] for _, err in outputs)
+    assert applied_now == ["0", str(len(migration_files()))]
+    assert await applied_versions(url) == migration_files()
+
+
+def test_deploy_without_database_url_is_one_clear_line() -> None:
+    result = coach_db_cmd("deploy", url=None)
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("Error: DATABASE_URL is not set.")
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_server_is_one_line_and_masks_the_password() -> None:
+    result = coach_db_cmd("status", url="postgres://bob:s3cret@127.0.0.1:1/coach")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: Can't reach the database server at 127.0.0.1:1 "
+        "(postgres://bob:***@127.0.0.1:1/coach): connection refused. "
+        "Is PostgreSQL running there, and does DATABASE_URL point at it?"
+    ]
+
+
+def test_debug_shows_the_traceback() -> None:
+    result = coach_db_cmd("--debug", "status", url="postgres://bob@127.0.0.1:1/coach")
+    assert "Traceback" in result.stderr
+
+
+async def test_migrate_is_refused_while_the_database_is_behind(
+    create_database: CreateDatabase,
+) -> None:
+    url = await create_database()
+    before = migration_files()
+    result = coach_db_cmd("migrate", "--name", "anything", url=url)
+    assert result.returncode == 1
+    assert "behind the committed migrations" in result.stderr
+    assert migration_files() == before
+
+
+def test_migrate_on_an_up_to_date_database_reports_no_changes(database_url: str) -> None:
+    before = migration_files()
+    result = coach_db_cmd("migrate", "--name", "nothing", url=database_url)
+    assert result.returncode == 0, result.stderr
+    assert "No changes detected" in result.stderr
+    assert migration_files() == before
+
+
+def test_reset_refuses_without_confirmation(database_url: str) -> None:
+    result = coach_db_cmd("reset", url=database_url)
+    assert result.returncode == 1
+    assert "confirm with --yes" in result.stderr
+
+
+def test_reset_refuses_a_remote_host_even_with_yes() -> None:
+    result = coach_db_cmd("reset", "--yes", url="postgres://bob:s3cret@db.example.com/coach")
+    assert result.returncode == 1
+    assert "not a local database" in result.stderr and "--force" in result.stderr
+    assert "s3cret" not in result.stderr
+
+
+async def test_reset_erases_data_and_migrates_again(create_database: CreateDatabase) -> None:
+    url = await create_database()
+    assert coach_db_cmd("deploy", url=url).returncode == 0
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("INSERT INTO \"user\" (email, username) VALUES ('x@example.com', 'X')")
+        result = coach_db_cmd("reset", "--yes", "--no-seed", url=url)
+        assert result.returncode == 0, result.stderr
+        assert await conn.fetchval('SELECT count(*) FROM "user"') == 0
+    finally:
+        await conn.close()
+    assert await applied_versions(url) == migration_files()
+
+
+async def test_createstaff_hashes_the_password_and_makes_staff(database_url: str) -> None:
+    await User.create(email="helper@example.com", username="Helper")
+    result = coach_db_cmd(
+        "createstaff",
+        "Helper@Example.com",
+        "--password-stdin",
+        url=database_url,
+        stdin="s3cret-pw\n",
+    )
+    assert result.returncode == 0, result.stderr
+    user = await User.get(email="helper@example.com")
+    assert user.is_staff
+    assert verify_password("s3cret-pw", user.password_hash)
+    assert "s3cret-pw" not in result.stdout + result.stderr
+
+
+def test_createstaff_refuses_a_short_password(database_url: str) -> None:
+    result = coach_db_cmd(
+        "createstaff", "a@example.com", "--password-stdin", url=database_url, stdin="short\n"
+    )
+    assert result.returncode == 1
+    assert "at least 8 characters" in result.stderr
+
+
+def test_generate_writes_json_schemas_without_password_hash(tmp_path: Path) -> None:
+    result = coach_db_cmd("generate", "--out", str(tmp_path), url=None)
+    assert result.returncode == 0, result.stderr
+    files = sorted(p.name for p in tmp_path.glob("*.schema.json"))
+    assert "UserWithSessions.schema.json" in files and len(files) == 8
+    for path in tmp_path.glob("*.json"):
+        assert "password_hash" not in path.read_text()
+        json.loads(path.read_text())
+
+
+def test_every_command_has_help() -> None:
+    for command in ["check", "status", "deploy", "migrate", "reset", "createstaff", "generate"]:
+        result = coach_db_cmd(command, "--help", url=None)
+        assert result.returncode == 0 and "Usage" in result.stdout, command

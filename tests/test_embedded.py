@@ -1,0 +1,72 @@
+"""Embedded PostgreSQL and Redis from wheels: found by other commands, stopped, data kept."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+from coach_db.embedded import EmbeddedServers, running_state
+
+
+def processes_under(folder: Path) -> list[str]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if str(folder) in cmdline:
+            found.append(cmdline)
+    return found
+
+
+def redis_ping(url: str) -> bytes:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(url.removeprefix("unix://"))
+        sock.sendall(b"PING\r\n")
+        return sock.recv(64)
+
+
+def coach_db_cmd(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["COACH_DB_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-m", "coach_db", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_embedded_servers_are_found_stopped_and_keep_their_data(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with EmbeddedServers(home, postgres=True, redis=True) as servers:
+        assert servers.database_url and servers.redis_url
+        assert redis_ping(servers.redis_url) == b"+PONG\r\n"
+        assert running_state(home) is not None
+        # Other commands find the database through the state file, without DATABASE_URL.
+        deployed = coach_db_cmd("deploy", home=home)
+        assert deployed.returncode == 0, deployed.stderr
+        assert "applied now" in deployed.stderr
+    assert running_state(home) is None
+    assert not (home / "state.json").exists()
+    assert processes_under(home) == []
+    # Without a running studio, commands say what to do.
+    missing = coach_db_cmd("status", home=home)
+    assert "DATABASE_URL is not set" in missing.stderr and "coach-db studio" in missing.stderr
+
+    with EmbeddedServers(home, postgres=True, redis=False):
+        again = coach_db_cmd("status", home=home)
+        assert again.returncode == 0, again.stdout + again.stderr  # the migrations persisted
+        assert "Up to date." in again.stdout
+    assert processes_under(home) == []
+
+
+def test_a_stale_state_file_of_a_dead_process_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / "state.json").write_text(
+        '{"pid": 999999999, "database_url": "postgres://x@/y?host=/nope", "redis_url": null}'
+    )
+    assert running_state(tmp_path) is None
