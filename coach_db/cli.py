@@ -33,5 +33,27 @@ def check() -> None:
     raise typer.Exit(1)
 
 
+# The options are parsed by the seed's own argparse (so `--demo` alone means 20, as in
+# `python -m seed`); typer only forwards them, and `--help` too.
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def seed(ctx: typer.Context) -> None:
+    """Load the development data; --demo N adds demo conversations (--help for the options)."""
+    try:
+        # Imported here: the seed lives in the repository, not in the installed package.
+        from seed.cli import main as seed_main
+    except ModuleNotFoundError as exc:
+        if exc.name != "seed":
+            raise
+        console.print(
+            "[red]No seed package:[/] it lives in the coach-db repository, not in the "
+            "installed package. Run `uv run coach-db seed` from a checkout."
+        )
+        raise typer.Exit(1) from None
+    raise typer.Exit(seed_main(ctx.args, prog="coach-db seed"))
+
+
 def main() -> None:
     app()
