@@ -20,9 +20,11 @@ from tortoise import connections
 from coach_db import MessageRole, Scenario, SessionStatus
 from seed import Action, SeedResult, data, upsert_user
 
-# The demo world's "now" is this date plus a number of days drawn from the random seed, never
-# the wall clock: the same --random-seed must give byte-identical rows on any day.
-DEMO_EPOCH = datetime(2026, 1, 5, 18, 0, tzinfo=UTC)
+# The demo world's "now" is this date plus up to ANCHOR_DAYS drawn from the random seed, never
+# the wall clock: the same --random-seed must give identical rows on any day. It lies in the
+# past so that no demo session appears to start in the future.
+DEMO_EPOCH = datetime(2025, 5, 5, 18, 0, tzinfo=UTC)
+ANCHOR_DAYS = 180
 HISTORY_DAYS = 60
 # Sessions per COPY round: large enough for COPY's throughput, small enough for a smooth
 # progress bar and for memory that does not grow with N.
@@ -84,7 +86,7 @@ def demo_users() -> list[data.UserData]:
 def generate(n: int, random_seed: int) -> Iterator[DemoSession]:
     """N conversations in start order; a pure function of (n, random_seed): no database or clock."""
     rng = random.Random(random_seed)
-    now = DEMO_EPOCH + timedelta(days=rng.randrange(365))
+    now = DEMO_EPOCH + timedelta(days=rng.randrange(ANCHOR_DAYS))
     statuses = list(STATUS_WEIGHTS)
     weights = list(STATUS_WEIGHTS.values())
     plan: list[tuple[datetime, SessionStatus, str, int]] = []
