@@ -183,14 +183,38 @@ async def _drop_all(url: str) -> None:
 
 
 def _run_seed(demo: int, random_seed: int | None) -> None:
-    """Hook for the seed package (`python -m seed`)."""
+    """Run the seed package as `coach-db seed` would, raising on failure."""
+    argv = ["--demo", str(demo)] if demo else []
+    if random_seed is not None:
+        argv += ["--random-seed", str(random_seed)]
+    if (code := _seed_main(argv)) != 0:
+        raise typer.Exit(code)
+
+
+def _seed_main(argv: list[str]) -> int:
     try:
-        from seed.__main__ import run_seed
-    except ImportError:
+        # Imported here: the seed lives in the repository, not in the installed package.
+        from seed.cli import main as seed_main
+    except ModuleNotFoundError as exc:
+        if exc.name != "seed":
+            raise
         raise CoachDbError(
-            "The seed package is not importable: run coach-db from the repository root."
+            "No seed package: it lives in the coach-db repository, not in the installed "
+            "package. Run `uv run coach-db seed` from a checkout."
         ) from None
-    run_seed(demo=demo, random_seed=random_seed)
+    return seed_main(argv, prog="coach-db seed")
+
+
+# The options are parsed by the seed's own argparse (so `--demo` alone means 20, as in
+# `python -m seed`); typer only forwards them, and `--help` too.
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+@friendly
+def seed(ctx: typer.Context) -> None:
+    """Load the development data; --demo N adds demo conversations (--help for the options)."""
+    raise typer.Exit(_seed_main(ctx.args))
 
 
 @app.command()

@@ -1,0 +1,130 @@
+"""The command line of `python -m seed` and `coach-db seed`: options, summary, one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+import coach_db
+from coach_db import CoachDbError
+from seed import (
+    DEFAULT_DEMO,
+    DEFAULT_RANDOM_SEED,
+    Action,
+    SeedError,
+    SeedResult,
+    admin_password_from_env,
+    data,
+    seed,
+)
+
+# Below this many conversations the load takes well under a second: no bar needed.
+PROGRESS_FROM = 200
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=(
+            "Load the development data of Conversation Coach into DATABASE_URL: the test user "
+            f"{data.TEST_USER['email']}, the staff account {data.ADMIN_USER['email']} and the "
+            "scenarios. Safe to re-run: rows are created or updated, never duplicated."
+        ),
+        epilog=(
+            "SEED_ADMIN_PASSWORD sets the admin's password (and resets it on a re-run); "
+            "without it a new admin gets a generated password, printed once."
+        ),
+    )
+    parser.add_argument(
+        "--demo",
+        type=_count,
+        nargs="?",
+        const=DEFAULT_DEMO,
+        default=0,
+        metavar="N",
+        help=(
+            f"also generate N demo conversations (default {DEFAULT_DEMO}), replacing the "
+            "previous ones of the demo users"
+        ),
+    )
+    parser.add_argument(
+        "--random-seed",
+        type=int,
+        default=DEFAULT_RANDOM_SEED,
+        metavar="S",
+        help=f"the demo data for seed S is always the same (default {DEFAULT_RANDOM_SEED})",
+    )
+    return parser
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m seed") -> int:
+    """Run the seed; return the exit code. Known failures print one line, never a traceback."""
+    args = build_parser(prog).parse_args(argv)
+    try:
+        result = asyncio.run(_run(args.demo, args.random_seed))
+    except (CoachDbError, SeedError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        # The seed runs in one transaction, which the cancelled task rolls back.
+        print(f"{prog}: interrupted, nothing was changed.", file=sys.stderr)
+        return 130
+    print_summary(result, Console())
+    return 0
+
+
+async def _run(demo: int, random_seed: int) -> SeedResult:
+    # Read (and check) SEED_ADMIN_PASSWORD before connecting: a bad value fails fast.
+    admin_password = admin_password_from_env()
+    async with coach_db.connect():
+        return await seed(
+            demo=demo,
+            random_seed=random_seed,
+            admin_password=admin_password,
+            progress=demo >= PROGRESS_FROM,
+        )
+
+
+def print_summary(result: SeedResult, console: Console) -> None:
+    """The table of what was created, updated or left alone, then the one-time admin password."""
+    table = Table(title="Seed summary", title_justify="left")
+    table.add_column("Rows")
+    for action in Action:
+        table.add_column(action.value.capitalize(), justify="right")
+    for kind, counter in result.counts().items():
+        table.add_row(
+            f"{kind}s", *(f"{counter[action]:,}" if counter[action] else "·" for action in Action)
+        )
+    console.print(table)
+    for change in result.changes:
+        if change.action is Action.UPDATED:
+            console.print(f"Updated {change.kind} {change.key}: {', '.join(change.fields)}")
+    if result.demo_messages:
+        rate = result.demo_messages / result.demo_seconds if result.demo_seconds else 0.0
+        console.print(
+            f"Demo: {result.demo_sessions:,} conversations, {result.demo_messages:,} messages "
+            f"in {result.demo_seconds:.2f} s ({rate:,.0f} messages/s)."
+        )
+    console.print(f"Done in {result.seconds:.2f} s.")
+    if result.generated_admin_password:
+        console.print(
+            f"\nGenerated a password for {data.ADMIN_USER['email']}; it is shown only this once "
+            "(set SEED_ADMIN_PASSWORD to choose your own):",
+            highlight=False,
+        )
+        # Its own line, without markup or wrapping, so that it copies cleanly.
+        console.print(
+            result.generated_admin_password, markup=False, highlight=False, soft_wrap=True
+        )
