@@ -234,7 +234,7 @@ class SessionResource(StudioModel):
         "scenario",
         "status",
         "started_at",
-        "ended_at",
+        Field("ended_at", label="Ended at", display=displays.InputOnly(), input_=widgets.DateTime(null=True)),
         "total_messages",
         "duration_seconds",
         widgets.RelatedRows("Messages", Message, "session_id"),

@@ -43,6 +43,20 @@ MAX_PAGE_SIZE = 200
 DASHBOARD_DAYS = 30
 # asyncpg's detail for a unique violation: 'Key (email)=(a@b.c) already exists.'
 _DUPLICATE_KEY = re.compile(r"Key \((?P<column>[^)]+)\)=")
+# The CHECK constraints of migrations/, in words (the database has the last say).
+_CONSTRAINTS = {
+    "user_email_format": "Email: not an e-mail address.",
+    "user_username_not_blank": "Username: may not be blank.",
+    "scenario_slug_format": "Slug: lowercase letters, digits and single hyphens only.",
+    "scenario_name_not_blank": "Name: may not be blank.",
+    "conversation_session_status_valid": "Status: not one of the allowed values.",
+    "conversation_session_total_messages_nonnegative": "Total messages: may not be negative.",
+    "conversation_session_duration_nonnegative": "Duration: may not be negative.",
+    "conversation_session_ended_after_started": "Ended at: may not be before the start.",
+    "message_role_valid": "Role: not one of the allowed values.",
+    "message_content_not_empty": "Content: may not be empty.",
+    "message_metadata_is_object": "Metadata: must be a JSON object.",
+}
 
 
 def _page(value: str | None, default: int, upper: int | None = None) -> int:
@@ -274,11 +288,14 @@ async def _parse_form(
 def _explain(model_resource: ModelResource, exc: Exception) -> str:
     """A database refusal in words a staff member can act on."""
     if isinstance(exc, IntegrityError):
-        detail = str(getattr(exc.__cause__, "detail", "") or exc)
+        cause = exc.__cause__
+        constraint = getattr(cause, "constraint_name", None)
+        if constraint in _CONSTRAINTS:
+            return _CONSTRAINTS[constraint]
+        detail = str(getattr(cause, "detail", "") or exc)
         if match := _DUPLICATE_KEY.search(detail):
-            column = match["column"]
-            return f"{widgets.label_for(column)}: another row already has this value."
-        return f"The database refused the change: {exc}"
+            return f"{widgets.label_for(match['column'])}: another row already has this value."
+        return f"The database refused the change: {getattr(cause, 'message', exc)}"
     return f"Not saved: {exc}"
 
 
