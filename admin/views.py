@@ -296,6 +296,13 @@ def _explain(model_resource: ModelResource, exc: Exception) -> str:
         if match := _DUPLICATE_KEY.search(detail):
             return f"{widgets.label_for(match['column'])}: another row already has this value."
         return f"The database refused the change: {getattr(cause, 'message', exc)}"
+    if isinstance(exc, ValidationError):  # a model validator, e.g. "slug: Value ... regex ..."
+        name, _, detail = str(exc).partition(": ")
+        field = model_resource.model._meta.fields_map.get(name)
+        if field is not None:
+            if "regex" in detail:
+                detail = f"not in the required form ({field.description or 'see the hint'})"
+            return f"{widgets.label_for(name)}: {detail}"
     return f"Not saved: {exc}"
 
 
