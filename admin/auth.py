@@ -80,6 +80,13 @@ async def load_staff(request: Request) -> None:
         request.state.admin = user
 
 
+async def start_session(redis: Redis, settings: StudioSettings, user_id: int) -> str:
+    """A new sign-in for `user_id`: the token for the cookie; Redis forgets it after the TTL."""
+    token = secrets.token_urlsafe(32)
+    await redis.set(_session_key(settings, token), user_id, ex=settings.studio_session_seconds)
+    return token
+
+
 def require_staff(request: Request) -> User:
     user: User | None = request.state.admin
     if user is None:
@@ -186,14 +193,12 @@ async def login(request: Request) -> Response:
         )
     await limit.succeeded(email)
 
-    token = secrets.token_urlsafe(32)
-    ttl = settings.studio_session_seconds
-    await redis_of(request).set(_session_key(settings, token), user.pk, ex=ttl)
+    token = await start_session(redis_of(request), settings, user.pk)
     response = _redirect(_safe_next(request, target))
     response.set_cookie(
         SESSION_COOKIE,
         token,
-        max_age=ttl,
+        max_age=settings.studio_session_seconds,
         path=request.app.admin_path or "/",
         httponly=True,
         samesite="lax",

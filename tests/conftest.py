@@ -221,12 +221,21 @@ async def anonymous(studio_app: object, redis_url: str, studio_settings: object)
 
 
 @pytest.fixture
-async def staff(anonymous: object) -> object:
-    """The same client, signed in as a fresh staff user (the user is `client.staff_user`)."""
-    from tests.studio import make_staff, sign_in
+async def staff(anonymous: object, redis_url: str, studio_settings: object) -> object:
+    """The same client, signed in as a fresh staff user (the user is `client.staff_user`).
+
+    The session is opened directly (test_studio_auth.py covers the sign-in form), which
+    saves an argon2 verification per test.
+    """
+    from redis.asyncio import Redis
+
+    from admin.auth import SESSION_COOKIE, start_session
+    from tests.studio import make_staff
 
     user = await make_staff()
-    response = await sign_in(anonymous, user.email)  # type: ignore[arg-type]
-    assert response.status_code == 303, response.text
+    redis = Redis.from_url(redis_url)
+    token = await start_session(redis, studio_settings, user.pk)  # type: ignore[arg-type]
+    await redis.aclose()
+    anonymous.cookies.set(SESSION_COOKIE, token, path="/admin")  # type: ignore[attr-defined]
     anonymous.staff_user = user  # type: ignore[attr-defined]
     return anonymous

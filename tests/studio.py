@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cache
 from typing import Any
 
 import httpx
@@ -40,9 +41,19 @@ async def delete(client: httpx.AsyncClient, url: str) -> httpx.Response:
     return await client.delete(url, headers={"X-CSRF-Token": await csrf(client)})
 
 
+@cache
+def _hash(password: str) -> str:
+    return hash_password(password)  # argon2 costs ~0.25 s: hash each test password once
+
+
 async def make_staff(password: str = STAFF_PASSWORD, **overrides: Any) -> User:
-    return await make_user(password_hash=hash_password(password), is_staff=True, **overrides)
+    return await make_user(password_hash=_hash(password), is_staff=True, **overrides)
 
 
 async def sign_in(client: httpx.AsyncClient, email: str, password: str = STAFF_PASSWORD) -> httpx.Response:
     return await post(client, "/admin/login", {"email": email, "password": password})
+
+
+def studio_of(app: Any) -> Any:
+    """The fastapi-admin app mounted at /admin of a studio app."""
+    return next(route.app for route in app.routes if getattr(route, "path", None) == "/admin")
