@@ -65,6 +65,12 @@ def field_for(model: type[Model], name: str, **display_options: Any) -> Field:
     return Field(name=name, label=label, display=display, input_=input_)
 
 
+def form_only(model: type[Model], name: str) -> Field:
+    """A field edited in the form but not shown as a list column (long text, JSON, ...)."""
+    field = field_for(model, name)
+    return Field(field.name, field.label, displays.InputOnly(), field.input)
+
+
 class StudioModel(ModelResource):  # type: ignore[misc]
     """What every studio resource shares: readable labels, sorting, row links, form hooks."""
 
@@ -194,15 +200,10 @@ class ScenarioResource(StudioModel):
         widgets.RelatedRows("Sessions", ConversationSession, "scenario_id"),
         "partner_model",
         "coach_model",
-        Field("description", input_=inputs.TextArea(), display=displays.InputOnly()),
-        Field(
-            "partner_persona",
-            label="Partner persona",
-            input_=inputs.TextArea(help_text="Who the AI partner plays, in brief"),
-            display=displays.InputOnly(),
-        ),
-        Field("partner_system_prompt", label="Partner system prompt", input_=inputs.TextArea(), display=displays.InputOnly()),
-        Field("coach_system_prompt", label="Coach system prompt", input_=inputs.TextArea(), display=displays.InputOnly()),
+        form_only(Scenario, "description"),
+        form_only(Scenario, "partner_persona"),
+        form_only(Scenario, "partner_system_prompt"),
+        form_only(Scenario, "coach_system_prompt"),
         "created_at",
     ]
 
@@ -234,18 +235,12 @@ class SessionResource(StudioModel):
         "scenario",
         "status",
         "started_at",
-        Field("ended_at", label="Ended at", display=displays.InputOnly(), input_=widgets.DateTime(null=True)),
-        "total_messages",
+        form_only(ConversationSession, "ended_at"),
+        form_only(ConversationSession, "total_messages"),
         "duration_seconds",
         widgets.RelatedRows("Messages", Message, "session_id"),
         widgets.Action("Transcript", "conversationsession/transcript/{id}", "Read"),
     ]
-
-    async def get_actions(self, request: Request) -> list[Action]:
-        transcript = Action(
-            label="Transcript", icon="ti ti-messages", name="transcript", method=Method.GET, ajax=False
-        )
-        return [transcript, *await super().get_actions(request)]
 
     @classmethod
     async def related_links(cls, request: Request, obj: Any) -> list[tuple[str, str, str]]:
@@ -280,8 +275,8 @@ class MessageResource(StudioModel):
         "role",
         "content",
         "timestamp",
-        Field("audio_url", label="Audio URL", input_=inputs.Text(null=True, help_text="Future voice recording"), display=displays.InputOnly()),
-        Field("metadata", label="Metadata", input_=widgets.Json(null=False, help_text="A JSON object: tokens, latency, model, ..."), display=displays.InputOnly()),
+        form_only(Message, "audio_url"),
+        form_only(Message, "metadata"),
     ]
 
     @classmethod
