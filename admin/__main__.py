@@ -16,7 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_studio_settings()
     parser = argparse.ArgumentParser(prog="python -m admin", description=__doc__)
     parser.add_argument("--host", default=settings.studio_host, help="default: STUDIO_HOST")
-    parser.add_argument("--port", type=int, default=settings.studio_port, help="default: STUDIO_PORT")
+    parser.add_argument(
+        "--port", type=int, default=settings.studio_port, help="default: STUDIO_PORT"
+    )
     args = parser.parse_args(argv)
     settings = settings.model_copy(update={"studio_host": args.host, "studio_port": args.port})
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -14,7 +13,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi_admin.app import FastAPIAdmin
 from fastapi_admin.routes import router as fastapi_admin_routes
-from fastapi_admin.template import templates
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
@@ -29,14 +27,13 @@ from tortoise.exceptions import DoesNotExist
 
 import coach_db
 from admin import assets, auth, views
-from admin.config import StudioSettings, get_studio_settings
+from admin.config import ADMIN_PATH, StudioSettings, get_studio_settings
 from admin.resources import RESOURCES
+from admin.templating import render, use_studio_templates
 from coach_db.config import mask_url
 
 logger = logging.getLogger("admin")
 
-ADMIN_PATH = "/admin"
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 _TITLES = {401: "Sign-in needed", 403: "Not allowed", 404: "Not found", 405: "Not allowed"}
 
 
@@ -54,10 +51,7 @@ def create_app(settings: StudioSettings | None = None, *, connect_db: bool = Tru
     With `connect_db=False` the app uses a Tortoise connection opened by its caller (tests).
     """
     settings = settings or get_studio_settings()
-    searchpath = templates.env.loader.searchpath  # type: ignore[union-attr]
-    if str(TEMPLATES) not in searchpath:
-        searchpath.insert(0, str(TEMPLATES))  # ours override fastapi-admin's
-    templates.env.globals["static_url"] = _static_url
+    use_studio_templates()
 
     studio = FastAPIAdmin(
         title="Coach studio",
@@ -111,10 +105,6 @@ def create_app(settings: StudioSettings | None = None, *, connect_db: bool = Tru
     return app
 
 
-def _static_url(path: str) -> str:
-    return f"{ADMIN_PATH}/static/{path}"
-
-
 async def _ping(redis: Redis, url: str) -> None:
     try:
         await redis.ping()
@@ -123,12 +113,8 @@ async def _ping(redis: Redis, url: str) -> None:
 
 
 def _error_page(request: Request, status_code: int, title: str, message: str) -> Response:
-    return templates.TemplateResponse(
-        request,
-        "error.html",
-        {"status_code": status_code, "title": title, "message": message},
-        status_code,
-    )
+    context = {"status_code": status_code, "title": title, "message": message}
+    return render(request, "error.html", context, status_code)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

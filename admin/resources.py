@@ -118,9 +118,7 @@ class StudioModel(ModelResource):  # type: ignore[misc]
 
     async def get_bulk_actions(self, request: Request) -> list[Action]:
         return [
-            Action(
-                label="Delete selected", icon="ti ti-trash", name="delete", method=Method.DELETE
-            )
+            Action(label="Delete selected", icon="ti ti-trash", name="delete", method=Method.DELETE)
         ]
 
     @classmethod
@@ -158,14 +156,23 @@ class UserResource(StudioModel):
         widgets.RelatedRows("Sessions", ConversationSession, "user_id"),
         "created_at",
         "updated_at",
-        Field("password", label="New password", display=displays.InputOnly(), input_=widgets.NewPassword()),
+        Field(
+            "password",
+            label="New password",
+            display=displays.InputOnly(),
+            input_=widgets.NewPassword(),
+        ),
     ]
 
     @classmethod
     async def related_links(cls, request: Request, obj: Any) -> list[tuple[str, str, str]]:
         count = await ConversationSession.filter(user_id=obj.pk).count()
         return [
-            ("ti ti-message-circle", f"Sessions ({count})", _url(request, f"conversationsession/list?user_id={obj.pk}"))
+            (
+                "ti ti-message-circle",
+                f"Sessions ({count})",
+                _url(request, f"conversationsession/list?user_id={obj.pk}"),
+            )
         ]
 
     @classmethod
@@ -211,7 +218,11 @@ class ScenarioResource(StudioModel):
     async def related_links(cls, request: Request, obj: Any) -> list[tuple[str, str, str]]:
         count = await ConversationSession.filter(scenario_id=obj.pk).count()
         return [
-            ("ti ti-message-circle", f"Sessions ({count})", _url(request, f"conversationsession/list?scenario_id={obj.pk}"))
+            (
+                "ti ti-message-circle",
+                f"Sessions ({count})",
+                _url(request, f"conversationsession/list?scenario_id={obj.pk}"),
+            )
         ]
 
 
@@ -249,9 +260,21 @@ class SessionResource(StudioModel):
         messages = await Message.filter(session_id=obj.pk).count()
         return [
             ("ti ti-user", f"User: {user}", _url(request, f"user/update/{user.pk}")),
-            ("ti ti-theater", f"Scenario: {scenario}", _url(request, f"scenario/update/{scenario.pk}")),
-            ("ti ti-list", f"Messages ({messages})", _url(request, f"message/list?session_id={obj.pk}")),
-            ("ti ti-messages", "Transcript", _url(request, f"conversationsession/transcript/{obj.pk}")),
+            (
+                "ti ti-theater",
+                f"Scenario: {scenario}",
+                _url(request, f"scenario/update/{scenario.pk}"),
+            ),
+            (
+                "ti ti-list",
+                f"Messages ({messages})",
+                _url(request, f"message/list?session_id={obj.pk}"),
+            ),
+            (
+                "ti ti-messages",
+                "Transcript",
+                _url(request, f"conversationsession/transcript/{obj.pk}"),
+            ),
         ]
 
 
@@ -282,9 +305,22 @@ class MessageResource(StudioModel):
     @classmethod
     async def related_links(cls, request: Request, obj: Any) -> list[tuple[str, str, str]]:
         return [
-            ("ti ti-message-circle", f"Session #{obj.session_id}", _url(request, f"conversationsession/update/{obj.session_id}")),
-            ("ti ti-messages", "In the transcript", _url(request, f"conversationsession/transcript/{obj.session_id}#message-{obj.pk}")),
+            (
+                "ti ti-message-circle",
+                f"Session #{obj.session_id}",
+                _url(request, f"conversationsession/update/{obj.session_id}"),
+            ),
+            (
+                "ti ti-messages",
+                "In the transcript",
+                _url(request, f"conversationsession/transcript/{obj.session_id}#message-{obj.pk}"),
+            ),
         ]
 
 
-RESOURCES: list[type[StudioModel]] = [UserResource, ScenarioResource, SessionResource, MessageResource]
+RESOURCES: list[type[StudioModel]] = [
+    UserResource,
+    ScenarioResource,
+    SessionResource,
+    MessageResource,
+]

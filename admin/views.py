@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi_admin.depends import get_model, get_model_resource, get_resources
 from fastapi_admin.resources import Model as ModelResource
 from fastapi_admin.routes import resources as upstream
-from fastapi_admin.template import templates
 from fastapi_admin.widgets import inputs
 from starlette.datastructures import FormData
 from starlette.status import (
@@ -35,9 +34,14 @@ from tortoise.transactions import in_transaction
 from admin import widgets
 from admin.auth import require_staff
 from admin.resources import StudioModel
+from admin.templating import render
 from coach_db.models import ConversationSession, Message, Scenario, SessionStatus, User
 
 router = APIRouter(dependencies=[Depends(require_staff)])
+# fastapi-admin's dependencies: the Tortoise model, the sidebar entries, the resource.
+ModelOf = Annotated[Any, Depends(get_model)]
+Sidebar = Annotated[Any, Depends(get_resources)]
+ResourceOf = Annotated[ModelResource, Depends(get_model_resource)]
 
 MAX_PAGE_SIZE = 200
 DASHBOARD_DAYS = 30
@@ -82,13 +86,18 @@ async def _get_row(model: type[Model], pk: str) -> Model:
 
 
 @router.get("/")
-async def dashboard(request: Request, resources: Any = Depends(get_resources)) -> Response:
+async def dashboard(request: Request, resources: Sidebar) -> Response:
     by_status = dict.fromkeys((s.value for s in SessionStatus), 0)
-    rows = await ConversationSession.annotate(n=Count("id")).group_by("status").values("status", "n")
+    rows = (
+        await ConversationSession.annotate(n=Count("id")).group_by("status").values("status", "n")
+    )
     by_status.update({str(row["status"]): row["n"] for row in rows})
-    average = await ConversationSession.filter(duration_seconds__isnull=False).annotate(
-        avg=Avg("duration_seconds")
-    ).first().values("avg")
+    average = (
+        await ConversationSession.filter(duration_seconds__isnull=False)
+        .annotate(avg=Avg("duration_seconds"))
+        .first()
+        .values("avg")
+    )
     context = {
         "resources": resources,
         "resource_label": "Dashboard",
@@ -103,7 +112,7 @@ async def dashboard(request: Request, resources: Any = Depends(get_resources)) -
         "messages_per_day": await _messages_per_day(),
         "average_seconds": round(average["avg"]) if average and average["avg"] else None,
     }
-    return templates.TemplateResponse(request, "dashboard.html", context)
+    return render(request, "dashboard.html", context)
 
 
 async def _messages_per_day(today: date | None = None) -> list[tuple[date, int]]:
@@ -116,13 +125,14 @@ async def _messages_per_day(today: date | None = None) -> list[tuple[date, int]]
         [datetime(first.year, first.month, first.day, tzinfo=UTC)],
     )
     counts = {row["day"]: row["n"] for row in rows}
-    return [(day, counts.get(day, 0)) for day in (first + timedelta(days=i) for i in range(DASHBOARD_DAYS))]
+    return [
+        (day, counts.get(day, 0))
+        for day in (first + timedelta(days=i) for i in range(DASHBOARD_DAYS))
+    ]
 
 
 @router.get("/conversationsession/transcript/{pk}")
-async def transcript(
-    request: Request, pk: str, resources: Any = Depends(get_resources)
-) -> Response:
+async def transcript(request: Request, pk: str, resources: Sidebar) -> Response:
     session = await _get_row(ConversationSession, pk)
     assert isinstance(session, ConversationSession)
     await session.fetch_related("user", "scenario")
@@ -135,16 +145,16 @@ async def transcript(
         "session": session,
         "messages": messages,
     }
-    return templates.TemplateResponse(request, "transcript.html", context)
+    return render(request, "transcript.html", context)
 
 
 @router.get("/{resource}/list")
 async def list_view(
     request: Request,
     resource: str,
-    model: Any = Depends(get_model),
-    resources: Any = Depends(get_resources),
-    model_resource: ModelResource = Depends(get_model_resource),
+    model: ModelOf,
+    resources: Sidebar,
+    model_resource: ResourceOf,
 ) -> Response:
     """fastapi-admin's list, with a page size and number that cannot crash it."""
     page_size = _page(
@@ -162,9 +172,9 @@ async def update_view(
     request: Request,
     resource: str,
     pk: str,
-    model: Any = Depends(get_model),
-    resources: Any = Depends(get_resources),
-    model_resource: ModelResource = Depends(get_model_resource),
+    model: ModelOf,
+    resources: Sidebar,
+    model_resource: ResourceOf,
 ) -> Response:
     obj = await _get_row(model, pk)
     return await _form_page(request, resource, model_resource, resources, obj=obj)
@@ -174,8 +184,8 @@ async def update_view(
 async def create_view(
     request: Request,
     resource: str,
-    resources: Any = Depends(get_resources),
-    model_resource: ModelResource = Depends(get_model_resource),
+    resources: Sidebar,
+    model_resource: ResourceOf,
 ) -> Response:
     return await _form_page(request, resource, model_resource, resources)
 
@@ -184,9 +194,9 @@ async def create_view(
 async def create(
     request: Request,
     resource: str,
-    model: Any = Depends(get_model),
-    resources: Any = Depends(get_resources),
-    model_resource: ModelResource = Depends(get_model_resource),
+    model: ModelOf,
+    resources: Sidebar,
+    model_resource: ResourceOf,
 ) -> Response:
     form = await request.form()
     values, errors = await _parse_form(request, model_resource, form)
@@ -198,7 +208,9 @@ async def create(
         except (IntegrityError, ValidationError, ValueError) as exc:
             errors.append(_explain(model_resource, exc))
     if errors or obj is None:
-        return await _form_page(request, resource, model_resource, resources, form=form, errors=errors)
+        return await _form_page(
+            request, resource, model_resource, resources, form=form, errors=errors
+        )
     if "save_and_add_another" in form:
         return _see_other(f"{request.app.admin_path}/{resource}/create?saved={obj.pk}")
     return _see_other(f"{request.app.admin_path}/{resource}/update/{obj.pk}?saved=1")
@@ -209,9 +221,9 @@ async def update(
     request: Request,
     resource: str,
     pk: str,
-    model: Any = Depends(get_model),
-    resources: Any = Depends(get_resources),
-    model_resource: ModelResource = Depends(get_model_resource),
+    model: ModelOf,
+    resources: Sidebar,
+    model_resource: ResourceOf,
 ) -> Response:
     obj = await _get_row(model, pk)
     form = await request.form()
@@ -233,17 +245,19 @@ async def update(
 
 
 @router.delete("/{resource}/delete/{pk}")
-async def delete(request: Request, pk: str, model: Any = Depends(get_model)) -> Response:
+async def delete(request: Request, pk: str, model: ModelOf) -> Response:
     obj = await _get_row(model, pk)
     return await _delete(model, [obj.pk])
 
 
 @router.delete("/{resource}/delete")
-async def bulk_delete(request: Request, ids: str = "", model: Any = Depends(get_model)) -> Response:
+async def bulk_delete(request: Request, model: ModelOf, ids: str = "") -> Response:
     try:
         keys = [int(part) for part in ids.split(",") if part.strip()]
     except ValueError:
-        return JSONResponse({"error": "ids must be a comma-separated list of numbers"}, HTTP_400_BAD_REQUEST)
+        return JSONResponse(
+            {"error": "ids must be a comma-separated list of numbers"}, HTTP_400_BAD_REQUEST
+        )
     return await _delete(model, keys)
 
 
@@ -253,8 +267,10 @@ async def _delete(model: type[Model], keys: list[int]) -> Response:
             deleted = await model.filter(pk__in=keys).delete()
     except IntegrityError:
         return JSONResponse(
-            {"error": f"Not deleted: other rows still point at this {model.__name__}. "
-             "Delete those first (or deactivate it instead)."},
+            {
+                "error": f"Not deleted: other rows still point at this {model.__name__}. "
+                "Delete those first (or deactivate it instead)."
+            },
             HTTP_409_CONFLICT,
         )
     return JSONResponse({"deleted": deleted})
@@ -342,7 +358,7 @@ async def _form_page(
         "page_pre_title": model_resource.page_pre_title,
     }
     status_code = HTTP_422_UNPROCESSABLE_CONTENT if errors else 200
-    return templates.TemplateResponse(request, "form.html", context, status_code)
+    return render(request, "form.html", context, status_code)
 
 
 async def _typed_value(request: Request, input_: inputs.Input, raw: Any, stored: Any) -> Any:

@@ -204,7 +204,9 @@ async def studio_app(studio_settings: object, db: None) -> AsyncIterator[object]
 
 
 @pytest.fixture
-async def anonymous(studio_app: object, redis_url: str, studio_settings: object) -> AsyncIterator[object]:
+async def anonymous(
+    studio_app: object, redis_url: str, studio_settings: object
+) -> AsyncIterator[object]:
     """An HTTP client on the studio, not signed in; the studio's Redis keys are wiped after."""
     from redis.asyncio import Redis
 

@@ -18,7 +18,9 @@ STAFF_PASSWORD = "correct horse battery staple"
 
 
 @asynccontextmanager
-async def client_for(app: Any, base_url: str = "http://testserver") -> AsyncIterator[httpx.AsyncClient]:
+async def client_for(
+    app: Any, base_url: str = "http://testserver"
+) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
         yield client
@@ -31,7 +33,9 @@ async def csrf(client: httpx.AsyncClient) -> str:
     return str(client.cookies[CSRF_COOKIE])
 
 
-async def post(client: httpx.AsyncClient, url: str, data: dict[str, Any] | None = None) -> httpx.Response:
+async def post(
+    client: httpx.AsyncClient, url: str, data: dict[str, Any] | None = None
+) -> httpx.Response:
     """A form POST as the studio's own pages send it: with the CSRF token."""
     return await client.post(url, data={"csrf_token": await csrf(client), **(data or {})})
 
@@ -50,7 +54,9 @@ async def make_staff(password: str = STAFF_PASSWORD, **overrides: Any) -> User:
     return await make_user(password_hash=_hash(password), is_staff=True, **overrides)
 
 
-async def sign_in(client: httpx.AsyncClient, email: str, password: str = STAFF_PASSWORD) -> httpx.Response:
+async def sign_in(
+    client: httpx.AsyncClient, email: str, password: str = STAFF_PASSWORD
+) -> httpx.Response:
     return await post(client, "/admin/login", {"email": email, "password": password})
 
 

@@ -39,7 +39,9 @@ async def test_staff_signs_in_with_email_and_password_and_returns_to_next(anonym
     )
     assert response.status_code == 303
     assert response.headers["location"] == "/admin/scenario/list"
-    cookie = next(c for c in response.headers.get_list("set-cookie") if c.startswith(SESSION_COOKIE))
+    cookie = next(
+        c for c in response.headers.get_list("set-cookie") if c.startswith(SESSION_COOKIE)
+    )
     assert "HttpOnly" in cookie and "Path=/admin" in cookie and "SameSite=lax" in cookie
     assert "Secure" not in cookie  # plain HTTP: a Secure cookie would never come back
     dashboard = await anonymous.get("/admin/")
@@ -50,7 +52,9 @@ async def test_next_cannot_redirect_to_another_site(anonymous: Any) -> None:
     user = await make_staff()
     for target in ("https://evil.example/", "//evil.example/admin/", "/elsewhere"):
         response = await post(
-            anonymous, "/admin/login", {"email": user.email, "password": STAFF_PASSWORD, "next": target}
+            anonymous,
+            "/admin/login",
+            {"email": user.email, "password": STAFF_PASSWORD, "next": target},
         )
         assert response.headers["location"] == "/admin/"
 
@@ -95,7 +99,9 @@ async def test_logout_is_a_csrf_protected_post_that_ends_the_session(staff: Any)
     assert (await staff.get("/admin/")).status_code == 303
 
 
-async def test_session_expires_with_its_redis_key(staff: Any, redis_url: str, studio_settings: Any) -> None:
+async def test_session_expires_with_its_redis_key(
+    staff: Any, redis_url: str, studio_settings: Any
+) -> None:
     assert (await staff.get("/admin/")).status_code == 200
     redis = Redis.from_url(redis_url)
     keys = [k async for k in redis.scan_iter(match=f"{studio_settings.redis_prefix}session:*")]
@@ -194,16 +200,30 @@ async def test_staff_change_their_own_password(staff: Any) -> None:
     page = await staff.get("/admin/password")
     assert page.status_code == 200 and "Change your password" in page.text
     wrong = await post(
-        staff, "/admin/password", {"old_password": "nope", "new_password": "new-password-1", "again": "new-password-1"}
+        staff,
+        "/admin/password",
+        {"old_password": "nope", "new_password": "new-password-1", "again": "new-password-1"},
     )
     # fastapi-admin rendered a template that does not exist here (a 500).
     assert wrong.status_code == 422 and "current password is wrong" in wrong.text
     differ = await post(
-        staff, "/admin/password", {"old_password": STAFF_PASSWORD, "new_password": "new-password-1", "again": "other-password"}
+        staff,
+        "/admin/password",
+        {
+            "old_password": STAFF_PASSWORD,
+            "new_password": "new-password-1",
+            "again": "other-password",
+        },
     )
     assert differ.status_code == 422 and "differ" in differ.text
     done = await post(
-        staff, "/admin/password", {"old_password": STAFF_PASSWORD, "new_password": "new-password-1", "again": "new-password-1"}
+        staff,
+        "/admin/password",
+        {
+            "old_password": STAFF_PASSWORD,
+            "new_password": "new-password-1",
+            "again": "new-password-1",
+        },
     )
     assert done.status_code == 303 and done.headers["location"] == "/admin/login"
     assert (await sign_in(staff, staff.staff_user.email, "new-password-1")).status_code == 303
@@ -211,5 +231,7 @@ async def test_staff_change_their_own_password(staff: Any) -> None:
 
 async def test_there_is_no_open_init_page(anonymous: Any) -> None:
     assert (await anonymous.get("/admin/init")).status_code in (303, 404)
-    assert (await post(anonymous, "/admin/init", {"username": "x", "password": "y"})).status_code in (303, 401, 404, 405)
+    assert (
+        await post(anonymous, "/admin/init", {"username": "x", "password": "y"})
+    ).status_code in (303, 401, 404, 405)
     assert not await User.filter(username="x").exists()

@@ -83,7 +83,9 @@ async def page(studio_url: str) -> AsyncIterator[Any]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
         page = await browser.new_page(viewport={"width": 1400, "height": 900})
         page.outside = []  # requests that tried to leave 127.0.0.1
         page.failures = []  # responses >= 400 and console errors
@@ -97,7 +99,10 @@ async def page(studio_url: str) -> AsyncIterator[Any]:
                 await route.abort()
 
         await page.route("**/*", keep_local)
-        page.on("response", lambda r: page.failures.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        page.on(
+            "response",
+            lambda r: page.failures.append(f"{r.status} {r.url}") if r.status >= 400 else None,
+        )
         page.on("console", lambda m: page.failures.append(m.text) if m.type == "error" else None)
         page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
         yield page
@@ -110,7 +115,9 @@ async def shot(page: Any, name: str) -> None:
 
 async def assert_styled(page: Any) -> None:
     """tabler's CSS and the icon font are loaded from the studio itself."""
-    font = await page.evaluate("getComputedStyle(document.querySelector('.ti'), '::before').fontFamily")
+    font = await page.evaluate(
+        "getComputedStyle(document.querySelector('.ti'), '::before').fontFamily"
+    )
     assert "tabler-icons" in font
     assert await page.evaluate("document.fonts.check('16px tabler-icons')")
     radius = await page.evaluate("getComputedStyle(document.querySelector('.card')).borderRadius")
@@ -123,15 +130,21 @@ async def test_sign_in_browse_a_user_to_the_transcript_and_edit_a_scenario(
     staff = await make_staff(username="Sam Staff")
     learner = await make_user(username="Lee Learner", email="lee@example.com")
     scenario = await make_scenario(name="Asking for a raise", slug="asking-for-a-raise")
-    session = await make_session(user=learner, scenario=scenario, status=SessionStatus.COMPLETED, duration_seconds=754)
-    await make_message(session=session, role=MessageRole.USER, content="I'd like to talk about my salary.")
+    session = await make_session(
+        user=learner, scenario=scenario, status=SessionStatus.COMPLETED, duration_seconds=754
+    )
+    await make_message(
+        session=session, role=MessageRole.USER, content="I'd like to talk about my salary."
+    )
     await make_message(
         session=session,
         role=MessageRole.PARTNER,
         content="<script>alert('xss')</script> Sure, what did you have in mind?",
         metadata={"tokens": 31, "model": "claude-sonnet-4-5"},
     )
-    await make_message(session=session, role=MessageRole.COACH, content="Good opening: clear and calm.")
+    await make_message(
+        session=session, role=MessageRole.COACH, content="Good opening: clear and calm."
+    )
 
     await page.goto(f"{studio_url}/admin/")
     assert page.url.endswith("/admin/login?next=/admin/")
@@ -154,7 +167,9 @@ async def test_sign_in_browse_a_user_to_the_transcript_and_edit_a_scenario(
     await shot(page, "4-sessions-of-user")
     await page.click(f"a[href='/admin/conversationsession/transcript/{session.pk}'] >> nth=0")
     await page.wait_for_url(f"**/transcript/{session.pk}")
-    roles = await page.eval_on_selector_all("#transcript [data-role]", "els => els.map(e => e.dataset.role)")
+    roles = await page.eval_on_selector_all(
+        "#transcript [data-role]", "els => els.map(e => e.dataset.role)"
+    )
     assert roles == ["user", "partner", "coach"]
     assert "<script>alert('xss')</script>" in await page.inner_text("#transcript")
     await page.click("text=Metadata")

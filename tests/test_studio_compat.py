@@ -26,7 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def a_request() -> Request:
-    return Request({"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b""})
+    return Request(
+        {"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b""}
+    )
 
 
 def test_aioredis_is_redis_asyncio_so_fastapi_admin_imports() -> None:
@@ -42,7 +44,9 @@ def test_template_response_accepts_fastapi_admins_old_signature() -> None:
     """Starlette 1.x dropped TemplateResponse(name, context); fastapi-admin still calls it."""
     request = a_request()
     request.scope["app"] = create_app(connect_db=False)
-    old = templates.TemplateResponse("components/select.html", context={"request": request}, status_code=201)
+    old = templates.TemplateResponse(
+        "components/select.html", context={"request": request}, status_code=201
+    )
     new = templates.TemplateResponse(request, "components/select.html", {}, 201)
     assert old.status_code == new.status_code == 201
     assert old.body == new.body
@@ -83,13 +87,21 @@ async def test_update_of_a_missing_row_is_404_not_500(staff: Any) -> None:
 
 async def test_json_input_never_writes_stored_text_into_a_script(staff: Any) -> None:
     """Upstream's json.html put the value unescaped into an attribute and a <script>."""
-    message = await make_message(metadata={"x": "</script><script>alert(1)</script>", "y": "' onfocus='x"})
+    message = await make_message(
+        metadata={"x": "</script><script>alert(1)</script>", "y": "' onfocus='x"}
+    )
     html = (await staff.get(f"/admin/message/update/{message.pk}")).text
     assert "</script><script>alert(1)" not in html
     assert "' onfocus='x" not in html
     text = re.search(r'<textarea id="json-metadata"[^>]*>(.*?)</textarea>', html, re.S)
     assert text is not None
-    unescaped = text[1].replace("&#34;", '"').replace("&lt;", "<").replace("&gt;", ">").replace("&#39;", "'")
+    unescaped = (
+        text[1]
+        .replace("&#34;", '"')
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&#39;", "'")
+    )
     assert json.loads(unescaped) == message.metadata
 
 
@@ -118,7 +130,7 @@ async def test_lifespan_opens_the_database_for_requests_in_other_tasks(
 async def test_unreachable_redis_fails_start_up_with_a_clear_message(studio_settings: Any) -> None:
     settings = studio_settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
     app = create_app(settings, connect_db=False)
-    with pytest.raises(RedisUnreachable, match="Can't reach Redis at redis://127.0.0.1:1/0"):
+    with pytest.raises(RedisUnreachable, match=r"Can't reach Redis at redis://127\.0\.0\.1:1/0"):
         async with LifespanManager(app):
             pass
 
@@ -147,7 +159,9 @@ def test_missing_assets_are_listed_with_the_install_command(tmp_path: Path) -> N
 async def test_missing_assets_show_a_banner_and_a_helpful_404(
     anonymous: Any, studio_app: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(studio_of(studio_app).state, "assets_missing", ["@tabler/core/dist/css/x.css"])
+    monkeypatch.setattr(
+        studio_of(studio_app).state, "assets_missing", ["@tabler/core/dist/css/x.css"]
+    )
     page = await anonymous.get("/admin/login")
     assert "The studio's CSS/JS are not installed" in page.text
     assert "uv run python -m admin.assets" in page.text

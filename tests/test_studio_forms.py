@@ -42,7 +42,9 @@ async def test_forms_have_the_right_widgets(staff: Any) -> None:
     assert 'type="datetime-local"' in html and 'name="ended_at"' in html  # date-time picker
     assert 'name="user_id"' in html and 'name="scenario_id"' in html and 'name="status"' in html
     html = (await staff.get("/admin/scenario/create")).text
-    assert 'class="form-check-input" type="checkbox"' in html and 'name="is_active"' in html  # switch
+    assert (
+        'class="form-check-input" type="checkbox"' in html and 'name="is_active"' in html
+    )  # switch
     assert "<textarea" in html
 
 
@@ -72,7 +74,12 @@ async def test_create_a_user_with_a_password_that_is_hashed(staff: Any) -> None:
     response = await post(
         staff,
         "/admin/user/create",
-        {"email": "New.Person@Example.com", "username": "New person", "password": "a long password", "save": ""},
+        {
+            "email": "New.Person@Example.com",
+            "username": "New person",
+            "password": "a long password",
+            "save": "",
+        },
     )
     assert response.status_code == 303
     user = await User.get(email="new.person@example.com")
@@ -83,11 +90,19 @@ async def test_create_a_user_with_a_password_that_is_hashed(staff: Any) -> None:
 
 async def test_editing_a_user_keeps_the_password_unless_a_new_one_is_given(staff: Any) -> None:
     user = await make_user()
-    await post(staff, f"/admin/user/update/{user.pk}", {"email": user.email, "username": "Renamed", "password": "new password!"})
+    await post(
+        staff,
+        f"/admin/user/update/{user.pk}",
+        {"email": user.email, "username": "Renamed", "password": "new password!"},
+    )
     await user.refresh_from_db()
     assert verify_password("new password!", user.password_hash)
     before = user.password_hash
-    await post(staff, f"/admin/user/update/{user.pk}", {"email": user.email, "username": "Again", "password": "", "is_staff": "on"})
+    await post(
+        staff,
+        f"/admin/user/update/{user.pk}",
+        {"email": user.email, "username": "Again", "password": "", "is_staff": "on"},
+    )
     await user.refresh_from_db()
     assert user.password_hash == before and user.username == "Again" and user.is_staff
 
@@ -97,8 +112,14 @@ async def test_create_and_edit_a_session_clearing_nullable_fields(staff: Any) ->
     response = await post(
         staff,
         "/admin/conversationsession/create",
-        {"user_id": user.pk, "scenario_id": scenario.pk, "status": "completed", "ended_at": "2099-01-01T10:30:00",
-         "total_messages": "4", "duration_seconds": "90"},
+        {
+            "user_id": user.pk,
+            "scenario_id": scenario.pk,
+            "status": "completed",
+            "ended_at": "2099-01-01T10:30:00",
+            "total_messages": "4",
+            "duration_seconds": "90",
+        },
     )
     assert response.status_code == 303
     session = await ConversationSession.get(user_id=user.pk)
@@ -108,8 +129,14 @@ async def test_create_and_edit_a_session_clearing_nullable_fields(staff: Any) ->
     cleared = await post(
         staff,
         f"/admin/conversationsession/update/{session.pk}",
-        {"user_id": user.pk, "scenario_id": scenario.pk, "status": "active", "ended_at": "",
-         "total_messages": "4", "duration_seconds": ""},
+        {
+            "user_id": user.pk,
+            "scenario_id": scenario.pk,
+            "status": "active",
+            "ended_at": "",
+            "total_messages": "4",
+            "duration_seconds": "",
+        },
     )
     assert cleared.status_code == 303
     await session.refresh_from_db()
@@ -121,10 +148,19 @@ async def test_create_and_edit_a_message_with_json_metadata(staff: Any) -> None:
     response = await post(
         staff,
         "/admin/message/create",
-        {"session_id": session.pk, "role": "partner", "content": "Hello", "audio_url": "",
-         "metadata": '{"tokens": 12, "model": "claude"}', "save_and_add_another": ""},
+        {
+            "session_id": session.pk,
+            "role": "partner",
+            "content": "Hello",
+            "audio_url": "",
+            "metadata": '{"tokens": 12, "model": "claude"}',
+            "save_and_add_another": "",
+        },
     )
-    assert response.status_code == 303 and "/admin/message/create?saved=" in response.headers["location"]
+    assert (
+        response.status_code == 303
+        and "/admin/message/create?saved=" in response.headers["location"]
+    )
     message = await Message.get(session_id=session.pk)
     assert message.metadata == {"tokens": 12, "model": "claude"} and message.audio_url is None
     edit = await staff.get(f"/admin/message/update/{message.pk}")
@@ -163,18 +199,24 @@ BAD_SCENARIOS = [
 
 
 @pytest.mark.parametrize(("overrides", "field"), BAD_SCENARIOS)
-async def test_invalid_scenario_is_a_form_error(staff: Any, overrides: dict[str, str], field: str) -> None:
+async def test_invalid_scenario_is_a_form_error(
+    staff: Any, overrides: dict[str, str], field: str
+) -> None:
     response = await post(staff, "/admin/scenario/create", scenario_form(**overrides))
     assert response.status_code == 422
     assert "Not saved" in response.text and f"<li>{field}" in response.text
-    assert overrides[next(iter(overrides))].strip() in response.text or field == "Name"  # typed value kept
+    assert (
+        overrides[next(iter(overrides))].strip() in response.text or field == "Name"
+    )  # typed value kept
     assert await Scenario.all().count() == 0
 
 
 async def test_duplicate_slug_is_a_form_error_and_changes_nothing(staff: Any) -> None:
     taken = await make_scenario()
     other = await make_scenario(name="Other")
-    response = await post(staff, f"/admin/scenario/update/{other.pk}", scenario_form(slug=taken.slug, name="Changed"))
+    response = await post(
+        staff, f"/admin/scenario/update/{other.pk}", scenario_form(slug=taken.slug, name="Changed")
+    )
     assert response.status_code == 422
     assert "Slug: another row already has this value." in response.text
     await other.refresh_from_db()
@@ -183,7 +225,9 @@ async def test_duplicate_slug_is_a_form_error_and_changes_nothing(staff: Any) ->
 
 async def test_duplicate_email_is_a_form_error_case_insensitively(staff: Any) -> None:
     await make_user(email="taken@example.com")
-    response = await post(staff, "/admin/user/create", {"email": "TAKEN@example.com", "username": "Copy"})
+    response = await post(
+        staff, "/admin/user/create", {"email": "TAKEN@example.com", "username": "Copy"}
+    )
     assert response.status_code == 422
     assert "Email: another row already has this value." in response.text
     assert not await User.filter(username="Copy").exists()
@@ -192,22 +236,39 @@ async def test_duplicate_email_is_a_form_error_case_insensitively(staff: Any) ->
 async def test_invalid_email_and_short_password_are_form_errors(staff: Any) -> None:
     response = await post(staff, "/admin/user/create", {"email": "not-an-email", "username": "X"})
     assert response.status_code == 422 and "Email:" in response.text
-    response = await post(staff, "/admin/user/create", {"email": "ok@example.com", "username": "X", "password": "short"})
+    response = await post(
+        staff,
+        "/admin/user/create",
+        {"email": "ok@example.com", "username": "X", "password": "short"},
+    )
     assert response.status_code == 422 and "at least 8 characters" in response.text
-    assert "short" not in response.text.split("Not saved")[1].split("</form>")[0].replace("at least 8", "")
+    assert "short" not in response.text.split("Not saved")[1].split("</form>")[0].replace(
+        "at least 8", ""
+    )
     assert not await User.filter(username="X").exists()
 
 
 @pytest.mark.parametrize(
     ("metadata", "message"),
-    [("{not json", "invalid JSON"), ("[1, 2]", "must be a JSON object"), ('"text"', "must be a JSON object")],
+    [
+        ("{not json", "invalid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        ('"text"', "must be a JSON object"),
+    ],
 )
-async def test_invalid_json_metadata_is_a_form_error(staff: Any, metadata: str, message: str) -> None:
+async def test_invalid_json_metadata_is_a_form_error(
+    staff: Any, metadata: str, message: str
+) -> None:
     stored = await make_message(metadata={"kept": True})
     response = await post(
         staff,
         f"/admin/message/update/{stored.pk}",
-        {"session_id": stored.session_id, "role": "user", "content": "Changed", "metadata": metadata},
+        {
+            "session_id": stored.session_id,
+            "role": "user",
+            "content": "Changed",
+            "metadata": metadata,
+        },
     )
     assert response.status_code == 422 and message in response.text
     await stored.refresh_from_db()
@@ -226,10 +287,19 @@ async def test_invalid_json_metadata_is_a_form_error(staff: Any, metadata: str, 
         ("ended_at", "2000-01-01T00:00:00", "may not be before the start"),
     ],
 )
-async def test_bad_session_values_are_form_errors(staff: Any, field: str, value: str, message: str) -> None:
+async def test_bad_session_values_are_form_errors(
+    staff: Any, field: str, value: str, message: str
+) -> None:
     session = await make_session(total_messages=3)
-    form = {"user_id": session.user_id, "scenario_id": session.scenario_id, "status": "active",
-            "ended_at": "", "total_messages": "5", "duration_seconds": "", field: value}
+    form = {
+        "user_id": session.user_id,
+        "scenario_id": session.scenario_id,
+        "status": "active",
+        "ended_at": "",
+        "total_messages": "5",
+        "duration_seconds": "",
+        field: value,
+    }
     response = await post(staff, f"/admin/conversationsession/update/{session.pk}", form)
     assert response.status_code == 422, response.text[:300]
     assert message in response.text
@@ -240,7 +310,9 @@ async def test_bad_session_values_are_form_errors(staff: Any, field: str, value:
 async def test_unknown_role_on_create_changes_nothing(staff: Any) -> None:
     session = await make_session()
     response = await post(
-        staff, "/admin/message/create", {"session_id": session.pk, "role": "narrator", "content": "Hi", "metadata": "{}"}
+        staff,
+        "/admin/message/create",
+        {"session_id": session.pk, "role": "narrator", "content": "Hi", "metadata": "{}"},
     )
     assert response.status_code == 422 and "Role: unknown value" in response.text
     assert not await Message.exists(session_id=session.pk)

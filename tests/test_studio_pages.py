@@ -87,7 +87,9 @@ async def test_dashboard_counts(staff: Any) -> None:
     await make_scenario(is_active=False)
     active = await make_scenario(is_active=True)
     now = datetime.now(UTC)
-    completed = await make_session(scenario=active, status=SessionStatus.COMPLETED, duration_seconds=600)
+    completed = await make_session(
+        scenario=active, status=SessionStatus.COMPLETED, duration_seconds=600
+    )
     await make_session(scenario=active, status=SessionStatus.ABANDONED, duration_seconds=1200)
     await make_session(scenario=active)
     await make_message(session=completed)
@@ -107,13 +109,18 @@ async def test_dashboard_counts(staff: Any) -> None:
 
 async def test_dashboard_of_an_empty_database(staff: Any) -> None:
     html = (await staff.get("/admin/")).text
-    assert "Active: 0" in html and re.search(r'id="stat-average-duration">\s*–', html)
+    assert "Active: 0" in html and re.search(r'id="stat-average-duration">\s*\N{EN DASH}', html)
 
 
 async def test_transcript_shows_messages_in_order_by_role_with_metadata(staff: Any) -> None:
     session = await make_session()
     start = datetime(2026, 1, 2, 10, 0, tzinfo=UTC)
-    await make_message(session=session, role=MessageRole.COACH, content="Third", timestamp=start + timedelta(minutes=2))
+    await make_message(
+        session=session,
+        role=MessageRole.COACH,
+        content="Third",
+        timestamp=start + timedelta(minutes=2),
+    )
     await make_message(session=session, role=MessageRole.USER, content="First", timestamp=start)
     await make_message(
         session=session,
@@ -160,7 +167,9 @@ async def test_relation_links_both_ways(staff: Any) -> None:
     edit_user = (await staff.get(f"/admin/user/update/{session.user_id}")).text
     assert f"/admin/conversationsession/list?user_id={session.user_id}" in edit_user
     edit_message = (await staff.get(f"/admin/message/update/{message.pk}")).text
-    assert f"/admin/conversationsession/transcript/{session.pk}#message-{message.pk}" in edit_message
+    assert (
+        f"/admin/conversationsession/transcript/{session.pk}#message-{message.pk}" in edit_message
+    )
 
 
 async def test_search_users_by_email_or_username(staff: Any) -> None:
@@ -189,10 +198,16 @@ async def test_filters(staff: Any) -> None:
     assert ids_in((await staff.get("/admin/scenario/list?is_active=false")).text) == [inactive.pk]
 
     scenario = await make_scenario()
-    old = await make_session(status=SessionStatus.COMPLETED, started_at=datetime(2026, 3, 1, 12, tzinfo=UTC))
+    old = await make_session(
+        status=SessionStatus.COMPLETED, started_at=datetime(2026, 3, 1, 12, tzinfo=UTC)
+    )
     new = await make_session(scenario=scenario, started_at=datetime(2026, 3, 5, 23, 59, tzinfo=UTC))
-    assert ids_in((await staff.get("/admin/conversationsession/list?status=completed")).text) == [old.pk]
-    assert ids_in((await staff.get(f"/admin/conversationsession/list?scenario_id={scenario.pk}")).text) == [new.pk]
+    assert ids_in((await staff.get("/admin/conversationsession/list?status=completed")).text) == [
+        old.pk
+    ]
+    assert ids_in(
+        (await staff.get(f"/admin/conversationsession/list?scenario_id={scenario.pk}")).text
+    ) == [new.pk]
     by_date = "/admin/conversationsession/list?started_at__gte=2026-03-02&started_at__lt=2026-03-05"
     assert ids_in((await staff.get(by_date)).text) == [new.pk]  # the end day is included
     coach = await make_message(session=new, role=MessageRole.COACH)
@@ -244,7 +259,12 @@ async def test_pagination_with_page_size(staff: Any) -> None:
 
 
 async def test_unknown_resource_and_missing_rows_are_404_pages(staff: Any) -> None:
-    for path in ("/admin/nothing/list", "/admin/aerich/list", "/admin/user/update/999999", "/admin/user/update/abc"):
+    for path in (
+        "/admin/nothing/list",
+        "/admin/aerich/list",
+        "/admin/user/update/999999",
+        "/admin/user/update/abc",
+    ):
         response = await staff.get(path)
         assert response.status_code == 404, path
         assert "Not found" in response.text and "<html" in response.text
