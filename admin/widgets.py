@@ -37,7 +37,7 @@ def label_for(name: str) -> str:
     """`partner_system_prompt` -> `Partner system prompt`, `user_id` -> `User`, `is_staff` ->
     `Staff`, `duration_seconds` -> `Duration` (shown as h:mm:ss)."""
     name = name.removeprefix("is_").removesuffix("_id").removesuffix("_seconds")
-    return name.replace("_", " ").capitalize()
+    return name.replace("_", " ").capitalize().replace(" url", " URL")
 
 
 def admin_url(request: Request, path: str) -> str:

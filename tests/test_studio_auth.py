@@ -6,9 +6,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+import coach_db
 from admin.auth import SESSION_COOKIE
 from coach_db import User
-from coach_db.passwords import hash_password
+from coach_db.passwords import hash_password, verify_password
 from tests.factories import make_user
 from tests.studio import STAFF_PASSWORD, client_for, csrf, make_staff, post, sign_in
 
@@ -235,3 +236,18 @@ async def test_there_is_no_open_init_page(anonymous: Any) -> None:
         await post(anonymous, "/admin/init", {"username": "x", "password": "y"})
     ).status_code in (303, 401, 404, 405)
     assert not await User.filter(username="x").exists()
+
+
+async def test_make_staff_creates_or_promotes_a_user(anonymous: Any, database_url: str) -> None:
+    """`python -m admin --make-staff`: how the first staff member gets in (no open /init)."""
+    from admin.__main__ import make_staff as make_staff_command
+
+    plain = await make_user(is_staff=False)
+    try:
+        await make_staff_command("First@Example.com", "first password", database_url)
+        await make_staff_command(plain.email, "promoted password", database_url)
+    finally:
+        await coach_db.init_db(database_url)  # the command opened and closed its own pool
+    assert (await sign_in(anonymous, "first@example.com", "first password")).status_code == 303
+    await plain.refresh_from_db()
+    assert plain.is_staff and verify_password("promoted password", plain.password_hash)
