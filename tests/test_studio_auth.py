@@ -49,6 +49,12 @@ async def test_staff_signs_in_with_email_and_password_and_returns_to_next(anonym
     assert dashboard.status_code == 200 and user.email in dashboard.text
 
 
+async def test_signed_in_staff_skip_the_sign_in_page(staff: Any) -> None:
+    """fastapi-admin compared the mounted path wrongly and showed the form again."""
+    response = await staff.get("/admin/login?next=/admin/message/list")
+    assert response.status_code == 303 and response.headers["location"] == "/admin/message/list"
+
+
 async def test_next_cannot_redirect_to_another_site(anonymous: Any) -> None:
     user = await make_staff()
     for target in ("https://evil.example/", "//evil.example/admin/", "/elsewhere"):

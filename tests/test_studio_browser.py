@@ -86,7 +86,7 @@ async def page(studio_url: str) -> AsyncIterator[Any]:
         browser = await playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
         )
-        page = await browser.new_page(viewport={"width": 1400, "height": 900})
+        page = await browser.new_page(viewport={"width": 1400, "height": 1000})
         page.outside = []  # requests that tried to leave 127.0.0.1
         page.failures = []  # responses >= 400 and console errors
         page.dialogs = []  # an alert() here would be XSS
@@ -110,7 +110,8 @@ async def page(studio_url: str) -> AsyncIterator[Any]:
 
 
 async def shot(page: Any, name: str) -> None:
-    await page.screenshot(path=str(ARTIFACTS / f"studio-{name}.png"), full_page=True)
+    # The viewport, not full_page: tabler's sidebar is position:fixed and would look cut off.
+    await page.screenshot(path=str(ARTIFACTS / f"studio-{name}.png"))
 
 
 async def assert_styled(page: Any) -> None:
