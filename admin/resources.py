@@ -250,7 +250,7 @@ class SessionResource(StudioModel):
         form_only(ConversationSession, "total_messages"),
         "duration_seconds",
         widgets.RelatedRows("Messages", Message, "session_id"),
-        widgets.Action("Transcript", "conversationsession/transcript/{id}", "Read"),
+        widgets.RowLink("Transcript", "conversationsession/transcript/{id}", "Read"),
     ]
 
     @classmethod

@@ -123,7 +123,7 @@ class RelatedRows(ComputeField):  # type: ignore[misc]
         return url, f"{count} →"
 
 
-class Action(ComputeField):  # type: ignore[misc]
+class RowLink(ComputeField):  # type: ignore[misc]
     """A list column with a fixed link built from the row's id, e.g. the transcript."""
 
     def __init__(self, label: str, path: str, text: str) -> None:
