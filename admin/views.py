@@ -199,15 +199,8 @@ async def create(
     model_resource: ResourceOf,
 ) -> Response:
     form = await request.form()
-    values, errors = await _parse_form(request, model_resource, form)
-    obj = None
-    if not errors:
-        try:
-            async with in_transaction():
-                obj = await model.create(**values)
-        except (IntegrityError, ValidationError, ValueError) as exc:
-            errors.append(_explain(model_resource, exc))
-    if errors or obj is None:
+    obj, errors = await _save(request, model_resource, model, form)
+    if obj is None:
         return await _form_page(
             request, resource, model_resource, resources, form=form, errors=errors
         )
@@ -225,19 +218,13 @@ async def update(
     resources: Sidebar,
     model_resource: ResourceOf,
 ) -> Response:
-    obj = await _get_row(model, pk)
+    stored = await _get_row(model, pk)
     form = await request.form()
-    values, errors = await _parse_form(request, model_resource, form)
-    if not errors:
-        try:
-            async with in_transaction():
-                await obj.update_from_dict(values).save()
-        except (IntegrityError, ValidationError, ValueError) as exc:
-            errors.append(_explain(model_resource, exc))
-    if errors:
-        obj = await _get_row(model, pk)  # the stored row, untouched
+    obj, errors = await _save(request, model_resource, model, form, stored)
+    if obj is None:
+        stored = await _get_row(model, pk)  # as it is in the database: untouched
         return await _form_page(
-            request, resource, model_resource, resources, obj=obj, form=form, errors=errors
+            request, resource, model_resource, resources, obj=stored, form=form, errors=errors
         )
     if "save_and_return" in form:
         return _see_other(f"{request.app.admin_path}/{resource}/list")
@@ -274,6 +261,31 @@ async def _delete(model: type[Model], keys: list[int]) -> Response:
             HTTP_409_CONFLICT,
         )
     return JSONResponse({"deleted": deleted})
+
+
+async def _save(
+    request: Request,
+    model_resource: ModelResource,
+    model: type[Model],
+    form: FormData,
+    obj: Model | None = None,
+) -> tuple[Model | None, list[str]]:
+    """Create a row of `model` (or update `obj`) from the form, in one transaction.
+
+    Returns the saved row, or None and the reasons it was refused; then nothing changed.
+    """
+    values, errors = await _parse_form(request, model_resource, form)
+    if errors:
+        return None, errors
+    try:
+        async with in_transaction():
+            if obj is None:
+                obj = await model.create(**values)
+            else:
+                await obj.update_from_dict(values).save()
+    except (IntegrityError, ValidationError, ValueError) as exc:
+        return None, [_explain(model_resource, exc)]
+    return obj, []
 
 
 async def _parse_form(
