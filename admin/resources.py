@@ -1,0 +1,326 @@
+"""One fastapi-admin resource per model: list columns, filters, form widgets (like admin.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from fastapi_admin.enums import Method
+from fastapi_admin.resources import Action, ComputeField, Field, ToolbarAction
+from fastapi_admin.resources import Model as ModelResource
+from fastapi_admin.widgets import displays, inputs
+from starlette.requests import Request
+from tortoise import fields as tortoise_fields
+from tortoise.models import Model
+from tortoise.queryset import QuerySet
+
+from admin import widgets
+from coach_db.models import (
+    ConversationSession,
+    Message,
+    MessageRole,
+    Scenario,
+    SessionStatus,
+    User,
+)
+
+STATUS_COLORS = {"active": "blue", "completed": "green", "abandoned": "secondary"}
+ROLE_COLORS = {"user": "blue", "partner": "purple", "coach": "orange"}
+
+
+def field_for(model: type[Model], name: str, **display_options: Any) -> Field:
+    """The list display and form input of one model field, chosen by its type."""
+    field = model._meta.fields_map[name]
+    label = widgets.label_for(name)
+    hint = field.description
+    null = field.null
+    display: displays.Display = widgets.Text()
+    input_: inputs.Input
+    if field.pk or field.generated:
+        display, input_ = displays.Display(), inputs.DisplayOnly()
+    elif isinstance(field, tortoise_fields.BooleanField):
+        display, input_ = displays.Boolean(), inputs.Switch(default=field.default, help_text=hint)
+    elif isinstance(field, tortoise_fields.DatetimeField):
+        display = displays.DatetimeDisplay()
+        if field.auto_now or field.auto_now_add:
+            input_ = inputs.DisplayOnly()
+        else:
+            input_ = widgets.DateTime(null=null)
+    elif isinstance(field, tortoise_fields.data.CharEnumFieldInstance):
+        display = widgets.Badge(display_options.get("colors", {}))
+        input_ = widgets.Choice(field.enum_type, default=field.default)
+    elif isinstance(field, tortoise_fields.JSONField):
+        display, input_ = displays.Json(), widgets.Json(null=null, help_text=hint)
+    elif isinstance(field, tortoise_fields.TextField):
+        input_ = inputs.TextArea(null=null, help_text=hint)
+    elif isinstance(field, tortoise_fields.IntField):
+        display = widgets.Duration() if name.endswith("_seconds") else displays.Display()
+        input_ = widgets.Number(null=null, default=field.default, help_text=hint)
+    elif isinstance(field, tortoise_fields.relational.ForeignKeyFieldInstance):
+        related = field.related_model
+        display, input_ = widgets.Related(related), widgets.ForeignKey(related, null=null)
+        name = field.source_field or f"{name}_id"
+    else:
+        input_ = inputs.Text(null=null, help_text=hint)
+    return Field(name=name, label=label, display=display, input_=input_)
+
+
+def form_only(model: type[Model], name: str) -> Field:
+    """A field edited in the form but not shown as a list column (long text, JSON, ...)."""
+    field = field_for(model, name)
+    return Field(field.name, field.label, displays.InputOnly(), field.input)
+
+
+class StudioModel(ModelResource):  # type: ignore[misc]
+    """What every studio resource shares: readable labels, sorting, row links, form hooks."""
+
+    page_size = 20
+    # Extra fields passed to field_for by name, e.g. badge colours.
+    display_options: dict[str, dict[str, Any]] = {}
+
+    @classmethod
+    def _get_display_input_field(cls, field_name: str) -> Field:
+        return field_for(cls.model, field_name, **cls.display_options.get(field_name, {}))
+
+    @classmethod
+    def sortable(cls, name: str) -> bool:
+        return name in cls.model._meta.db_fields and any(
+            f.name == name and not isinstance(f, ComputeField) for f in cls.get_fields()
+        )
+
+    @classmethod
+    async def resolve_query_params(
+        cls, request: Request, values: dict[str, Any], qs: QuerySet[Any]
+    ) -> tuple[dict[str, Any], QuerySet[Any]]:
+        params, qs = await super().resolve_query_params(request, values, qs)
+        sort = str(values.get("sort", ""))
+        if cls.sortable(sort.removeprefix("-")):
+            qs = qs.order_by(sort, "id")  # the id keeps pages stable among equal values
+        return params, qs
+
+    async def get_toolbar_actions(self, request: Request) -> list[ToolbarAction]:
+        return [
+            ToolbarAction(
+                label="Create",
+                icon="ti ti-plus",
+                name="create",
+                method=Method.GET,
+                ajax=False,
+                class_="btn-primary",
+            )
+        ]
+
+    async def get_actions(self, request: Request) -> list[Action]:
+        return [
+            Action(label="Edit", icon="ti ti-edit", name="update", method=Method.GET, ajax=False),
+            Action(label="Delete", icon="ti ti-trash", name="delete", method=Method.DELETE),
+        ]
+
+    async def get_bulk_actions(self, request: Request) -> list[Action]:
+        return [
+            Action(label="Delete selected", icon="ti ti-trash", name="delete", method=Method.DELETE)
+        ]
+
+    @classmethod
+    async def related_links(cls, request: Request, obj: Any) -> list[tuple[str, str, str]]:
+        """(icon, text, url) links shown on the edit page: the way to related rows and back."""
+        return []
+
+    @classmethod
+    async def clean(cls, request: Request, values: dict[str, Any]) -> dict[str, Any]:
+        """Last checks and renames of parsed form values; raise widgets.FormError to refuse."""
+        return values
+
+
+def _url(request: Request, path: str) -> str:
+    return widgets.admin_url(request, path)
+
+
+class UserResource(StudioModel):
+    label = "Users"
+    model = User
+    icon = "ti ti-users"
+    page_pre_title = "People who practise"
+    page_title = "Users"
+    filters = [
+        widgets.Search(("email", "username")),
+        widgets.YesNo("is_staff", "Staff"),
+        widgets.Since("created_at", "Joined from"),
+        widgets.Until("created_at", "to"),
+    ]
+    fields = [
+        "id",
+        Field("email", label="Email", input_=inputs.Email(help_text="Stored in lower case")),
+        "username",
+        "is_staff",
+        widgets.RelatedRows("Sessions", ConversationSession, "user_id"),
+        "created_at",
+        "updated_at",
+        Field(
+            "password",
+            label="New password",
+            display=displays.InputOnly(),
+            input_=widgets.NewPassword(),
+        ),
+    ]
+
+    @classmethod
+    async def related_links(cls, request: Request, obj: Any) -> list[tuple[str, str, str]]:
+        count = await ConversationSession.filter(user_id=obj.pk).count()
+        return [
+            (
+                "ti ti-message-circle",
+                f"Sessions ({count})",
+                _url(request, f"conversationsession/list?user_id={obj.pk}"),
+            )
+        ]
+
+    @classmethod
+    async def clean(cls, request: Request, values: dict[str, Any]) -> dict[str, Any]:
+        if "email" in values:
+            try:
+                validate_email(str(values["email"]), check_deliverability=False)
+            except EmailNotValidError as exc:
+                raise widgets.FormError(f"Email: {exc}") from None
+        if "password" in values:
+            values["password_hash"] = values.pop("password")
+        return values
+
+
+class ScenarioResource(StudioModel):
+    label = "Scenarios"
+    model = Scenario
+    icon = "ti ti-theater"
+    page_pre_title = "Conversations to practise"
+    page_title = "Scenarios"
+    filters = [
+        widgets.Search(("name", "slug")),
+        widgets.YesNo("is_active", "Active"),
+        widgets.Since("created_at", "Created from"),
+        widgets.Until("created_at", "to"),
+    ]
+    fields = [
+        "id",
+        "name",
+        "slug",
+        "is_active",
+        widgets.RelatedRows("Sessions", ConversationSession, "scenario_id"),
+        "partner_model",
+        "coach_model",
+        form_only(Scenario, "description"),
+        form_only(Scenario, "partner_persona"),
+        form_only(Scenario, "partner_system_prompt"),
+        form_only(Scenario, "coach_system_prompt"),
+        "created_at",
+    ]
+
+    @classmethod
+    async def related_links(cls, request: Request, obj: Any) -> list[tuple[str, str, str]]:
+        count = await ConversationSession.filter(scenario_id=obj.pk).count()
+        return [
+            (
+                "ti ti-message-circle",
+                f"Sessions ({count})",
+                _url(request, f"conversationsession/list?scenario_id={obj.pk}"),
+            )
+        ]
+
+
+class SessionResource(StudioModel):
+    label = "Sessions"
+    model = ConversationSession
+    icon = "ti ti-message-circle"
+    page_pre_title = "Practice conversations"
+    page_title = "Sessions"
+    display_options = {"status": {"colors": STATUS_COLORS}}
+    filters = [
+        widgets.OneOf(SessionStatus, "status", "Status"),
+        widgets.RelatedRow(Scenario, "scenario_id", "Scenario"),
+        widgets.Id("user_id", "User #"),
+        widgets.Since("started_at", "Started from"),
+        widgets.Until("started_at", "to"),
+    ]
+    fields = [
+        "id",
+        "user",
+        "scenario",
+        "status",
+        "started_at",
+        form_only(ConversationSession, "ended_at"),
+        form_only(ConversationSession, "total_messages"),
+        "duration_seconds",
+        widgets.RelatedRows("Messages", Message, "session_id"),
+        widgets.RowLink("Transcript", "conversationsession/transcript/{id}", "Read"),
+    ]
+
+    @classmethod
+    async def related_links(cls, request: Request, obj: Any) -> list[tuple[str, str, str]]:
+        user = await User.get(pk=obj.user_id)
+        scenario = await Scenario.get(pk=obj.scenario_id)
+        messages = await Message.filter(session_id=obj.pk).count()
+        return [
+            ("ti ti-user", f"User: {user}", _url(request, f"user/update/{user.pk}")),
+            (
+                "ti ti-theater",
+                f"Scenario: {scenario}",
+                _url(request, f"scenario/update/{scenario.pk}"),
+            ),
+            (
+                "ti ti-list",
+                f"Messages ({messages})",
+                _url(request, f"message/list?session_id={obj.pk}"),
+            ),
+            (
+                "ti ti-messages",
+                "Transcript",
+                _url(request, f"conversationsession/transcript/{obj.pk}"),
+            ),
+        ]
+
+
+class MessageResource(StudioModel):
+    label = "Messages"
+    model = Message
+    icon = "ti ti-message"
+    page_pre_title = "Turns of the conversations"
+    page_title = "Messages"
+    display_options = {"role": {"colors": ROLE_COLORS}}
+    filters = [
+        widgets.Search(("content",)),
+        widgets.OneOf(MessageRole, "role", "Role"),
+        widgets.Id("session_id", "Session #"),
+        widgets.Since("timestamp", "From"),
+        widgets.Until("timestamp", "to"),
+    ]
+    fields = [
+        "id",
+        "session",
+        "role",
+        "content",
+        "timestamp",
+        form_only(Message, "audio_url"),
+        form_only(Message, "metadata"),
+    ]
+
+    @classmethod
+    async def related_links(cls, request: Request, obj: Any) -> list[tuple[str, str, str]]:
+        return [
+            (
+                "ti ti-message-circle",
+                f"Session #{obj.session_id}",
+                _url(request, f"conversationsession/update/{obj.session_id}"),
+            ),
+            (
+                "ti ti-messages",
+                "In the transcript",
+                _url(request, f"conversationsession/transcript/{obj.session_id}#message-{obj.pk}"),
+            ),
+        ]
+
+
+RESOURCES: list[type[StudioModel]] = [
+    UserResource,
+    ScenarioResource,
+    SessionResource,
+    MessageResource,
+]

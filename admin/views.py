@@ -1,0 +1,391 @@
+"""Studio pages beyond fastapi-admin's: dashboard, transcript, and safe save / delete handlers.
+
+These routes are matched before fastapi-admin's own. The list keeps fastapi-admin's view (with
+a validated page size); saving and deleting are replaced because upstream turns every bad
+value or constraint violation into a 500 and cannot clear a nullable field.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi_admin.depends import get_model, get_model_resource, get_resources
+from fastapi_admin.resources import Model as ModelResource
+from fastapi_admin.routes import resources as upstream
+from fastapi_admin.widgets import inputs
+from starlette.datastructures import FormData
+from starlette.status import (
+    HTTP_303_SEE_OTHER,
+    HTTP_400_BAD_REQUEST,
+    HTTP_404_NOT_FOUND,
+    HTTP_409_CONFLICT,
+    HTTP_422_UNPROCESSABLE_CONTENT,
+)
+from tortoise import connections
+from tortoise.exceptions import IntegrityError, ValidationError
+from tortoise.functions import Avg, Count
+from tortoise.models import Model
+from tortoise.transactions import in_transaction
+
+from admin import widgets
+from admin.auth import require_staff
+from admin.resources import StudioModel
+from admin.templating import render
+from coach_db.models import ConversationSession, Message, Scenario, SessionStatus, User
+
+router = APIRouter(dependencies=[Depends(require_staff)])
+# fastapi-admin's dependencies: the Tortoise model, the sidebar entries, the resource.
+ModelOf = Annotated[Any, Depends(get_model)]
+Sidebar = Annotated[Any, Depends(get_resources)]
+ResourceOf = Annotated[ModelResource, Depends(get_model_resource)]
+
+MAX_PAGE_SIZE = 200
+DASHBOARD_DAYS = 30
+# asyncpg's detail for a unique violation: 'Key (email)=(a@b.c) already exists.'
+_DUPLICATE_KEY = re.compile(r"Key \((?P<column>[^)]+)\)=")
+# The CHECK constraints of migrations/, in words (the database has the last say).
+_CONSTRAINTS = {
+    "user_email_format": "Email: not an e-mail address.",
+    "user_username_not_blank": "Username: may not be blank.",
+    "scenario_slug_format": "Slug: lowercase letters, digits and single hyphens only.",
+    "scenario_name_not_blank": "Name: may not be blank.",
+    "conversation_session_status_valid": "Status: not one of the allowed values.",
+    "conversation_session_total_messages_nonnegative": "Total messages: may not be negative.",
+    "conversation_session_duration_nonnegative": "Duration: may not be negative.",
+    "conversation_session_ended_after_started": "Ended at: may not be before the start.",
+    "message_role_valid": "Role: not one of the allowed values.",
+    "message_content_not_empty": "Content: may not be empty.",
+    "message_metadata_is_object": "Metadata: must be a JSON object.",
+}
+
+
+def _page(value: str | None, default: int, upper: int | None = None) -> int:
+    """A page number or size from the query string, clamped instead of a 500 or a 422."""
+    try:
+        number = int(value or default)
+    except ValueError:
+        number = default
+    number = max(number, 1)
+    return min(number, upper) if upper else number
+
+
+async def _get_row(model: type[Model], pk: str) -> Model:
+    """The row with this primary key, or a 404 (upstream: a 500 for a missing or non-numeric id)."""
+    try:
+        key = int(pk)
+    except ValueError:
+        raise HTTPException(status_code=HTTP_404_NOT_FOUND) from None
+    obj = await model.get_or_none(pk=key)
+    if obj is None:
+        raise HTTPException(status_code=HTTP_404_NOT_FOUND)
+    return obj
+
+
+@router.get("/")
+async def dashboard(request: Request, resources: Sidebar) -> Response:
+    by_status = dict.fromkeys((s.value for s in SessionStatus), 0)
+    rows = (
+        await ConversationSession.annotate(n=Count("id")).group_by("status").values("status", "n")
+    )
+    by_status.update({str(row["status"]): row["n"] for row in rows})
+    average = (
+        await ConversationSession.filter(duration_seconds__isnull=False)
+        .annotate(avg=Avg("duration_seconds"))
+        .first()
+        .values("avg")
+    )
+    context = {
+        "resources": resources,
+        "resource_label": "Dashboard",
+        "page_pre_title": "Overview",
+        "page_title": "Dashboard",
+        "users": await User.all().count(),
+        "staff": await User.filter(is_staff=True).count(),
+        "active_scenarios": await Scenario.filter(is_active=True).count(),
+        "scenarios": await Scenario.all().count(),
+        "sessions_by_status": by_status,
+        "sessions": sum(by_status.values()),
+        "messages_per_day": await _messages_per_day(),
+        "average_seconds": round(average["avg"]) if average and average["avg"] else None,
+    }
+    return render(request, "dashboard.html", context)
+
+
+async def _messages_per_day(today: date | None = None) -> list[tuple[date, int]]:
+    """Messages per UTC day for the last 30 days, today included, with empty days as 0."""
+    today = today or datetime.now(UTC).date()
+    first = today - timedelta(days=DASHBOARD_DAYS - 1)
+    rows = await connections.get("default").execute_query_dict(
+        "SELECT (timestamp AT TIME ZONE 'UTC')::date AS day, count(*) AS n FROM message"
+        " WHERE timestamp >= $1 GROUP BY 1",
+        [datetime(first.year, first.month, first.day, tzinfo=UTC)],
+    )
+    counts = {row["day"]: row["n"] for row in rows}
+    return [
+        (day, counts.get(day, 0))
+        for day in (first + timedelta(days=i) for i in range(DASHBOARD_DAYS))
+    ]
+
+
+@router.get("/conversationsession/transcript/{pk}")
+async def transcript(request: Request, pk: str, resources: Sidebar) -> Response:
+    session = await _get_row(ConversationSession, pk)
+    assert isinstance(session, ConversationSession)
+    await session.fetch_related("user", "scenario")
+    messages = await Message.filter(session_id=session.pk).order_by("timestamp", "id")
+    context = {
+        "resources": resources,
+        "resource_label": "Sessions",
+        "page_pre_title": f"{session.scenario} · {session.user}",
+        "page_title": f"Transcript of session #{session.pk}",
+        "session": session,
+        "messages": messages,
+    }
+    return render(request, "transcript.html", context)
+
+
+@router.get("/{resource}/list")
+async def list_view(
+    request: Request,
+    resource: str,
+    model: ModelOf,
+    resources: Sidebar,
+    model_resource: ResourceOf,
+) -> Response:
+    """fastapi-admin's list, with a page size and number that cannot crash it."""
+    page_size = _page(
+        request.query_params.get("page_size"), model_resource.page_size, MAX_PAGE_SIZE
+    )
+    page_num = _page(request.query_params.get("page_num"), 1)
+    response: Response = await upstream.list_view(
+        request, model, resources, model_resource, resource, page_size, page_num
+    )
+    return response
+
+
+@router.get("/{resource}/update/{pk}")
+async def update_view(
+    request: Request,
+    resource: str,
+    pk: str,
+    model: ModelOf,
+    resources: Sidebar,
+    model_resource: ResourceOf,
+) -> Response:
+    obj = await _get_row(model, pk)
+    return await _form_page(request, resource, model_resource, resources, obj=obj)
+
+
+@router.get("/{resource}/create")
+async def create_view(
+    request: Request,
+    resource: str,
+    resources: Sidebar,
+    model_resource: ResourceOf,
+) -> Response:
+    return await _form_page(request, resource, model_resource, resources)
+
+
+@router.post("/{resource}/create")
+async def create(
+    request: Request,
+    resource: str,
+    model: ModelOf,
+    resources: Sidebar,
+    model_resource: ResourceOf,
+) -> Response:
+    form = await request.form()
+    obj, errors = await _save(request, model_resource, model, form)
+    if obj is None:
+        return await _form_page(
+            request, resource, model_resource, resources, form=form, errors=errors
+        )
+    if "save_and_add_another" in form:
+        return _see_other(f"{request.app.admin_path}/{resource}/create?saved={obj.pk}")
+    return _see_other(f"{request.app.admin_path}/{resource}/update/{obj.pk}?saved=1")
+
+
+@router.post("/{resource}/update/{pk}")
+async def update(
+    request: Request,
+    resource: str,
+    pk: str,
+    model: ModelOf,
+    resources: Sidebar,
+    model_resource: ResourceOf,
+) -> Response:
+    stored = await _get_row(model, pk)
+    form = await request.form()
+    obj, errors = await _save(request, model_resource, model, form, stored)
+    if obj is None:
+        stored = await _get_row(model, pk)  # as it is in the database: untouched
+        return await _form_page(
+            request, resource, model_resource, resources, obj=stored, form=form, errors=errors
+        )
+    if "save_and_return" in form:
+        return _see_other(f"{request.app.admin_path}/{resource}/list")
+    return _see_other(f"{request.app.admin_path}/{resource}/update/{obj.pk}?saved=1")
+
+
+@router.delete("/{resource}/delete/{pk}")
+async def delete(request: Request, pk: str, model: ModelOf) -> Response:
+    obj = await _get_row(model, pk)
+    return await _delete(model, [obj.pk])
+
+
+@router.delete("/{resource}/delete")
+async def bulk_delete(request: Request, model: ModelOf, ids: str = "") -> Response:
+    try:
+        keys = [int(part) for part in ids.split(",") if part.strip()]
+    except ValueError:
+        return JSONResponse(
+            {"error": "ids must be a comma-separated list of numbers"}, HTTP_400_BAD_REQUEST
+        )
+    return await _delete(model, keys)
+
+
+async def _delete(model: type[Model], keys: list[int]) -> Response:
+    try:
+        async with in_transaction():
+            deleted = await model.filter(pk__in=keys).delete()
+    except IntegrityError:
+        return JSONResponse(
+            {
+                "error": f"Not deleted: other rows still point at this {model.__name__}. "
+                "Delete those first (or deactivate it instead)."
+            },
+            HTTP_409_CONFLICT,
+        )
+    return JSONResponse({"deleted": deleted})
+
+
+async def _save(
+    request: Request,
+    model_resource: ModelResource,
+    model: type[Model],
+    form: FormData,
+    obj: Model | None = None,
+) -> tuple[Model | None, list[str]]:
+    """Create a row of `model` (or update `obj`) from the form, in one transaction.
+
+    Returns the saved row, or None and the reasons it was refused; then nothing changed.
+    """
+    values, errors = await _parse_form(request, model_resource, form)
+    if errors:
+        return None, errors
+    try:
+        async with in_transaction():
+            if obj is None:
+                obj = await model.create(**values)
+            else:
+                await obj.update_from_dict(values).save()
+    except (IntegrityError, ValidationError, ValueError) as exc:
+        return None, [_explain(model_resource, exc)]
+    return obj, []
+
+
+async def _parse_form(
+    request: Request, model_resource: ModelResource, form: FormData
+) -> tuple[dict[str, Any], list[str]]:
+    """Each input's parsed value, and one readable message per bad value."""
+    values: dict[str, Any] = {}
+    errors: list[str] = []
+    for field in model_resource.get_fields(is_display=False):
+        input_ = field.input
+        if isinstance(input_, inputs.DisplayOnly) or input_.context.get("disabled"):
+            continue
+        try:
+            value = await input_.parse_value(request, form.get(field.name))
+        except (widgets.FormError, ValueError) as exc:
+            errors.append(f"{field.label}: {exc}")
+            continue
+        if value is not widgets.KEEP:
+            values[field.name] = value
+    if not errors and isinstance(model_resource, StudioModel):
+        try:
+            values = await model_resource.clean(request, values)
+        except widgets.FormError as exc:
+            errors.append(str(exc))
+    return values, errors
+
+
+def _explain(model_resource: ModelResource, exc: Exception) -> str:
+    """A database refusal in words a staff member can act on."""
+    if isinstance(exc, IntegrityError):
+        cause = exc.__cause__
+        constraint = getattr(cause, "constraint_name", None)
+        if constraint in _CONSTRAINTS:
+            return _CONSTRAINTS[constraint]
+        detail = str(getattr(cause, "detail", "") or exc)
+        if match := _DUPLICATE_KEY.search(detail):
+            return f"{widgets.label_for(match['column'])}: another row already has this value."
+        return f"The database refused the change: {getattr(cause, 'message', exc)}"
+    if isinstance(exc, ValidationError):  # a model validator, e.g. "slug: Value ... regex ..."
+        name, _, detail = str(exc).partition(": ")
+        field = model_resource.model._meta.fields_map.get(name)
+        if field is not None:
+            if "regex" in detail:
+                detail = f"not in the required form ({field.description or 'see the hint'})"
+            return f"{widgets.label_for(name)}: {detail}"
+    return f"Not saved: {exc}"
+
+
+async def _form_page(
+    request: Request,
+    resource: str,
+    model_resource: ModelResource,
+    resources: Any,
+    *,
+    obj: Model | None = None,
+    form: FormData | None = None,
+    errors: list[str] | None = None,
+) -> Response:
+    """The create or edit form; after a refused save it shows what was typed and why."""
+    rendered = []
+    for field in model_resource.get_fields(is_display=False):
+        input_ = field.input
+        if isinstance(input_, inputs.DisplayOnly):
+            continue
+        value = getattr(obj, field.name, None)
+        if form is not None:
+            value = await _typed_value(request, input_, form.get(field.name), value)
+        rendered.append(await input_.render(request, value))
+    links = await model_resource.related_links(request, obj) if obj is not None else []
+    context = {
+        "resources": resources,
+        "resource_label": model_resource.label,
+        "resource": resource,
+        "model_resource": model_resource,
+        "inputs": rendered,
+        "pk": obj.pk if obj is not None else None,
+        "obj": obj,
+        "links": links,
+        "errors": errors or [],
+        "saved": request.query_params.get("saved"),
+        "page_title": model_resource.page_title,
+        "page_pre_title": model_resource.page_pre_title,
+    }
+    status_code = HTTP_422_UNPROCESSABLE_CONTENT if errors else 200
+    return render(request, "form.html", context, status_code)
+
+
+async def _typed_value(request: Request, input_: inputs.Input, raw: Any, stored: Any) -> Any:
+    """What to show again in a field after a refused save: the parsed value when it parses."""
+    if isinstance(input_, widgets.NewPassword):
+        return None
+    if isinstance(input_, inputs.Switch):
+        return raw == "on"
+    if isinstance(input_, widgets.Json):
+        return raw if raw is not None else stored
+    try:
+        return await input_.parse_value(request, raw)
+    except (widgets.FormError, ValueError):
+        return raw
+
+
+def _see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=HTTP_303_SEE_OTHER)

@@ -1,0 +1,384 @@
+"""The studio's displays, inputs and filters, built on fastapi-admin's widget classes.
+
+Inputs turn bad form values into a `FormError` (shown on the form, never a 500); filters
+ignore a value they cannot parse instead of crashing the list.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from fastapi_admin.resources import ComputeField
+from fastapi_admin.widgets import displays, filters, inputs
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from tortoise.expressions import Q
+from tortoise.models import Model
+from tortoise.queryset import QuerySet
+
+from coach_db.passwords import hash_password
+
+
+class FormError(ValueError):
+    """A value a form field cannot take; the message is shown next to the field's label."""
+
+
+class Keep:
+    """Returned by an input whose empty value means "leave the stored value as it is"."""
+
+
+KEEP = Keep()
+
+
+def label_for(name: str) -> str:
+    """`partner_system_prompt` -> `Partner system prompt`, `user_id` -> `User`, `is_staff` ->
+    `Staff`, `duration_seconds` -> `Duration` (shown as h:mm:ss)."""
+    name = name.removeprefix("is_").removesuffix("_id").removesuffix("_seconds")
+    return name.replace("_", " ").capitalize().replace(" url", " URL")
+
+
+def admin_url(request: Request, path: str) -> str:
+    admin_path: str = request.app.admin_path
+    return f"{admin_path}/{path}"
+
+
+def resource_name(model: type[Model]) -> str:
+    """fastapi-admin's URL name of a model: its class name in lower case."""
+    return model.__name__.lower()
+
+
+# --- displays -----------------------------------------------------------------------------
+
+
+class Text(displays.Display):  # type: ignore[misc]
+    """Plain text, cut to `max_chars` in lists; escaped by the compat shim."""
+
+    def __init__(self, max_chars: int = 80) -> None:
+        super().__init__()
+        self.max_chars = max_chars
+
+    async def render(self, request: Request, value: Any) -> Any:
+        if isinstance(value, str) and len(value) > self.max_chars:
+            value = value[: self.max_chars - 1] + "…"
+        return await super().render(request, value)
+
+
+class Badge(displays.Display):  # type: ignore[misc]
+    """An enum value as a coloured badge."""
+
+    template = "widgets/displays/badge.html"
+
+    def __init__(self, colors: dict[str, str]) -> None:
+        super().__init__(colors=colors)
+
+
+class Link(displays.Display):  # type: ignore[misc]
+    """A `(url, text)` pair as a link."""
+
+    template = "widgets/displays/link.html"
+
+
+class Related(displays.Display):  # type: ignore[misc]
+    """A foreign key id as a link to the related row, labelled with its `str()`."""
+
+    template = "widgets/displays/link.html"
+
+    def __init__(self, model: type[Model]) -> None:
+        super().__init__()
+        self.model = model
+
+    async def render(self, request: Request, value: Any) -> Any:
+        if value is None:
+            return await super().render(request, None)
+        obj = await self.model.get_or_none(pk=value)
+        text = str(obj) if obj is not None else f"#{value} (missing)"
+        url = admin_url(request, f"{resource_name(self.model)}/update/{value}")
+        return await super().render(request, (url, text))
+
+
+class Duration(displays.Display):  # type: ignore[misc]
+    """Seconds as h:mm:ss."""
+
+    async def render(self, request: Request, value: Any) -> Any:
+        if isinstance(value, int):
+            hours, rest = divmod(value, 3600)
+            value = f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+        return await super().render(request, value)
+
+
+class RelatedRows(ComputeField):  # type: ignore[misc]
+    """A list column linking to the rows that point at this one, with their count."""
+
+    def __init__(self, label: str, model: type[Model], foreign_key: str) -> None:
+        super().__init__(name=f"{resource_name(model)}_{foreign_key}", label=label, display=Link())
+        self.model = model
+        self.foreign_key = foreign_key
+
+    async def get_value(self, request: Request, obj: dict[str, Any]) -> tuple[str, str]:
+        count = await self.model.filter(**{self.foreign_key: obj["id"]}).count()
+        url = admin_url(request, f"{resource_name(self.model)}/list?{self.foreign_key}={obj['id']}")
+        return url, f"{count} →"
+
+
+class RowLink(ComputeField):  # type: ignore[misc]
+    """A list column with a fixed link built from the row's id, e.g. the transcript."""
+
+    def __init__(self, label: str, path: str, text: str) -> None:
+        super().__init__(name=f"action_{text.lower()}", label=label, display=Link())
+        self.path = path
+        self.text = text
+
+    async def get_value(self, request: Request, obj: dict[str, Any]) -> tuple[str, str]:
+        return admin_url(request, self.path.format(id=obj["id"])), self.text
+
+
+# --- inputs -------------------------------------------------------------------------------
+
+
+class DateTime(inputs.Input):  # type: ignore[misc]
+    """The browser's date-time picker; values are UTC."""
+
+    template = "widgets/inputs/datetime.html"
+
+    def __init__(self, null: bool = False, help_text: str | None = None) -> None:
+        super().__init__(null=null, help_text=help_text or "UTC")
+
+    async def render(self, request: Request, value: Any) -> Any:
+        if isinstance(value, datetime):
+            value = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return await super().render(request, value)
+
+    async def parse_value(self, request: Request, value: Any) -> Any:
+        value = await super().parse_value(request, value)
+        if value in (None, ""):
+            if self.context.get("null"):
+                return None
+            raise FormError("a date and time is required")
+        try:
+            parsed = datetime.fromisoformat(str(value))
+        except ValueError:
+            raise FormError(f"{value!r} is not a date and time") from None
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+class Number(inputs.Number):  # type: ignore[misc]
+    """A whole number; empty means NULL for a nullable field."""
+
+    async def parse_value(self, request: Request, value: Any) -> Any:
+        value = await super().parse_value(request, value)
+        if value is None:
+            return None
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            raise FormError(f"{value!r} is not a whole number") from None
+
+
+class Choice(inputs.Enum):  # type: ignore[misc]
+    """A select of a StrEnum's values; any other value is a form error."""
+
+    def __init__(self, enum: type[Enum], default: Any = None) -> None:
+        super().__init__(enum, default=default, enum_type=str)
+
+    async def get_options(self) -> list[tuple[str, str]]:
+        return [(member.value.capitalize(), member.value) for member in self.enum]
+
+    async def parse_value(self, request: Request, value: Any) -> Any:
+        try:
+            return self.enum(value)
+        except ValueError:
+            allowed = ", ".join(member.value for member in self.enum)
+            raise FormError(f"unknown value {value!r} (allowed: {allowed})") from None
+
+
+class ForeignKey(inputs.ForeignKey):  # type: ignore[misc]
+    """A select of the related rows; the value is the related id."""
+
+    async def parse_value(self, request: Request, value: Any) -> Any:
+        try:
+            pk = int(str(value))
+        except ValueError:
+            raise FormError("choose one of the listed rows") from None
+        if not await self.model.exists(pk=pk):
+            raise FormError(f"there is no row #{pk}")
+        return pk
+
+
+class Json(inputs.Json):  # type: ignore[misc]
+    """A JSON object edited with jsoneditor; anything but a JSON object is a form error."""
+
+    async def render(self, request: Request, value: Any) -> Any:
+        # The JSON text goes into an autoescaped attribute, read by the page's script; upstream
+        # writes it unescaped into the attribute and into a <script> (stored XSS).
+        if not isinstance(value, str):  # a str is text re-shown after a form error
+            value = json.dumps(value if value is not None else {}, indent=2)
+        return await inputs.Input.render(self, request, value)
+
+    async def parse_value(self, request: Request, value: Any) -> Any:
+        text = str(value or "").strip() or "{}"
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise FormError(f"invalid JSON ({exc.msg} at line {exc.lineno})") from None
+        if not isinstance(parsed, dict):
+            raise FormError("must be a JSON object, like {}")
+        return parsed
+
+
+class NewPassword(inputs.Password):  # type: ignore[misc]
+    """Sets the password: hashed with coach_db.passwords; empty keeps the current one."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            null=True, help_text="Leave empty to keep the current password (at least 8 characters)"
+        )
+
+    async def render(self, request: Request, value: Any) -> Any:
+        return await super().render(request, None)  # never echo a hash or a password back
+
+    async def parse_value(self, request: Request, value: Any) -> Any:
+        if not value:
+            return KEEP
+        if len(str(value)) < 8:
+            raise FormError("must have at least 8 characters")
+        return await run_in_threadpool(hash_password, str(value))
+
+
+# --- filters ------------------------------------------------------------------------------
+
+
+class LenientFilter(filters.Filter):  # type: ignore[misc]
+    """A filter whose unparseable value is ignored rather than a 500."""
+
+    async def parse_value(self, request: Request, value: Any) -> Any:
+        return value
+
+    async def get_queryset(self, request: Request, value: Any, qs: QuerySet[Any]) -> Any:
+        parsed = await self.parse_value(request, value)
+        if parsed is None:
+            return qs
+        return qs.filter(**{self.context["name"]: parsed})
+
+
+class Search(LenientFilter):
+    """Case-insensitive substring search over several text columns."""
+
+    template = "widgets/filters/search.html"
+
+    def __init__(self, fields: tuple[str, ...], label: str = "Search") -> None:
+        super().__init__(name="q", label=label, placeholder=" / ".join(fields))
+        self.fields = fields
+
+    async def get_queryset(self, request: Request, value: Any, qs: QuerySet[Any]) -> Any:
+        query = Q(*(Q(**{f"{field}__icontains": value}) for field in self.fields), join_type="OR")
+        return qs.filter(query)
+
+
+class Id(LenientFilter):
+    """Rows pointing at one related row, e.g. `user_id=3`: the target of relation links."""
+
+    template = "widgets/filters/search.html"
+
+    def __init__(self, name: str, label: str) -> None:
+        super().__init__(name=name, label=label, placeholder="#")
+
+    async def parse_value(self, request: Request, value: Any) -> Any:
+        try:
+            return int(str(value))
+        except ValueError:
+            return None
+
+
+class YesNo(LenientFilter, filters.Select):  # type: ignore[misc]
+    """True, false or any, for a boolean column."""
+
+    template = "widgets/filters/select.html"
+
+    def __init__(self, name: str, label: str) -> None:
+        super().__init__(name=name, label=label)
+
+    async def get_options(self) -> list[tuple[str, str]]:
+        return [("Any", ""), ("Yes", "true"), ("No", "false")]
+
+    async def parse_value(self, request: Request, value: Any) -> Any:
+        return {"true": True, "false": False}.get(str(value))
+
+    async def render(self, request: Request, value: Any) -> Any:
+        return await super().render(request, {True: "true", False: "false"}.get(value, ""))
+
+
+class OneOf(LenientFilter, filters.Select):  # type: ignore[misc]
+    """One value of a StrEnum."""
+
+    template = "widgets/filters/select.html"
+
+    def __init__(self, enum: type[Enum], name: str, label: str) -> None:
+        super().__init__(name=name, label=label)
+        self.enum = enum
+
+    async def get_options(self) -> list[tuple[str, str]]:
+        return [("Any", ""), *((m.value.capitalize(), m.value) for m in self.enum)]
+
+    async def parse_value(self, request: Request, value: Any) -> Any:
+        try:
+            return self.enum(value).value
+        except ValueError:
+            return None
+
+
+class RelatedRow(LenientFilter, filters.Select):  # type: ignore[misc]
+    """A select of the rows of a small related table (scenarios)."""
+
+    template = "widgets/filters/select.html"
+
+    def __init__(self, model: type[Model], name: str, label: str) -> None:
+        super().__init__(name=name, label=label)
+        self.model = model
+
+    async def get_options(self) -> list[tuple[str, Any]]:
+        return [("Any", ""), *((str(row), row.pk) for row in await self.model.all())]
+
+    async def parse_value(self, request: Request, value: Any) -> Any:
+        try:
+            return int(str(value))
+        except ValueError:
+            return None
+
+
+class Since(LenientFilter):
+    """Rows on or after a day (UTC), with the browser's date picker."""
+
+    template = "widgets/filters/date.html"
+    lookup = "gte"
+
+    def __init__(self, field: str, label: str) -> None:
+        super().__init__(name=f"{field}__{self.lookup}", label=label)
+
+    async def parse_value(self, request: Request, value: Any) -> Any:
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(str(value))
+        except ValueError:
+            return None
+
+    def bound(self, day: date) -> datetime:
+        return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+    async def get_queryset(self, request: Request, value: Any, qs: QuerySet[Any]) -> Any:
+        day = await self.parse_value(request, value)
+        if day is None:
+            return qs
+        return qs.filter(**{self.context["name"]: self.bound(day)})
+
+
+class Until(Since):
+    """Rows on or before a day (UTC): the whole day is included."""
+
+    lookup = "lt"
+
+    def bound(self, day: date) -> datetime:
+        return super().bound(day) + timedelta(days=1)

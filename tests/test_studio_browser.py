@@ -1,0 +1,197 @@
+"""The studio in a real browser: headless Chromium against `python -m admin` on 127.0.0.1.
+
+Signs in, opens a user, follows to their session and its transcript, edits a scenario, and
+saves screenshots under artifacts/ (git-ignored). Every request must stay on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from coach_db import MessageRole, Scenario, SessionStatus
+from tests.conftest import ROOT, _free_port
+from tests.factories import make_message, make_scenario, make_session, make_user
+from tests.studio import STAFF_PASSWORD, make_staff
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed (apt-get install chromium)"
+)
+
+
+@pytest.fixture(scope="module")
+def studio_url(database_url: str, redis_url: str, studio_settings: Any) -> Iterator[str]:
+    """`python -m admin` on a free port, as a developer starts it (assets installed if missing)."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "REDIS_PREFIX": studio_settings.redis_prefix,
+    }
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = (ARTIFACTS / "studio-server.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "admin", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120  # the first run may install the assets
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                pytest.fail(f"python -m admin exited: see {ARTIFACTS / 'studio-server.log'}")
+            try:
+                if httpx.get(f"{url}/admin/login", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("the studio did not start within 120 s")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture
+async def page(studio_url: str) -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
+        page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.outside = []  # requests that tried to leave 127.0.0.1
+        page.failures = []  # responses >= 400 and console errors
+        page.dialogs = []  # an alert() here would be XSS
+
+        async def keep_local(route: Any) -> None:
+            if route.request.url.startswith(studio_url + "/"):
+                await route.continue_()
+            else:
+                page.outside.append(route.request.url)
+                await route.abort()
+
+        await page.route("**/*", keep_local)
+        page.on(
+            "response",
+            lambda r: page.failures.append(f"{r.status} {r.url}") if r.status >= 400 else None,
+        )
+        page.on("console", lambda m: page.failures.append(m.text) if m.type == "error" else None)
+        page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+        yield page
+        await browser.close()
+
+
+async def shot(page: Any, name: str) -> None:
+    # The viewport, not full_page: tabler's sidebar is position:fixed and would look cut off.
+    await page.screenshot(path=str(ARTIFACTS / f"studio-{name}.png"))
+
+
+async def assert_styled(page: Any) -> None:
+    """tabler's CSS and the icon font are loaded from the studio itself."""
+    font = await page.evaluate(
+        "getComputedStyle(document.querySelector('.ti'), '::before').fontFamily"
+    )
+    assert "tabler-icons" in font
+    assert await page.evaluate("document.fonts.check('16px tabler-icons')")
+    radius = await page.evaluate("getComputedStyle(document.querySelector('.card')).borderRadius")
+    assert radius not in ("", "0px")  # an unstyled card has square corners
+
+
+async def test_sign_in_browse_a_user_to_the_transcript_and_edit_a_scenario(
+    page: Any, studio_url: str
+) -> None:
+    staff = await make_staff(username="Sam Staff")
+    learner = await make_user(username="Lee Learner", email="lee@example.com")
+    scenario = await make_scenario(name="Asking for a raise", slug="asking-for-a-raise")
+    session = await make_session(
+        user=learner, scenario=scenario, status=SessionStatus.COMPLETED, duration_seconds=754
+    )
+    await make_message(
+        session=session, role=MessageRole.USER, content="I'd like to talk about my salary."
+    )
+    await make_message(
+        session=session,
+        role=MessageRole.PARTNER,
+        content="<script>alert('xss')</script> Sure, what did you have in mind?",
+        metadata={"tokens": 31, "model": "claude-sonnet-4-5"},
+    )
+    await make_message(
+        session=session, role=MessageRole.COACH, content="Good opening: clear and calm."
+    )
+
+    await page.goto(f"{studio_url}/admin/")
+    assert page.url.endswith("/admin/login?next=/admin/")
+    await assert_styled(page)
+    await shot(page, "1-sign-in")
+    await page.fill("#email", staff.email)
+    await page.fill("#password", STAFF_PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{studio_url}/admin/")
+    assert await page.text_content("#stat-users") == "2"
+    await assert_styled(page)
+    await shot(page, "2-dashboard")
+
+    await page.click("text=Users")
+    await page.click(f"tr:has-text('{learner.email}') >> text=Edit")
+    await page.wait_for_url(f"**/admin/user/update/{learner.pk}")
+    await shot(page, "3-user")
+    await page.click("text=Sessions (1)")
+    await page.wait_for_url(f"**/admin/conversationsession/list?user_id={learner.pk}")
+    await shot(page, "4-sessions-of-user")
+    await page.click(f"a[href='/admin/conversationsession/transcript/{session.pk}'] >> nth=0")
+    await page.wait_for_url(f"**/transcript/{session.pk}")
+    roles = await page.eval_on_selector_all(
+        "#transcript [data-role]", "els => els.map(e => e.dataset.role)"
+    )
+    assert roles == ["user", "partner", "coach"]
+    assert "<script>alert('xss')</script>" in await page.inner_text("#transcript")
+    await page.click("text=Metadata")
+    await shot(page, "5-transcript")
+
+    await page.click("text=Scenarios")
+    await page.click(f"tr:has-text('{scenario.slug}') >> text=Edit")
+    await page.fill("input[name=name]", "Asking for a raise, politely")
+    await page.uncheck("input[name=is_active]")
+    await page.click("button[name=save]")
+    await page.wait_for_selector("text=Saved.")
+    await shot(page, "6-scenario-saved")
+    await scenario.refresh_from_db()
+    assert scenario.name == "Asking for a raise, politely" and not scenario.is_active
+
+    message = await session.messages.all().order_by("id").offset(1).first()
+    await page.goto(f"{studio_url}/admin/message/update/{message.pk}")
+    await page.wait_for_selector(".jsoneditor")  # the JSON editor loaded from the studio
+    await shot(page, "7-message-json-editor")
+
+    assert page.outside == []
+    assert page.failures == []
+    assert page.dialogs == []
+    assert await Scenario.filter(pk=scenario.pk).exists()
