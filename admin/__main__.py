@@ -1,7 +1,7 @@
 """`python -m admin [--host H] [--port P]`: serve the studio (default http://127.0.0.1:5555).
 
-`python -m admin --make-staff EMAIL` makes (or promotes) a staff user, asking for a password:
-the studio has no open sign-up page, so this is how the first staff member gets in.
+The studio has no sign-up page: `coach-db createstaff EMAIL` makes the first staff member.
+`coach-db studio` does more: embedded servers when no URLs are set, migrations, seed.
 """
 
 from __future__ import annotations
@@ -13,24 +13,7 @@ import sys
 from admin.app import serve
 from admin.assets import AssetsMissing
 from admin.config import get_studio_settings
-from coach_db import CoachDbError, User, connect
-from coach_db.passwords import hash_password
-
-
-async def make_staff(email: str, password: str, database_url: str | None) -> str:
-    """Create the user as staff, or give an existing one staff rights and this password."""
-    async with connect(database_url):
-        user = await User.get_or_none(email=email.strip().lower())
-        if user is None:
-            name = email.split("@")[0]
-            await User.create(
-                email=email, username=name, is_staff=True, password_hash=hash_password(password)
-            )
-            return f"Created staff user {email}."
-        user.is_staff = True
-        user.password_hash = hash_password(password)
-        await user.save(update_fields=["is_staff", "password_hash"])
-        return f"{email} is staff now, with the new password."
+from coach_db import CoachDbError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -148,7 +148,9 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     )
 
 
-async def serve(settings: StudioSettings | None = None, **uvicorn_options: Any) -> None:
+async def serve(
+    settings: StudioSettings | None = None, *, announce: bool = True, **uvicorn_options: Any
+) -> None:
     """Check the database, Redis and assets, then serve the studio until interrupted."""
     settings = settings or get_studio_settings()
     assets.ensure()
@@ -166,5 +168,7 @@ async def serve(settings: StudioSettings | None = None, **uvicorn_options: Any) 
         proxy_headers=True,
         **uvicorn_options,
     )
-    print(f"Studio: http://{settings.studio_host}:{settings.studio_port}{ADMIN_PATH}/", flush=True)
+    if announce:
+        where = f"http://{settings.studio_host}:{settings.studio_port}{ADMIN_PATH}/"
+        print(f"Studio: {where}", flush=True)
     await uvicorn.Server(config).serve()

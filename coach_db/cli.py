@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Callable, Coroutine
 from functools import wraps
@@ -69,6 +70,109 @@ def is_local(url: str) -> bool:
     parts = urlsplit(url)
     host = parts.hostname or dict(parse_qsl(parts.query)).get("host", "localhost")
     return host.startswith("/") or host in {"localhost", "127.0.0.1", "::1"}
+
+
+# --- the studio (the main job) ---------------------------------------------------------------
+
+
+@app.command()
+@friendly
+def studio(
+    host: Annotated[str | None, typer.Option(help="Default: STUDIO_HOST or 127.0.0.1.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: STUDIO_PORT or 5555.")] = None,
+    migrate: Annotated[
+        bool, typer.Option("--migrate/--no-migrate", help="Apply pending migrations first.")
+    ] = True,
+) -> None:
+    """Open the studio on http://localhost:5555, with embedded servers when no URLs are set.
+
+    Without DATABASE_URL / REDIS_URL it starts PostgreSQL and Redis from their wheels, keeping
+    the data in .coach-db/ (COACH_DB_HOME). Then it applies pending migrations, seeds an empty
+    database, and serves until Ctrl-C, which stops everything it started.
+    """
+    from admin.app import serve
+    from admin.config import get_studio_settings
+    from coach_db.embedded import EmbeddedServers, home, running_state
+
+    settings = get_studio_settings()
+    settings = settings.model_copy(
+        update={
+            "studio_host": host or settings.studio_host,
+            "studio_port": port or settings.studio_port,
+        }
+    )
+    _check_port_free(settings.studio_host, settings.studio_port)
+    need_postgres = not settings.database_url
+    need_redis = "redis_url" not in settings.model_fields_set
+    if (need_postgres or need_redis) and (other := running_state()):
+        raise CoachDbError(
+            f"Another `coach-db studio` (pid {other.pid}) is using the embedded servers in "
+            f"{home()}. Stop it first (Ctrl-C in its terminal)."
+        )
+    if need_postgres or need_redis:
+        wanted = (("PostgreSQL", need_postgres), ("Redis", need_redis))
+        what = " and ".join(name for name, needed in wanted if needed)
+        console.print(f"Starting embedded {what} in {home()} ...")
+    servers = EmbeddedServers(postgres=need_postgres, redis=need_redis)
+    try:
+        servers.start()
+        url = database_url(servers.database_url or settings.database_url)
+        settings = settings.model_copy(
+            update={"database_url": url, "redis_url": servers.redis_url or settings.redis_url}
+        )
+        console.print(f"Database: {mask_url(url)}")
+        console.print(f"Redis:    {mask_url(settings.redis_url)}")
+        if migrate:
+            for name in run(deploy(url)):
+                console.print(f"[green]Applied[/] {name}")
+            if run(_count_users(url)) == 0:
+                console.print("The database is empty: seeding it.")
+                _run_seed(demo=20, random_seed=None)
+        where = f"http://{_display_host(settings.studio_host)}:{settings.studio_port}/admin/"
+        console.print(
+            f"\n[bold green]Studio:[/] {where}\nSign in as a staff user: admin@example.com with "
+            "the password the first seed printed (or SEED_ADMIN_PASSWORD), or make one with "
+            "`coach-db createstaff EMAIL`. Ctrl-C stops the studio"
+            + (" and the embedded servers." if need_postgres or need_redis else ".")
+        )
+        run(serve(settings, announce=False))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        # Ctrl-C reaches every process of the terminal, often twice (uv forwards it): let
+        # nothing interrupt the shutdown of the servers we started.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        servers.stop()
+    console.print("Studio stopped.")
+
+
+def _check_port_free(host: str, port: int) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        # As uvicorn does: connections of a studio that just stopped (TIME_WAIT) are no obstacle.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            raise CoachDbError(
+                f"Port {port} on {host} is already in use (another studio?). Stop that program, "
+                "or choose another port with --port or STUDIO_PORT."
+            ) from None
+
+
+def _display_host(host: str) -> str:
+    return "localhost" if host in {"127.0.0.1", "0.0.0.0", "::"} else host
+
+
+async def _count_users(url: str) -> int:
+    from coach_db.schema import connect_raw
+
+    conn = await connect_raw(url)
+    try:
+        return int(await conn.fetchval('SELECT count(*) FROM "user"'))
+    finally:
+        await conn.close()
 
 
 # --- migrations -------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from coach_db.errors import DatabaseUrlInvalid, DatabaseUrlMissing
 
 MODELS_MODULE = "coach_db.models"
 APP_LABEL = "models"
-_CREDENTIALS = re.compile(r"(?P<user>[^:/?#@\s]*):(?P<password>[^@/\s]*)@")
+_CREDENTIALS = re.compile(r"(?P<user>[^:/?#@\s]*):(?P<password>[^@/\s]+)@")
 _SCHEMES = {"postgres", "postgresql", "asyncpg", "postgresql+asyncpg"}
 
 
@@ -42,6 +42,8 @@ def mask_url(url: str) -> str:
     """The URL with its password replaced by *** and its query dropped, safe to log or show."""
     # A regex rather than urlsplit alone, so that malformed URLs are masked too.
     masked = _CREDENTIALS.sub(lambda m: f"{m['user']}:***@", url, count=1)
+    if masked.startswith("unix://"):
+        return masked.split("?", 1)[0]  # a socket path, nothing secret in it
     try:
         parts = urlsplit(masked)
         # Keep a socket directory (it says where the server is); drop pool settings and secrets.

@@ -92,8 +92,10 @@ def test_tortoise_config_registers_models_and_aerich() -> None:
         ("postgres://bob@db/coach?maxsize=3", "postgres://bob@db/coach"),
         (
             "postgres://postgres:@/postgres?host=/tmp/pg",
-            "postgres://postgres:***@/postgres?host=/tmp/pg",
+            "postgres://postgres:@/postgres?host=/tmp/pg",
         ),
+        ("redis://:s3cret@cache:6379/0", "redis://:***@cache:6379/0"),
+        ("unix:///tmp/redis.sock?db=2", "unix:///tmp/redis.sock"),
     ],
 )
 def test_mask_url_hides_passwords(url: str, shown: str) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from typing import Any
 
 from redis.asyncio import Redis
 
-import coach_db
 from admin.auth import SESSION_COOKIE
 from coach_db import User
 from coach_db.passwords import hash_password, verify_password
@@ -244,16 +246,25 @@ async def test_there_is_no_open_init_page(anonymous: Any) -> None:
     assert not await User.filter(username="x").exists()
 
 
-async def test_make_staff_creates_or_promotes_a_user(anonymous: Any, database_url: str) -> None:
-    """`python -m admin --make-staff`: how the first staff member gets in (no open /init)."""
-    from admin.__main__ import make_staff as make_staff_command
-
+async def test_createstaff_makes_the_first_staff_member_who_can_sign_in(
+    anonymous: Any, database_url: str
+) -> None:
+    """`coach-db createstaff`: how the first staff member gets in (no open /init)."""
     plain = await make_user(is_staff=False)
-    try:
-        await make_staff_command("First@Example.com", "first password", database_url)
-        await make_staff_command(plain.email, "promoted password", database_url)
-    finally:
-        await coach_db.init_db(database_url)  # the command opened and closed its own pool
+    for email, password in [("First@Example.com", "first password"), (plain.email, "promoted pw")]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "coach_db",
+            "createstaff",
+            email,
+            "--password-stdin",
+            env={**os.environ, "DATABASE_URL": database_url},
+            stdin=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await proc.communicate(f"{password}\n".encode())
+        assert proc.returncode == 0, err.decode()
     assert (await sign_in(anonymous, "first@example.com", "first password")).status_code == 303
     await plain.refresh_from_db()
-    assert plain.is_staff and verify_password("promoted password", plain.password_hash)
+    assert plain.is_staff and verify_password("promoted pw", plain.password_hash)

@@ -1,0 +1,153 @@
+"""`coach-db studio` with nothing configured: embedded servers, data kept, Ctrl-C leaves nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import asyncpg
+import psutil
+import pytest
+
+from coach_db.embedded import running_state
+from tests.conftest import ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def env_without_urls(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env["COACH_DB_HOME"] = str(home)
+    env["SEED_ADMIN_PASSWORD"] = "studio-test-password"
+    return env
+
+
+def start_studio(home: Path, port: int) -> subprocess.Popen[str]:
+    # A session of its own, so the test can send Ctrl-C to the whole group like a terminal.
+    return subprocess.Popen(
+        [sys.executable, "-m", "coach_db", "studio", "--port", str(port)],
+        cwd=ROOT,
+        env=env_without_urls(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_until_up(proc: subprocess.Popen[str], port: int, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"studio exited early:\n{proc.stdout.read() if proc.stdout else ''}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/login", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail("studio did not answer in time")
+
+
+def ctrl_c(proc: subprocess.Popen[str]) -> str:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    return output
+
+
+def processes_under(folder: Path) -> list[str]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        with_args = " ".join(proc.info["cmdline"] or [])
+        if str(folder) in with_args:
+            found.append(with_args)
+    return found
+
+
+async def count_users(url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval('SELECT count(*) FROM "user"'))
+    finally:
+        await conn.close()
+
+
+def users_in(url: str) -> int:
+    return asyncio.run(count_users(url))
+
+
+def test_studio_starts_embedded_servers_keeps_data_and_stops_cleanly(tmp_path: Path) -> None:
+    home, port = tmp_path / "home", free_port()
+    studio = start_studio(home, port)
+    try:
+        wait_until_up(studio, port)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+            assert "/admin/login" in response.url  # / leads to the sign-in page
+        state = running_state(home)
+        assert state is not None and state.database_url and state.redis_url
+        seeded = users_in(state.database_url)
+        assert seeded >= 2  # the empty database was seeded
+        # Other commands find the embedded database without DATABASE_URL.
+        other = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "coach_db",
+                "createstaff",
+                "kept@example.com",
+                "--password-stdin",
+            ],
+            env=env_without_urls(home),
+            input="kept-password\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert other.returncode == 0, other.stderr
+    finally:
+        output = ctrl_c(studio)
+    assert studio.returncode == 0, output
+    assert "Studio stopped." in output
+    assert processes_under(home) == [], "Ctrl-C left processes behind"
+    assert running_state(home) is None
+
+    # A second start reuses the data folder: same rows, no stale lock in the way.
+    studio = start_studio(home, port)
+    try:
+        wait_until_up(studio, port)
+        state = running_state(home)
+        assert state is not None and state.database_url
+        assert users_in(state.database_url) == seeded + 1
+    finally:
+        output = ctrl_c(studio)
+    assert "The database is empty" not in output
+    assert processes_under(home) == []
+
+
+def test_a_port_in_use_is_a_clear_message(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "coach_db", "studio", "--port", str(port)],
+            env=env_without_urls(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"Port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert processes_under(tmp_path) == []  # nothing was started
