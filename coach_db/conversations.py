@@ -34,7 +34,7 @@ no message after the end
     message. Why not refuse every message into an ended session: the demo seed and any import
     COPY sessions that ended long ago together with their history (session row first, then its
     messages); the true invariant is that a transcript does not grow after its end. A message
-    stamped by the database clock (the default) after the end is always refused.
+    stamped with the current time (the column default, or the ORM's clock) is always refused.
     ``add_message`` is stricter, as the API promises: only active sessions, checked in the
     same statement as the INSERT; the trigger covers a session ending concurrently.
 
@@ -45,12 +45,13 @@ an inactive scenario offers no new sessions
 
 role, empty content, metadata a JSON object
     CHECK constraints (migration ``1_…_constraints``), checked again here first so the error
-    names the problem. PostgreSQL cannot store NUL (``\\x00``) in text or in JSON strings and
-    refuses lone surrogates: ``add_message`` finds them in the content and anywhere in the
-    metadata (keys too) and raises ``InvalidMessage`` before anything is sent.
+    names the problem. PostgreSQL cannot store NUL (``\\x00``) in text or in JSON strings, and
+    a lone surrogate cannot be encoded as UTF-8: ``add_message`` finds both in the content and
+    anywhere in the metadata (keys too) and raises ``InvalidMessage`` before anything is sent.
 
 Every function here is one round trip on the happy path (a second one only to explain a
-refusal) and runs inside the caller's transaction when there is one (``in_transaction()``).
+refusal, or for ``end_session`` to return a session that had already ended) and runs inside the
+caller's transaction when there is one (``in_transaction()``).
 """
 
 from __future__ import annotations
@@ -181,12 +182,12 @@ async def add_message(
             _ADD_MESSAGE, [session_id, role.value, content, metadata_json]
         )
     except IntegrityError as exc:
-        # The session ended (or vanished) after this statement's snapshot: the trigger or the
-        # foreign key refused the row, so explain what the session is now.
-        if getattr(exc.__cause__, "constraint_name", None) == _AFTER_END or isinstance(
-            exc.__cause__, ForeignKeyViolationError
-        ):
-            raise await _not_active(db, session_id) from None
+        # The session ended or vanished after this statement's snapshot and the trigger or the
+        # foreign key refused the row. No query to say more: a caller's transaction is aborted.
+        if getattr(exc.__cause__, "constraint_name", None) == _AFTER_END:
+            raise SessionNotActive(session_id) from None
+        if isinstance(exc.__cause__, ForeignKeyViolationError):
+            raise NotFound("Session", session_id) from None
         raise
     if not rows:
         raise await _not_active(db, session_id)

@@ -91,12 +91,15 @@ class ScenarioInactive(ConversationError):
 
 
 class SessionNotActive(ConversationError):
-    def __init__(self, session_id: int, status: str, ended_at: datetime | None) -> None:
+    def __init__(
+        self, session_id: int, status: str | None = None, ended_at: datetime | None = None
+    ) -> None:
         self.session_id = session_id
         self.status = status
+        state = f"is {status} (ended at {_when(ended_at)})" if status else "has just ended"
         super().__init__(
-            f"Session {session_id} is {status} (ended at {_when(ended_at)}): messages can only "
-            "be added to an active session. Start a new one with start_session()."
+            f"Session {session_id} {state}: messages can only be added to an active session. "
+            "Start a new one with start_session()."
         )
 
 

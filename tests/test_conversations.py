@@ -259,6 +259,24 @@ async def test_ending_a_session_during_concurrent_appends_keeps_it_consistent(
     assert row["last"] is None or row["last"] <= ended.ended_at  # nothing after the end
 
 
+async def test_a_session_ended_while_a_message_is_being_added_refuses_the_message(
+    raw: asyncpg.Connection,
+) -> None:
+    """add_message saw the session active, but the end committed first: the trigger refuses."""
+    session = await make_session()
+    async with raw.transaction():
+        await raw.execute(
+            "UPDATE conversation_session SET status = 'completed' WHERE id = $1", session.id
+        )
+        adding = asyncio.create_task(add_message(session, "user", "just too late"))
+        await asyncio.sleep(0.3)  # inserted, now waiting for the session row lock
+        assert not adding.done()
+    with pytest.raises(SessionNotActive, match=f"Session {session.id} has just ended"):
+        await adding
+    assert await raw.fetchval("SELECT count(*) FROM message") == 0
+    await assert_counters_exact(raw)
+
+
 async def test_concurrent_multi_session_statements_lock_in_order_and_never_deadlock(
     raw_pool: asyncpg.Pool,
 ) -> None:
