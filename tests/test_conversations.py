@@ -483,6 +483,8 @@ async def test_a_duration_written_by_hand_must_match_the_times(raw: asyncpg.Conn
         await raw.execute("UPDATE conversation_session SET duration_seconds = 5")
     await raw.execute("UPDATE conversation_session SET ended_at = ended_at + interval '30.9 s'")
     assert await raw.fetchval("SELECT duration_seconds FROM conversation_session") == 120
+    with pytest.raises(asyncpg.CheckViolationError, match="duration_spans_start_to_end"):
+        await raw.execute("UPDATE conversation_session SET ended_at = '2099-01-01T10:30:00Z'")
 
 
 # --- transcript ---------------------------------------------------------------------------

@@ -35,7 +35,7 @@ async def upgrade(db: BaseDBAsyncClient) -> str:
             ADD CONSTRAINT "conversation_session_duration_spans_start_to_end"
                 CHECK ("duration_seconds" IS NOT DISTINCT FROM CASE
                     WHEN "ended_at" >= "started_at"
-                    THEN floor(extract(epoch FROM "ended_at" - "started_at"))::int END);
+                    THEN floor(extract(epoch FROM "ended_at" - "started_at")) END);
 
         CREATE FUNCTION "conversation_session_guard"() RETURNS trigger
         LANGUAGE plpgsql AS $$
@@ -80,8 +80,11 @@ async def upgrade(db: BaseDBAsyncClient) -> str:
                         AND NEW."duration_seconds" IS NOT DISTINCT FROM OLD."duration_seconds"
                         AND (NEW."started_at", NEW."ended_at")
                             IS DISTINCT FROM (OLD."started_at", OLD."ended_at")) THEN
+                -- Capped at the column's maximum (68 years), so that an absurd end time fails
+                -- the CHECK by name instead of with "integer out of range".
                 NEW."duration_seconds" := CASE WHEN NEW."ended_at" >= NEW."started_at"
-                    THEN floor(extract(epoch FROM NEW."ended_at" - NEW."started_at"))::int END;
+                    THEN least(floor(extract(epoch FROM NEW."ended_at" - NEW."started_at")),
+                               2147483647)::int END;
             END IF;
             RETURN NEW;
         END $$;
