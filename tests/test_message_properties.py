@@ -12,7 +12,8 @@ from coach_db import ConversationSession, InvalidMessage, Message, add_message, 
 from tests.factories import make_session
 
 # Truncation runs once per test function, not per example, so every example writes to a session
-# of its own and checks only that session: the function-scoped fixture is then harmless.
+# of its own and checks only that session: the function-scoped fixture is then harmless. Each
+# example also makes a few round trips to PostgreSQL, slow by hypothesis's standard.
 PROPERTIES = settings(
     max_examples=50,
     deadline=None,
