@@ -71,6 +71,12 @@ def form_only(model: type[Model], name: str) -> Field:
     return Field(field.name, field.label, displays.InputOnly(), field.input)
 
 
+def display_only(model: type[Model], name: str) -> Field:
+    """A list column the form shows but never writes: the database keeps it (issue 6 triggers)."""
+    field = field_for(model, name)
+    return Field(field.name, field.label, field.display, inputs.DisplayOnly())
+
+
 class StudioModel(ModelResource):  # type: ignore[misc]
     """What every studio resource shares: readable labels, sorting, row links, form hooks."""
 
@@ -247,8 +253,9 @@ class SessionResource(StudioModel):
         "status",
         "started_at",
         form_only(ConversationSession, "ended_at"),
-        form_only(ConversationSession, "total_messages"),
-        "duration_seconds",
+        # Kept by database triggers from the message rows and the two times (migration 2).
+        display_only(ConversationSession, "total_messages"),
+        display_only(ConversationSession, "duration_seconds"),
         widgets.RelatedRows("Messages", Message, "session_id"),
         widgets.RowLink("Transcript", "conversationsession/transcript/{id}", "Read"),
     ]

@@ -60,6 +60,15 @@ _CONSTRAINTS = {
     "message_role_valid": "Role: not one of the allowed values.",
     "message_content_not_empty": "Content: may not be empty.",
     "message_metadata_is_object": "Metadata: must be a JSON object.",
+    "conversation_session_ended_at_matches_status": (
+        "Ended at: only a completed or abandoned session has an end time; clear it to reopen."
+    ),
+    "conversation_session_duration_spans_start_to_end": (
+        "Duration: it is computed from the start and end times."
+    ),
+    "message_not_after_session_end": (
+        "Timestamp: the session ended before this time, and no message may come after its end."
+    ),
 }
 
 

@@ -1,8 +1,12 @@
-"""Errors a newcomer will meet, each saying what to do next."""
+"""Errors a newcomer will meet, each saying what happened and what to do next."""
+
+from __future__ import annotations
+
+from datetime import datetime
 
 
 class CoachDbError(Exception):
-    """Base class: a problem with the database set-up, explained in one message."""
+    """Base class of every coach_db error, each explained in one message."""
 
 
 class DatabaseUrlMissing(CoachDbError):
@@ -67,3 +71,61 @@ class PendingMigrations(CoachDbError):
             "Apply them first with `coach-db deploy` (or `aerich upgrade`): migrating against a "
             "database that is behind can make Aerich rewrite committed migration files."
         )
+
+
+# --- conversations (coach_db.conversations): each refusal writes nothing ---------------------
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z") if moment else "an unknown time"
+
+
+class ConversationError(CoachDbError):
+    """Base class: a conversation operation was refused and nothing was written."""
+
+
+class NotFound(ConversationError):
+    def __init__(self, what: str, id: int) -> None:
+        self.what = what
+        self.id = id
+        super().__init__(f"{what} {id} does not exist (was it deleted?).")
+
+
+class ScenarioInactive(ConversationError):
+    def __init__(self, scenario_id: int, slug: str) -> None:
+        self.scenario_id = scenario_id
+        super().__init__(
+            f"Scenario {slug!r} (id {scenario_id}) is inactive: it is no longer offered, so no "
+            "new session can start in it. Pick an active scenario, or reactivate this one."
+        )
+
+
+class SessionNotActive(ConversationError):
+    def __init__(
+        self, session_id: int, status: str | None = None, ended_at: datetime | None = None
+    ) -> None:
+        self.session_id = session_id
+        self.status = status
+        state = f"is {status} (ended at {_when(ended_at)})" if status else "has just ended"
+        super().__init__(
+            f"Session {session_id} {state}: messages can only be added to an active session. "
+            "Start a new one with start_session()."
+        )
+
+
+class SessionAlreadyEnded(ConversationError):
+    def __init__(
+        self, session_id: int, status: str, ended_at: datetime | None, requested: str
+    ) -> None:
+        self.session_id = session_id
+        self.status = status
+        super().__init__(
+            f"Session {session_id} already ended as {status} at {_when(ended_at)}; "
+            f"it cannot end again as {requested}."
+        )
+
+
+class InvalidMessage(ConversationError):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"Message refused, nothing was written: {reason}.")

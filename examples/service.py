@@ -15,12 +15,27 @@ async def active_scenarios() -> list[Scenario]:
 
 async def start_practice(email: str, slug: str) -> ConversationSession:
     user = await User.get(email=email)
-    scenario = await Scenario.get(slug=slug, is_active=True)
-    return await ConversationSession.create(user=user, scenario=scenario)
+    scenario = await Scenario.get(slug=slug)
+    return await coach_db.start_session(user, scenario)  # ScenarioInactive if withdrawn
 
 
 async def say(session: ConversationSession, text: str) -> Message:
-    return await Message.create(session=session, role=MessageRole.USER, content=text)
+    try:
+        return await coach_db.add_message(session, MessageRole.USER, text)
+    except coach_db.SessionNotActive:
+        raise ValueError("This conversation has ended.") from None
+
+
+async def finish(session: ConversationSession) -> int | None:
+    ended = await coach_db.end_session(session, SessionStatus.COMPLETED)
+    return ended.duration_seconds
+
+
+async def read_all(session: ConversationSession) -> list[Message]:
+    messages: list[Message] = []
+    while page := await coach_db.transcript(session, after=messages[-1] if messages else None):
+        messages += page
+    return messages
 
 
 async def recent_sessions(user: User, limit: int = 10) -> list[SessionRead]:
@@ -29,7 +44,7 @@ async def recent_sessions(user: User, limit: int = 10) -> list[SessionRead]:
 
 
 async def history(user: User) -> UserWithSessions:
-    return await UserWithSessions.from_tortoise_orm(user)
+    return await coach_db.user_history(user)  # one query, however long the history
 
 
 async def main() -> None:

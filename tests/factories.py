@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from coach_db import ConversationSession, Message, MessageRole, Scenario, User
+from coach_db import ConversationSession, Message, MessageRole, Scenario, SessionStatus, User
 
 
 def unique(prefix: str = "x") -> str:
@@ -37,6 +38,11 @@ async def make_session(**overrides: Any) -> ConversationSession:
         overrides["user"] = await make_user()
     if "scenario" not in overrides:
         overrides["scenario"] = await make_scenario()
+    if overrides.get("status", SessionStatus.ACTIVE) != SessionStatus.ACTIVE:
+        # An ended session must say when it ended (conversation_session_ended_at_matches_status).
+        now = datetime.now(UTC)
+        overrides.setdefault("started_at", now - timedelta(minutes=5))
+        overrides.setdefault("ended_at", now)
     return await ConversationSession.create(**overrides)
 
 

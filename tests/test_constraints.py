@@ -115,15 +115,15 @@ async def test_database_refuses_an_invalid_status_inserted_by_raw_sql(
 async def test_check_constraints_list_exactly_the_python_enums(raw: asyncpg.Connection) -> None:
     """The hand-written migration must stay in step with SessionStatus and MessageRole."""
     session_id = await insert_session(raw)
-    for status in SessionStatus:
-        await raw.execute(
-            "UPDATE conversation_session SET status = $1 WHERE id = $2", status.value, session_id
-        )
-    for role in MessageRole:
+    for role in MessageRole:  # while the session is active: an ended one takes no new messages
         await raw.execute(
             "INSERT INTO message (session_id, role, content) VALUES ($1, $2, 'x')",
             session_id,
             role.value,
+        )
+    for status in SessionStatus:
+        await raw.execute(
+            "UPDATE conversation_session SET status = $1 WHERE id = $2", status.value, session_id
         )
     assert await raw.fetchval("SELECT count(DISTINCT role) FROM message") == len(MessageRole)
 
@@ -138,14 +138,14 @@ async def test_orm_refuses_an_unknown_role_before_the_database() -> None:
 # --- other invariants, through the ORM and through raw SQL ----------------------------------
 
 
-async def test_negative_total_messages_is_refused(raw: asyncpg.Connection) -> None:
+async def test_total_messages_written_directly_keeps_the_count(raw: asyncpg.Connection) -> None:
+    """Only the message triggers write the count (a stale save() must not undo their work)."""
     session = await make_session()
-    session.total_messages = -1
-    with pytest.raises(IntegrityError, match="total_messages_nonnegative"):
-        await session.save()
-    with pytest.raises(asyncpg.CheckViolationError):
-        await raw.execute("UPDATE conversation_session SET total_messages = -5")
-    assert (await ConversationSession.get(id=session.id)).total_messages == 0
+    await make_message(session=session)
+    session.total_messages = -1  # the in-memory object still says 0 before this
+    await session.save()
+    await raw.execute("UPDATE conversation_session SET total_messages = 99")
+    assert (await ConversationSession.get(id=session.id)).total_messages == 1
 
 
 async def test_ended_before_started_is_refused(raw: asyncpg.Connection) -> None:

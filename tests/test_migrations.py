@@ -15,6 +15,8 @@ from coach_db.schema import check_drift
 from tests.conftest import ROOT, run_aerich
 
 CHECKS = "SELECT count(*) FROM pg_constraint WHERE contype = 'c' AND conrelid <> 0"
+TRIGGERS = "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal"
+FUNCTIONS = "SELECT count(*) FROM pg_proc WHERE pronamespace = 'public'::regnamespace"
 
 
 def copy_of_repo(tmp_path: Path) -> Path:
@@ -58,26 +60,33 @@ async def test_upgrade_builds_the_schema_on_an_empty_database(
             for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")
         }
         checks = await conn.fetchval(CHECKS)
+        triggers = await conn.fetchval(TRIGGERS)
         applied = await conn.fetchval("SELECT count(*) FROM aerich")
     finally:
         await conn.close()
     assert tables == {"user", "scenario", "conversation_session", "message", "aerich"}
-    assert checks == 11
+    assert checks == 13
+    assert triggers == 6
     assert applied == len(migration_files(ROOT))
 
 
-async def test_constraint_migration_downgrades_and_upgrades_again(
+async def test_hand_written_migrations_downgrade_and_upgrade_again(
     create_database: Callable[[], Awaitable[str]],
 ) -> None:
     url = await create_database()
     assert run_aerich("upgrade", url=url).returncode == 0
-    down = run_aerich("downgrade", "--yes", url=url)
-    assert down.returncode == 0, down.stderr
     conn = await asyncpg.connect(url)
     try:
+        down = run_aerich("downgrade", "--yes", url=url)  # conversation_triggers
+        assert down.returncode == 0, down.stderr
+        counts = [await conn.fetchval(q) for q in (CHECKS, TRIGGERS, FUNCTIONS)]
+        assert counts == [11, 0, 0]
+        down = run_aerich("downgrade", "--yes", url=url)  # constraints
+        assert down.returncode == 0, down.stderr
         assert await conn.fetchval(CHECKS) == 0
         assert run_aerich("upgrade", url=url).returncode == 0
-        assert await conn.fetchval(CHECKS) == 11
+        counts = [await conn.fetchval(q) for q in (CHECKS, TRIGGERS, FUNCTIONS)]
+        assert counts == [13, 6, 5]
     finally:
         await conn.close()
 

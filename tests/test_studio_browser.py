@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -131,20 +132,32 @@ async def test_sign_in_browse_a_user_to_the_transcript_and_edit_a_scenario(
     staff = await make_staff(username="Sam Staff")
     learner = await make_user(username="Lee Learner", email="lee@example.com")
     scenario = await make_scenario(name="Asking for a raise", slug="asking-for-a-raise")
+    start = datetime.now(UTC) - timedelta(hours=1)
     session = await make_session(
-        user=learner, scenario=scenario, status=SessionStatus.COMPLETED, duration_seconds=754
+        user=learner,
+        scenario=scenario,
+        status=SessionStatus.COMPLETED,
+        started_at=start,
+        ended_at=start + timedelta(seconds=754),  # the database derives the 12:34 duration
     )
     await make_message(
-        session=session, role=MessageRole.USER, content="I'd like to talk about my salary."
+        session=session,
+        role=MessageRole.USER,
+        content="I'd like to talk about my salary.",
+        timestamp=start + timedelta(seconds=5),
     )
     await make_message(
         session=session,
         role=MessageRole.PARTNER,
         content="<script>alert('xss')</script> Sure, what did you have in mind?",
         metadata={"tokens": 31, "model": "claude-sonnet-4-5"},
+        timestamp=start + timedelta(seconds=20),
     )
     await make_message(
-        session=session, role=MessageRole.COACH, content="Good opening: clear and calm."
+        session=session,
+        role=MessageRole.COACH,
+        content="Good opening: clear and calm.",
+        timestamp=start + timedelta(seconds=30),
     )
 
     await page.goto(f"{studio_url}/admin/")

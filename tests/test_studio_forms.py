@@ -116,15 +116,15 @@ async def test_create_and_edit_a_session_clearing_nullable_fields(staff: Any) ->
             "user_id": user.pk,
             "scenario_id": scenario.pk,
             "status": "completed",
-            "ended_at": "2099-01-01T10:30:00",
-            "total_messages": "4",
-            "duration_seconds": "90",
+            "ended_at": "2030-01-01T10:30:00",
         },
     )
     assert response.status_code == 303
     session = await ConversationSession.get(user_id=user.pk)
-    assert session.status == SessionStatus.COMPLETED and session.duration_seconds == 90
-    assert session.ended_at == datetime(2099, 1, 1, 10, 30, tzinfo=UTC)
+    assert session.status == SessionStatus.COMPLETED
+    assert session.ended_at == datetime(2030, 1, 1, 10, 30, tzinfo=UTC)
+    # The database derives the duration from the two times.
+    assert session.duration_seconds == int((session.ended_at - session.started_at).total_seconds())
     # fastapi-admin: an empty nullable date-time or number crashed, and could never become NULL.
     cleared = await post(
         staff,
@@ -134,8 +134,6 @@ async def test_create_and_edit_a_session_clearing_nullable_fields(staff: Any) ->
             "scenario_id": scenario.pk,
             "status": "active",
             "ended_at": "",
-            "total_messages": "4",
-            "duration_seconds": "",
         },
     )
     assert cleared.status_code == 303
@@ -281,30 +279,85 @@ async def test_invalid_json_metadata_is_a_form_error(
         ("status", "paused", "unknown value"),
         ("user_id", "999999", "there is no row"),
         ("scenario_id", "abc", "choose one of the listed rows"),
-        ("total_messages", "many", "not a whole number"),
-        ("total_messages", "-1", "may not be negative"),
         ("ended_at", "yesterday", "not a date and time"),
+        ("ended_at", "2030-01-01T00:00:00", "only a completed or abandoned session has an end"),
         ("ended_at", "2000-01-01T00:00:00", "may not be before the start"),
     ],
 )
 async def test_bad_session_values_are_form_errors(
     staff: Any, field: str, value: str, message: str
 ) -> None:
-    session = await make_session(total_messages=3)
+    session = await make_session()
     form = {
         "user_id": session.user_id,
         "scenario_id": session.scenario_id,
         "status": "active",
         "ended_at": "",
-        "total_messages": "5",
-        "duration_seconds": "",
         field: value,
     }
     response = await post(staff, f"/admin/conversationsession/update/{session.pk}", form)
     assert response.status_code == 422, response.text[:300]
     assert message in response.text
     await session.refresh_from_db()
-    assert session.total_messages == 3 and session.ended_at is None
+    assert session.ended_at is None
+    assert session.status == SessionStatus.ACTIVE
+
+
+async def test_session_counters_are_not_editable_in_the_form(staff: Any) -> None:
+    session = await make_session()
+    await make_message(session=session)
+    form = {
+        "user_id": session.user_id,
+        "scenario_id": session.scenario_id,
+        "status": "active",
+        "ended_at": "",
+        "total_messages": "99",
+        "duration_seconds": "5",
+    }
+    response = await post(staff, f"/admin/conversationsession/update/{session.pk}", form)
+    assert response.status_code == 303
+    await session.refresh_from_db()
+    assert session.total_messages == 1 and session.duration_seconds is None
+
+
+async def test_studio_message_create_and_delete_keep_the_session_counter(staff: Any) -> None:
+    """The counter triggers hold for the studio's own create, delete and bulk delete routes."""
+    session = await make_session()
+    for content in ("one", "two", "three"):
+        response = await post(
+            staff,
+            "/admin/message/create",
+            {"session_id": session.pk, "role": "user", "content": content, "metadata": "{}"},
+        )
+        assert response.status_code == 303, response.text[:300]
+    await session.refresh_from_db()
+    assert session.total_messages == 3 == await Message.filter(session_id=session.pk).count()
+    first, second, third = await Message.filter(session_id=session.pk).order_by("id")
+    assert (await delete(staff, f"/admin/message/delete/{first.pk}")).status_code == 200
+    await session.refresh_from_db()
+    assert session.total_messages == 2
+    bulk = await delete(staff, f"/admin/message/delete?ids={second.pk},{third.pk}")
+    assert bulk.status_code == 200, bulk.text[:300]
+    await session.refresh_from_db()
+    assert session.total_messages == 0 == await Message.filter(session_id=session.pk).count()
+
+
+async def test_a_message_after_the_session_end_is_a_form_error(staff: Any) -> None:
+    session = await make_session(status=SessionStatus.COMPLETED)
+    response = await post(
+        staff,
+        "/admin/message/create",
+        {
+            "session_id": session.pk,
+            "role": "user",
+            "content": "too late",
+            "timestamp": "2099-01-01T00:00:00",
+            "metadata": "{}",
+        },
+    )
+    assert response.status_code == 422
+    assert "no message may come after its end" in response.text
+    assert await Message.filter(session_id=session.pk).count() == 0
 
 
 async def test_unknown_role_on_create_changes_nothing(staff: Any) -> None:

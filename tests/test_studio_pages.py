@@ -87,14 +87,23 @@ async def test_dashboard_counts(staff: Any) -> None:
     await make_scenario(is_active=False)
     active = await make_scenario(is_active=True)
     now = datetime.now(UTC)
-    completed = await make_session(
-        scenario=active, status=SessionStatus.COMPLETED, duration_seconds=600
+    # Durations come from the times (database triggers): 10 and 20 minutes.
+    await make_session(
+        scenario=active,
+        status=SessionStatus.COMPLETED,
+        started_at=now - timedelta(days=50),
+        ended_at=now - timedelta(days=50) + timedelta(minutes=10),
     )
-    await make_session(scenario=active, status=SessionStatus.ABANDONED, duration_seconds=1200)
-    await make_session(scenario=active)
-    await make_message(session=completed)
-    await make_message(session=completed, timestamp=now - timedelta(days=3))
-    await make_message(session=completed, timestamp=now - timedelta(days=40))  # outside the window
+    await make_session(
+        scenario=active,
+        status=SessionStatus.ABANDONED,
+        started_at=now - timedelta(minutes=30),
+        ended_at=now - timedelta(minutes=10),
+    )
+    ongoing = await make_session(scenario=active, started_at=now - timedelta(days=45))
+    await make_message(session=ongoing)
+    await make_message(session=ongoing, timestamp=now - timedelta(days=3))
+    await make_message(session=ongoing, timestamp=now - timedelta(days=40))  # outside the window
     html = (await staff.get("/admin/")).text
     assert re.search(r'id="stat-users">\s*4\s*<', html)  # 3 session users + the staff member
     assert re.search(r'id="stat-active-scenarios">\s*1\s*<', html)

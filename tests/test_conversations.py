@@ -1,0 +1,605 @@
+"""Conversation operations, and the session invariants under concurrency, raw SQL and ORM writes."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+from tortoise.backends.asyncpg.client import AsyncpgDBClient, TransactionWrapper
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from coach_db import (
+    ConversationError,
+    ConversationSession,
+    InvalidMessage,
+    Message,
+    MessageRole,
+    NotFound,
+    ScenarioInactive,
+    SessionAlreadyEnded,
+    SessionNotActive,
+    SessionStatus,
+    User,
+    add_message,
+    end_session,
+    start_session,
+    transcript,
+    user_history,
+)
+from coach_db.types import UserWithSessions
+from tests.factories import make_scenario, make_session, make_user
+
+DRIFT = """
+    SELECT s.id, s.total_messages, count(m.id) AS counted
+    FROM conversation_session s LEFT JOIN message m ON m.session_id = s.id
+    GROUP BY s.id HAVING s.total_messages <> count(m.id)"""
+AFTER_END = "message_not_after_session_end"
+
+
+async def assert_counters_exact(raw: asyncpg.Connection) -> None:
+    """Every session's total_messages equals the number of its message rows."""
+    assert [dict(row) for row in await raw.fetch(DRIFT)] == []
+
+
+@pytest.fixture
+def queries(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every SQL statement sent through Tortoise's connections while the test runs."""
+    sent: list[str] = []
+    names = ("execute_query", "execute_query_dict", "execute_insert", "execute_many")
+    for cls in (AsyncpgDBClient, TransactionWrapper):
+        for name in names:
+            if name in vars(cls):
+                monkeypatch.setattr(cls, name, _recording(vars(cls)[name], sent))
+    yield sent
+
+
+def _recording(method: Callable[..., Any], sent: list[str]) -> Callable[..., Any]:
+    def record(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(query)
+        return method(self, query, *args, **kwargs)
+
+    return record
+
+
+# --- start_session ------------------------------------------------------------------------
+
+
+async def test_start_session_creates_an_active_session() -> None:
+    user, scenario = await make_user(), await make_scenario()
+    session = await start_session(user, scenario)
+    stored = await ConversationSession.get(id=session.id)
+    assert (stored.user_id, stored.scenario_id) == (user.id, scenario.id)  # type: ignore[attr-defined]
+    assert stored.status is session.status is SessionStatus.ACTIVE
+    assert stored.started_at == session.started_at
+    assert (stored.total_messages, stored.ended_at, stored.duration_seconds) == (0, None, None)
+
+
+async def test_start_session_refuses_an_inactive_scenario() -> None:
+    user, scenario = await make_user(), await make_scenario(slug="retired", is_active=False)
+    with pytest.raises(ScenarioInactive, match=r"Scenario 'retired' .* is inactive"):
+        await start_session(user, scenario)
+    assert await ConversationSession.all().count() == 0
+
+
+async def test_start_session_with_a_missing_user_or_scenario_raises_not_found() -> None:
+    user, scenario = await make_user(), await make_scenario()
+    with pytest.raises(NotFound, match="User 999999 does not exist"):
+        await start_session(999_999, scenario)
+    with pytest.raises(NotFound, match="Scenario 999999 does not exist"):
+        await start_session(user.id, 999_999)
+    assert await ConversationSession.all().count() == 0
+
+
+# --- add_message --------------------------------------------------------------------------
+
+
+async def test_add_message_returns_the_stored_message_and_counts_it() -> None:
+    session = await make_session()
+    metadata = {"model": "claude-sonnet-4-5", "tokens": {"in": 12, "out": 40}, "ok": True}
+    message = await add_message(session, MessageRole.PARTNER, "Well, actually…", metadata)
+    stored = await Message.get(id=message.id)
+    assert (stored.role, stored.content, stored.metadata) == (
+        MessageRole.PARTNER,
+        "Well, actually…",
+        metadata,
+    )
+    assert (message.role, message.timestamp, message.metadata) == (
+        stored.role,
+        stored.timestamp,
+        stored.metadata,
+    )
+    assert message.session_id == session.id  # type: ignore[attr-defined]
+    await add_message(session.id, "user", "Hi!")  # an id and a plain string do too
+    assert (await ConversationSession.get(id=session.id)).total_messages == 2
+
+
+@pytest.mark.parametrize("status", [SessionStatus.COMPLETED, SessionStatus.ABANDONED])
+async def test_add_message_refuses_an_ended_session_and_writes_nothing(
+    status: SessionStatus,
+) -> None:
+    session = await make_session()
+    await add_message(session, "user", "before the end")
+    await end_session(session, status)
+    with pytest.raises(SessionNotActive, match=f"Session {session.id} is {status.value}"):
+        await add_message(session, "user", "too late")
+    assert await Message.filter(session_id=session.id).count() == 1
+    assert (await ConversationSession.get(id=session.id)).total_messages == 1
+
+
+@pytest.mark.parametrize(
+    ("role", "content", "reason"),
+    [
+        ("user", "", "content is empty"),
+        ("narrator", "hi", "unknown role 'narrator': expected one of 'user', 'partner', 'coach'"),
+        (None, "hi", "unknown role None: expected one of 'user', 'partner', 'coach'"),
+        ("user", 42, "content must be a str, not int"),
+    ],
+)
+async def test_add_message_refuses_bad_role_or_content_and_writes_nothing(
+    role: Any, content: Any, reason: str
+) -> None:
+    session = await make_session()
+    with pytest.raises(InvalidMessage) as info:
+        await add_message(session, role, content)
+    assert str(info.value) == f"Message refused, nothing was written: {reason}."
+    assert await Message.all().count() == 0
+    assert (await ConversationSession.get(id=session.id)).total_messages == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "metadata", "reason"),
+    [
+        ("a\x00b", None, r"content contains a NUL character \(\\x00\) at index 1"),
+        ("ok", {"a": ["x", {"b": "c\x00"}]}, r"metadata\['a'\]\[1\]\['b'\] contains a NUL"),
+        ("ok", {"a": {"k\x00": 1}}, r"the key 'k\\x00' of metadata\['a'\] contains a NUL"),
+        ("lone \ud800", None, "content is not valid Unicode"),
+        ("ok", {"x": float("nan")}, r"metadata\['x'\] is nan, which JSON cannot represent"),
+        ("ok", {"at": datetime(2026, 1, 1)}, r"metadata\['at'\] is a datetime, which is not"),
+        ("ok", {1: "one"}, "has the key 1, a int: JSON object keys are strings"),
+        ("ok", ["not", "an", "object"], "metadata must be a JSON object"),
+    ],
+)
+async def test_add_message_refuses_what_postgresql_cannot_store_with_a_clear_error(
+    content: str, metadata: Any, reason: str
+) -> None:
+    session = await make_session()
+    with pytest.raises(InvalidMessage, match=reason):
+        await add_message(session, "user", content, metadata)
+    assert await Message.all().count() == 0
+
+
+async def test_add_message_to_a_missing_session_raises_not_found() -> None:
+    with pytest.raises(NotFound, match="Session 999999 does not exist"):
+        await add_message(999_999, "user", "hello?")
+
+
+async def test_add_message_is_one_round_trip(queries: list[str]) -> None:
+    session = await make_session()
+    queries.clear()
+    await add_message(session, "user", "one statement")
+    assert len(queries) == 1
+    assert queries[0].lstrip().startswith('INSERT INTO "message"')
+
+
+async def test_operations_join_the_callers_transaction() -> None:
+    session = await make_session()
+
+    class Rollback(Exception):
+        pass
+
+    with pytest.raises(Rollback):
+        async with in_transaction():
+            await add_message(session, "user", "undone")
+            await end_session(session)
+            raise Rollback
+    stored = await ConversationSession.get(id=session.id)
+    assert (stored.status, stored.total_messages) == (SessionStatus.ACTIVE, 0)
+    assert await Message.all().count() == 0
+
+
+# --- concurrency --------------------------------------------------------------------------
+
+
+async def test_200_concurrent_appends_two_writers_per_session_keep_counters_exact(
+    raw: asyncpg.Connection,
+) -> None:
+    """10 sessions x 2 writers (partner reply, coach feedback) x 10 messages, on a pool of 10."""
+    sessions = [await make_session() for _ in range(10)]
+
+    async def writer(session: ConversationSession, role: MessageRole) -> list[int]:
+        return [(await add_message(session, role, f"{role} {i}")).id for i in range(10)]
+
+    results = await asyncio.wait_for(
+        asyncio.gather(
+            *(
+                writer(s, role)
+                for s in sessions
+                for role in (MessageRole.PARTNER, MessageRole.COACH)
+            )
+        ),
+        timeout=60,  # a deadlock would hang: fail instead
+    )
+    ids = [message_id for ids in results for message_id in ids]
+    assert len(ids) == len(set(ids)) == 200
+    assert await raw.fetchval("SELECT count(*) FROM message") == 200
+    await assert_counters_exact(raw)
+    for session in sessions:
+        assert (await ConversationSession.get(id=session.id)).total_messages == 20
+
+
+async def test_ending_a_session_during_concurrent_appends_keeps_it_consistent(
+    raw: asyncpg.Connection,
+) -> None:
+    session = await make_session()
+
+    async def append(i: int) -> bool:
+        try:
+            await add_message(session, "user", f"message {i}")
+        except SessionNotActive:
+            return False
+        return True
+
+    appends = [asyncio.create_task(append(i)) for i in range(60)]
+    await asyncio.sleep(0.01)
+    ended = await end_session(session)
+    accepted = sum(await asyncio.gather(*appends))
+    row = await raw.fetchrow(
+        "SELECT s.total_messages, count(m.id) AS n, max(m.timestamp) AS last"
+        " FROM conversation_session s LEFT JOIN message m ON m.session_id = s.id"
+        " WHERE s.id = $1 GROUP BY s.id",
+        session.id,
+    )
+    assert row["total_messages"] == row["n"] == accepted
+    assert row["last"] is None or row["last"] <= ended.ended_at  # nothing after the end
+
+
+async def test_a_session_ended_while_a_message_is_being_added_refuses_the_message(
+    raw: asyncpg.Connection,
+) -> None:
+    """add_message saw the session active, but the end committed first: the trigger refuses."""
+    session = await make_session()
+    async with raw.transaction():
+        await raw.execute(
+            "UPDATE conversation_session SET status = 'completed' WHERE id = $1", session.id
+        )
+        adding = asyncio.create_task(add_message(session, "user", "just too late"))
+        await asyncio.sleep(0.3)  # inserted, now waiting for the session row lock
+        assert not adding.done()
+    with pytest.raises(SessionNotActive, match=f"Session {session.id} has just ended"):
+        await adding
+    assert await raw.fetchval("SELECT count(*) FROM message") == 0
+    await assert_counters_exact(raw)
+
+
+async def test_concurrent_multi_session_statements_lock_in_order_and_never_deadlock(
+    raw_pool: asyncpg.Pool,
+) -> None:
+    """Bulk statements naming the same sessions in opposite orders queue instead of deadlocking."""
+    ids = [(await make_session()).id for _ in range(4)]
+
+    async def bulk(order: list[int]) -> None:
+        async with raw_pool.acquire() as conn:
+            for _ in range(15):
+                async with conn.transaction():
+                    await conn.executemany(
+                        "INSERT INTO message (session_id, role, content)"
+                        " SELECT unnest($1::int[]), 'user', 'bulk'",
+                        [(order,)],
+                    )
+
+    orders = [ids, ids[::-1], ids[1:] + ids[:1], ids[::-1]]
+    await asyncio.wait_for(asyncio.gather(*(bulk(order) for order in orders)), timeout=60)
+    async with raw_pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM message") == 4 * 15 * 4
+        await assert_counters_exact(conn)
+
+
+# --- writers other than coach_db: raw SQL and the studio's plain ORM saves -----------------
+
+
+async def test_raw_sql_inserts_moves_deletes_copy_and_truncate_keep_counters_exact(
+    raw: asyncpg.Connection,
+) -> None:
+    a, b = (await make_session()).id, (await make_session()).id
+    await raw.execute(
+        "INSERT INTO message (session_id, role, content)"
+        " VALUES ($1, 'user', 'a1'), ($2, 'partner', 'b1'), ($1, 'coach', 'a2')",
+        a,
+        b,
+    )
+    await assert_counters_exact(raw)
+    await raw.execute("UPDATE message SET session_id = $1 WHERE content = 'a2'", b)  # a move
+    await raw.execute("UPDATE message SET content = content || '!'")  # an edit in place
+    await assert_counters_exact(raw)
+    await raw.copy_records_to_table(
+        "message",
+        records=[(a if i % 2 else b, "user", f"copied {i}") for i in range(100)],
+        columns=("session_id", "role", "content"),
+    )
+    await assert_counters_exact(raw)
+    await raw.execute("DELETE FROM message WHERE content LIKE 'copied 1%'")
+    await assert_counters_exact(raw)
+    totals = await raw.fetch("SELECT total_messages FROM conversation_session ORDER BY id")
+    assert sum(r["total_messages"] for r in totals) == 103 - 11
+    await raw.execute("TRUNCATE message")
+    await assert_counters_exact(raw)
+    await raw.execute("DELETE FROM conversation_session WHERE id = $1", a)  # cascades
+    await assert_counters_exact(raw)
+
+
+async def test_studio_style_orm_create_delete_and_bulk_writes_keep_counters_exact(
+    raw: asyncpg.Connection,
+) -> None:
+    """The studio (fastapi-admin) writes Message rows with plain Tortoise create/save/delete."""
+    session, other = await make_session(), await make_session()
+    created = await Message.create(session=session, role=MessageRole.USER, content="typed")
+    await Message.bulk_create(
+        [Message(session=session, role=MessageRole.COACH, content=f"bulk {i}") for i in range(5)]
+    )
+    await assert_counters_exact(raw)
+    created.session = other  # moved in an edit form
+    await created.save()
+    await assert_counters_exact(raw)
+    await created.delete()
+    await Message.filter(session_id=session.id, content__in=["bulk 0", "bulk 1"]).delete()
+    await Message.filter(session_id=session.id).update(session_id=other.id)
+    await assert_counters_exact(raw)
+    assert (await ConversationSession.get(id=other.id)).total_messages == 3
+    await session.delete()
+    await assert_counters_exact(raw)
+
+
+async def test_a_new_session_starts_at_zero_whatever_the_insert_says(
+    raw: asyncpg.Connection,
+) -> None:
+    """The demo seed COPYs sessions with their final count, then their messages."""
+    session = await make_session()
+    copied = await raw.fetchval(
+        "INSERT INTO conversation_session (user_id, scenario_id, total_messages)"
+        " SELECT user_id, scenario_id, 7 FROM conversation_session WHERE id = $1 RETURNING id",
+        session.id,
+    )
+    assert (
+        await raw.fetchval("SELECT total_messages FROM conversation_session WHERE id = $1", copied)
+        == 0
+    )
+
+
+async def test_database_refuses_messages_after_the_end_but_takes_backfilled_history(
+    raw: asyncpg.Connection,
+) -> None:
+    started = datetime(2026, 1, 5, 18, 0, tzinfo=UTC)
+    session = await make_session(
+        status=SessionStatus.COMPLETED, started_at=started, ended_at=started + timedelta(minutes=9)
+    )
+    insert = (
+        "INSERT INTO message (session_id, role, content, timestamp) VALUES ($1, 'user', $2, $3)"
+    )
+    await raw.execute(insert, session.id, "history", started + timedelta(minutes=3))
+    await raw.execute(insert, session.id, "last word", started + timedelta(minutes=9))
+    with pytest.raises(asyncpg.CheckViolationError, match=r"ended at .* cannot be added") as info:
+        await raw.execute(
+            "INSERT INTO message (session_id, role, content) VALUES ($1, 'user', 'late')",
+            session.id,
+        )
+    assert info.value.constraint_name == AFTER_END
+    with pytest.raises(IntegrityError, match="cannot be added"):  # the studio's ORM create
+        await Message.create(session=session, role=MessageRole.USER, content="late")
+    with pytest.raises(asyncpg.CheckViolationError, match=r"cannot end at .* it has a message"):
+        await raw.execute(
+            "UPDATE conversation_session SET ended_at = ended_at - interval '1 minute'"
+        )
+    assert await raw.fetchval("SELECT count(*) FROM message") == 2
+    await assert_counters_exact(raw)
+
+
+# --- end_session --------------------------------------------------------------------------
+
+
+async def test_end_session_sets_ended_at_and_duration_from_the_database_clock(
+    raw: asyncpg.Connection,
+) -> None:
+    session = await make_session()
+    await raw.execute(
+        "UPDATE conversation_session SET started_at = now() - interval '95.5 seconds'"
+    )
+    await add_message(session, "user", "bye")
+    before = await raw.fetchval("SELECT clock_timestamp()")
+    ended = await end_session(session)
+    after = await raw.fetchval("SELECT clock_timestamp()")
+    assert ended.status is SessionStatus.COMPLETED
+    assert ended.ended_at is not None and before <= ended.ended_at <= after
+    seconds = (ended.ended_at - ended.started_at).total_seconds()
+    assert ended.duration_seconds == math.floor(seconds) >= 95
+    assert ended.total_messages == 1
+    stored = await ConversationSession.get(id=session.id)
+    assert (stored.ended_at, stored.duration_seconds) == (ended.ended_at, ended.duration_seconds)
+
+
+async def test_end_session_is_idempotent() -> None:
+    session = await make_session()
+    first = await end_session(session, SessionStatus.ABANDONED)
+    again = await end_session(session.id, "abandoned")
+    assert again.status is SessionStatus.ABANDONED
+    assert (again.ended_at, again.duration_seconds) == (first.ended_at, first.duration_seconds)
+
+
+async def test_end_session_refuses_a_different_second_ending() -> None:
+    session = await make_session()
+    first = await end_session(session, SessionStatus.COMPLETED)
+    with pytest.raises(
+        SessionAlreadyEnded,
+        match=f"Session {session.id} already ended as completed at .*; "
+        "it cannot end again as abandoned",
+    ):
+        await end_session(session, SessionStatus.ABANDONED)
+    stored = await ConversationSession.get(id=session.id)
+    assert (stored.status, stored.ended_at) == (SessionStatus.COMPLETED, first.ended_at)
+
+
+async def test_end_session_argument_errors() -> None:
+    session = await make_session()
+    with pytest.raises(ValueError, match="status must be completed or abandoned"):
+        await end_session(session, SessionStatus.ACTIVE)
+    with pytest.raises(ValueError):
+        await end_session(session, "paused")
+    with pytest.raises(NotFound, match="Session 999999 does not exist"):
+        await end_session(999_999)
+
+
+async def test_ending_and_reopening_by_raw_sql_or_the_studio_keeps_times_consistent(
+    raw: asyncpg.Connection,
+) -> None:
+    session = await make_session()
+    row = await raw.fetchrow(
+        "UPDATE conversation_session SET status = 'abandoned' RETURNING *"
+    )  # no ended_at given: the database stamps it
+    assert row["ended_at"] is not None
+    assert row["duration_seconds"] == math.floor(
+        (row["ended_at"] - row["started_at"]).total_seconds()
+    )
+    stored = await ConversationSession.get(id=session.id)
+    stored.status = SessionStatus.ACTIVE  # an administrator reopens it in the studio
+    await stored.save()
+    reopened = await ConversationSession.get(id=session.id)
+    assert (reopened.ended_at, reopened.duration_seconds) == (None, None)
+    with pytest.raises(IntegrityError, match="ended_at_matches_status"):
+        await make_session(status=SessionStatus.COMPLETED, ended_at=None)
+
+
+async def test_a_duration_written_by_hand_must_match_the_times(raw: asyncpg.Connection) -> None:
+    started = datetime(2026, 1, 5, 18, 0, tzinfo=UTC)
+    session = await make_session(
+        status=SessionStatus.COMPLETED, started_at=started, ended_at=started + timedelta(seconds=90)
+    )
+    assert (await ConversationSession.get(id=session.id)).duration_seconds == 90  # derived
+    with pytest.raises(asyncpg.CheckViolationError, match="duration_spans_start_to_end"):
+        await raw.execute("UPDATE conversation_session SET duration_seconds = 5")
+    await raw.execute("UPDATE conversation_session SET ended_at = ended_at + interval '30.9 s'")
+    assert await raw.fetchval("SELECT duration_seconds FROM conversation_session") == 120
+    with pytest.raises(asyncpg.CheckViolationError, match="duration_spans_start_to_end"):
+        await raw.execute("UPDATE conversation_session SET ended_at = '2099-01-01T10:30:00Z'")
+
+
+# --- transcript ---------------------------------------------------------------------------
+
+
+async def test_transcript_pages_cover_every_message_once_in_time_order(
+    raw: asyncpg.Connection,
+) -> None:
+    """Keyset pages, with runs of equal timestamps and rows inserted out of time order."""
+    session = await make_session()
+    t0 = datetime(2026, 1, 5, 18, 0, tzinfo=UTC)
+    minutes = [5, 1, 1, 1, 3, 1, 5, 5, 2, 2, 2, 2, 2, 4, 0, 5, 5, 5, 1, 3, 3, 0, 4]
+    await raw.executemany(
+        "INSERT INTO message (session_id, role, content, timestamp) VALUES ($1, 'user', $2, $3)",
+        [(session.id, f"m{i}", t0 + timedelta(minutes=m)) for i, m in enumerate(minutes)],
+    )
+    expected = [
+        r["id"]
+        for r in await raw.fetch(
+            "SELECT id FROM message WHERE session_id = $1 ORDER BY timestamp, id", session.id
+        )
+    ]
+    for limit in (1, 4, 5, 23, 50):
+        seen: list[int] = []
+        page = await transcript(session, limit=limit)
+        while page:
+            seen += [m.id for m in page]
+            assert len(page) <= limit
+            # Alternate the two cursor forms: the last message, or its (timestamp, id).
+            cursor = page[-1] if len(seen) % 2 else (page[-1].timestamp, page[-1].id)
+            page = await transcript(session.id, after=cursor, limit=limit)
+        assert seen == expected, limit
+
+
+async def test_transcript_returns_full_messages_and_one_query_per_page(
+    queries: list[str],
+) -> None:
+    session, other = await make_session(), await make_session()
+    sent = await add_message(session, "coach", "Nice opener.", {"score": 0.8})
+    await add_message(other, "user", "another session")
+    queries.clear()
+    [read] = await transcript(session)
+    assert len(queries) == 1 and "OFFSET" not in queries[0].upper()
+    assert (read.id, read.role, read.content, read.metadata) == (
+        sent.id,
+        MessageRole.COACH,
+        "Nice opener.",
+        {"score": 0.8},
+    )
+    assert await transcript(session, after=read) == []
+
+
+async def test_transcript_limit_is_checked() -> None:
+    session = await make_session()
+    for limit in (0, -1, 1001):
+        with pytest.raises(ValueError, match="limit must be between 1 and 1000"):
+            await transcript(session, limit=limit)
+
+
+# --- user_history -------------------------------------------------------------------------
+
+
+async def _user_with_history(sessions: int, messages: int) -> int:
+    user = await make_user(password_hash="$argon2id$secret")
+    scenarios = [await make_scenario(), await make_scenario()]
+    for i in range(sessions):
+        session = await start_session(user, scenarios[i % 2])
+        for j in range(messages):
+            await add_message(session, MessageRole.USER, f"s{i} m{j}", {"j": j})
+        if i % 3 == 0:
+            await end_session(session)
+    return int(user.id)
+
+
+async def test_user_history_is_what_the_orm_nesting_gives() -> None:
+    user_id = await _user_with_history(sessions=4, messages=3)
+    await _user_with_history(sessions=1, messages=1)  # someone else's: must not appear
+    history = await user_history(user_id)
+    orm = await UserWithSessions.from_tortoise_orm(await User.get(id=user_id))
+    assert history.model_dump() == orm.model_dump()
+    dumped = history.model_dump()
+    assert "password_hash" not in dumped
+    assert len(dumped["sessions"]) == 4
+    assert [m["content"] for m in dumped["sessions"][-1]["messages"]] == ["s0 m0", "s0 m1", "s0 m2"]
+
+
+async def test_user_history_takes_one_query_however_many_sessions_and_messages(
+    queries: list[str],
+) -> None:
+    """No N+1: 1 query for 1 session or 12 sessions x 10 messages (the ORM nesting takes 3)."""
+    counts = []
+    for sessions, messages in [(0, 0), (1, 1), (12, 10)]:
+        user_id = await _user_with_history(sessions, messages)
+        queries.clear()
+        history = await user_history(user_id)
+        counts.append(len(queries))
+        assert len(history.model_dump()["sessions"]) == sessions
+    assert counts == [1, 1, 1]
+    user = await User.get(id=user_id)
+    queries.clear()
+    await UserWithSessions.from_tortoise_orm(user)
+    assert len(queries) == 3
+
+
+async def test_user_history_of_a_missing_user_raises_not_found() -> None:
+    with pytest.raises(NotFound, match="User 999999 does not exist"):
+        await user_history(999_999)
+
+
+def test_conversation_errors_share_a_base() -> None:
+    for error in (
+        NotFound,
+        ScenarioInactive,
+        SessionNotActive,
+        SessionAlreadyEnded,
+        InvalidMessage,
+    ):
+        assert issubclass(error, ConversationError)
