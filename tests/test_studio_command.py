@@ -13,17 +13,10 @@ import urllib.request
 from pathlib import Path
 
 import asyncpg
-import psutil
 import pytest
 
 from coach_db.embedded import running_state
-from tests.conftest import ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.processes import ROOT, free_port, processes_under
 
 
 def env_without_urls(home: Path) -> dict[str, str]:
@@ -65,15 +58,6 @@ def ctrl_c(proc: subprocess.Popen[str]) -> str:
         os.killpg(proc.pid, signal.SIGINT)
     output, _ = proc.communicate(timeout=60)
     return output
-
-
-def processes_under(folder: Path) -> list[str]:
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        with_args = " ".join(proc.info["cmdline"] or [])
-        if str(folder) in with_args:
-            found.append(with_args)
-    return found
 
 
 async def count_users(url: str) -> int:
