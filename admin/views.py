@@ -119,6 +119,11 @@ async def dashboard(request: Request, resources: Sidebar) -> Response:
         "sessions_by_status": by_status,
         "sessions": sum(by_status.values()),
         "messages_per_day": await _messages_per_day(),
+        # For an empty chart: says whether there are older messages (the demo data is dated
+        # in the past so that its seed always gives the same rows).
+        "latest_message": (
+            await Message.all().order_by("-timestamp").first().values_list("timestamp", flat=True)
+        ),
         "average_seconds": round(average["avg"]) if average and average["avg"] else None,
     }
     return render(request, "dashboard.html", context)

@@ -90,6 +90,7 @@ def studio(
     the data in .coach-db/ (COACH_DB_HOME). Then it applies pending migrations, seeds an empty
     database, and serves until Ctrl-C, which stops everything it started.
     """
+    from admin import assets
     from admin.app import serve
     from admin.config import get_studio_settings
     from coach_db.embedded import EmbeddedServers, home, running_state
@@ -102,6 +103,9 @@ def studio(
         }
     )
     _check_port_free(settings.studio_host, settings.studio_port)
+    if assets.missing():
+        console.print("Installing the studio's pinned CSS and JS (npm ci, needed once) ...")
+        assets.install()
     need_postgres = not settings.database_url
     need_redis = "redis_url" not in settings.model_fields_set
     if (need_postgres or need_redis) and (other := running_state()):

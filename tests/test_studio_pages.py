@@ -119,6 +119,14 @@ async def test_dashboard_counts(staff: Any) -> None:
 async def test_dashboard_of_an_empty_database(staff: Any) -> None:
     html = (await staff.get("/admin/")).text
     assert "Active: 0" in html and re.search(r'id="stat-average-duration">\s*\N{EN DASH}', html)
+    assert "No messages yet." in html
+
+
+async def test_dashboard_names_the_latest_message_when_the_month_is_empty(staff: Any) -> None:
+    session = await make_session(started_at=datetime(2025, 8, 1, tzinfo=UTC))
+    await make_message(session=session, timestamp=datetime(2025, 8, 11, 17, 0, tzinfo=UTC))
+    html = (await staff.get("/admin/")).text
+    assert "No messages in these 30 days; the latest is from 2025-08-11." in html
 
 
 async def test_transcript_shows_messages_in_order_by_role_with_metadata(staff: Any) -> None:
