@@ -88,6 +88,10 @@ def admin_password_from_env() -> str | None:
     return password
 
 
+# pg_advisory_xact_lock key held while seeding ("coachsd").
+SEED_LOCK_KEY = 0x636F6163_68736400
+
+
 async def seed(
     *,
     demo: int = 0,
@@ -114,7 +118,10 @@ async def seed(
         admin_password = admin_password_from_env()
     started = time.perf_counter()
     result = SeedResult()
-    async with in_transaction():
+    async with in_transaction() as conn:
+        # Two seeds at once (two containers, two terminals) take turns instead of both
+        # inserting the same e-mail; the lock ends with the transaction.
+        await conn.execute_query("SELECT pg_advisory_xact_lock($1)", [SEED_LOCK_KEY])
         result.changes.append(await _upsert_test_user())
         admin, result.generated_admin_password = await _upsert_admin(admin_password)
         result.changes.append(admin)

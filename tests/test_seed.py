@@ -469,3 +469,22 @@ async def test_summary_counts_rows_per_kind_and_shows_the_password_only_once() -
     # Columns: created, updated, unchanged, deleted ("·" for none).
     assert re.search(r"users\W+·\W+·\W+2\W+·", again), again
     assert re.search(r"demo sessions\W+2\W+·\W+·\W+·", shown), shown
+
+
+async def test_two_seeds_started_together_both_succeed_without_duplicates(
+    create_database: Callable[[], Awaitable[str]], tmp_path: Path
+) -> None:
+    """Two containers or terminals seeding at once take turns (advisory lock)."""
+    url = await create_database()
+    deployed = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "coach_db", "deploy", env={**os.environ, "DATABASE_URL": url}
+    )
+    assert await deployed.wait() == 0
+    runs = await asyncio.gather(*(run_cli(url=url, tmp_path=tmp_path) for _ in range(2)))
+    assert [r.returncode for r in runs] == [0, 0], [r.stderr for r in runs]
+    conn = await asyncpg.connect(url)
+    try:
+        assert await conn.fetchval('SELECT count(*) FROM "user"') == 2
+        assert await conn.fetchval("SELECT count(*) FROM scenario") == len(data.SCENARIOS)
+    finally:
+        await conn.close()
