@@ -19,8 +19,9 @@ import httpx
 import pytest
 
 from coach_db import MessageRole, Scenario, SessionStatus
-from tests.conftest import ROOT, _free_port
+from tests.conftest import ROOT
 from tests.factories import make_message, make_scenario, make_session, make_user
+from tests.processes import free_port
 from tests.studio import STAFF_PASSWORD, make_staff
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -43,7 +44,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def studio_url(database_url: str, redis_url: str, studio_settings: Any) -> Iterator[str]:
     """`python -m admin` on a free port, as a developer starts it (assets installed if missing)."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
