@@ -1,4 +1,4 @@
-"""Documented size limits of stored conversations, shared by the package, the studio and the database.
+"""Documented size limits of conversations, shared by the package, the studio and the database.
 
 Each limit is enforced twice: here, first, so the error names the problem, and by a CHECK
 constraint in PostgreSQL (migration ``3_…``), so raw SQL and other services cannot go past it.
@@ -14,7 +14,7 @@ MAX_METADATA_BYTES: Final = 32_768
 MAX_METADATA_DEPTH: Final = 16
 #: The most messages one call of ``transcript()`` returns, and one studio transcript page shows.
 MAX_TRANSCRIPT_PAGE: Final = 500
-#: The most sessions one call of ``user_history()`` returns (newest first; pass ``before`` for more).
+#: The most sessions one call of ``user_history()`` returns (newest first; ``before`` for more).
 MAX_HISTORY_SESSIONS: Final = 50
 #: The most messages per session that ``user_history()`` includes (the first ones, in order).
 MAX_HISTORY_MESSAGES: Final = 200
