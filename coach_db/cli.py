@@ -186,9 +186,19 @@ async def _count_users(url: str) -> int:
 @friendly
 def check() -> None:
     """Fail when the models changed without a migration (offline: no database needed)."""
+    from coach_db.codegen import drift as generated_drift
+
+    stale = generated_drift()
+    for path in stale:
+        console.print(
+            f"[red]Drift:[/] {path.name} is not what `coach-db generate` writes for the "
+            "current models: run `coach-db generate` and commit it."
+        )
     drift = check_drift()
     if drift.clean:
         console.print("[green]No drift:[/] the models match the last migration.")
+        if stale:
+            raise typer.Exit(1)
         return
     console.print(
         "[red]Drift:[/] the models changed without a migration. With the database up to date "
@@ -366,20 +376,37 @@ async def _createstaff(email: str, username: str | None, password: str) -> bool:
 @app.command()
 @friendly
 def generate(
-    out_dir: Annotated[Path, typer.Option("--out", help="Where to write the schemas.")] = Path(
-        "generated"
-    ),
+    json_schema: Annotated[
+        Path | None,
+        typer.Option("--json-schema", "--out", help="Write the JSON Schemas here instead."),
+    ] = None,
+    ts: Annotated[
+        Path | None, typer.Option("--ts", help="Write TypeScript types here instead.")
+    ] = None,
 ) -> None:
-    """Write the JSON Schema of every Pydantic type (for TypeScript clients, docs)."""
+    """Write coach_db/types.py and coach_db/models.pyi from the models (or JSON Schema / TS)."""
+    from coach_db import codegen
+
+    if json_schema is None and ts is None:
+        for path in codegen.write_generated():
+            console.print(f"Wrote {path}")
+        console.print("The generated types match the models.")
+        return
     from coach_db import types
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in types.__all__:
-        model = getattr(types, name)
-        if hasattr(model, "model_json_schema"):
-            path = out_dir / f"{name}.schema.json"
-            path.write_text(json.dumps(model.model_json_schema(), indent=2) + "\n")
-            console.print(f"Wrote {path}")
+    if json_schema is not None:
+        json_schema.mkdir(parents=True, exist_ok=True)
+        for name in types.__all__:
+            model = getattr(types, name)
+            if hasattr(model, "model_json_schema"):
+                path = json_schema / f"{name}.schema.json"
+                path.write_text(json.dumps(model.model_json_schema(), indent=2) + "\n")
+                console.print(f"Wrote {path}")
+    if ts is not None:
+        ts.mkdir(parents=True, exist_ok=True)
+        path = ts / "coach-db.ts"
+        path.write_text(codegen.render_typescript())
+        console.print(f"Wrote {path}")
 
 
 def main() -> None:

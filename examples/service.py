@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import coach_db
 from coach_db import ConversationSession, Message, MessageRole, Scenario, SessionStatus, User
@@ -45,6 +46,27 @@ async def recent_sessions(user: User, limit: int = 10) -> list[SessionRead]:
 
 async def history(user: User) -> UserWithSessions:
     return await coach_db.user_history(user)  # one query, however long the history
+
+
+async def last_scenario_name(user: User) -> str | None:
+    """Nested fields of the read types are typed all the way down."""
+    sessions = (await history(user)).sessions
+    if not sessions:
+        return None
+    latest = sessions[0]
+    coach_notes = [m.content for m in latest.messages if m.role is MessageRole.COACH]
+    print(f"{latest.scenario.name}: {latest.total_messages} messages, {len(coach_notes)} notes")
+    return latest.scenario.name
+
+
+async def search(text: str, since: datetime) -> list[Message]:
+    """Filter keywords are checked too: a misspelt field or a wrong value type is an error."""
+    return await Message.filter(
+        content__icontains=text,
+        timestamp__gte=since,
+        session__status__in=[SessionStatus.ACTIVE, SessionStatus.COMPLETED],
+        session__scenario__is_active=True,
+    ).limit(20)
 
 
 async def main() -> None:

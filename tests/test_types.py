@@ -154,10 +154,10 @@ def test_scenario_create_accepts_a_good_slug() -> None:
 
 def test_message_create_rejects_unknown_role_and_empty_content() -> None:
     with pytest.raises(ValidationError, match="'user', 'partner' or 'coach'"):
-        MessageCreate(session_id=1, role="narrator", content="x")
+        MessageCreate(role="narrator", content="x")
     with pytest.raises(ValidationError, match="at least 1 character"):
-        MessageCreate(session_id=1, role="user", content="")
-    ok = MessageCreate(session_id=1, role="partner", content="hi")
+        MessageCreate(role="user", content="")
+    ok = MessageCreate(role="partner", content="hi")
     assert ok.role is MessageRole.PARTNER and ok.metadata == {}
 
 

@@ -1,46 +1,99 @@
-"""What mypy catches in a consumer's code, and what Tortoise's typing lets through."""
+"""mypy --strict and basedpyright on consumer code: correct code passes, each mistake is caught."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
-from pathlib import Path
+
+import pytest
 
 from tests.conftest import ROOT
 
-CONSUMER = """
-from coach_db import Scenario
+CORRECT = """\
+from datetime import UTC, datetime
 
-async def consumer() -> None:
-    scenario = await Scenario.get(slug="angry-uncle")
-    print(scenario.nmae)                      # line 6: misspelt field
-    scenario.is_active = "yes"                # line 7: wrong type
-    count: str = await Scenario.all().count() # line 8: wrong result type
-    await Scenario.filter(is_activ=True)      # line 9: misspelt filter: NOT caught
+from coach_db import ConversationSession, Message, Scenario, SessionStatus, User
+from coach_db.types import SessionRead, UserWithSessions
+
+
+async def correct(history: UserWithSessions, user: User) -> str:
+    since = datetime(2026, 1, 1, tzinfo=UTC)
+    active = await Scenario.filter(is_active=True, name__icontains="uncle").order_by("name")
+    done = await ConversationSession.filter(
+        user=user, status__in=[SessionStatus.COMPLETED], started_at__gte=since
+    ).exclude(ended_at=None).limit(5)
+    words = await Message.filter(session__user_id=user.id, timestamp__year=2026).count()
+    found = await User.get_or_none(email__iexact="a@x.org", sessions__status=SessionStatus.ACTIVE)
+    await Scenario.filter(slug__in=("a", "b")).update(is_active=False)
+    reads: list[SessionRead] = await SessionRead.from_queryset(ConversationSession.filter(pk=1))
+    first = history.sessions[0]
+    total: int = first.total_messages + len(first.messages) + words + len(done) + len(reads)
+    return f"{first.scenario.name} {first.messages[0].content} {total} {active} {found}"
+"""
+
+# Each wrong line is marked `# WRONG`; both checkers must report an error there and nowhere else.
+WRONG = """\
+from coach_db import ConversationSession, Message, Scenario
+from coach_db.types import UserWithSessions
+
+
+async def wrong(history: UserWithSessions) -> None:
+    print(history.sessions[0].scenario.nmae)  # WRONG misspelt field on a read type
+    await Scenario.filter(is_activ=True)  # WRONG misspelt filter keyword
+    await Scenario.filter(is_active="yes")  # WRONG wrong value type in a filter
+    await Scenario.filter(is_active__icontains="y")  # WRONG text lookup on a bool
+    await Message.filter(timestamp__year="2026")  # WRONG date part is an int
+    await ConversationSession.filter(status__in=["nope"])  # WRONG not a SessionStatus
+    await Scenario.filter(name="x").update(is_active="no")  # WRONG update value type
+    await Message.filter(session__user__emial="a")  # WRONG misspelt field across a relation
+    scenario = await Scenario.get(slug="x")
+    scenario.is_active = "yes"  # WRONG str assigned to a bool field
 """
 
 
-def test_mypy_catches_wrong_fields_and_types_but_not_filter_keywords(tmp_path: Path) -> None:
-    source = tmp_path / "consumer.py"
-    source.write_text(CONSUMER)
+def _wrong_lines() -> set[int]:
+    return {n for n, line in enumerate(WRONG.splitlines(), 1) if "# WRONG" in line}
+
+
+EXAMPLE = ROOT / "examples" / "service.py"
+CHECKERS = {
+    "mypy": [sys.executable, "-m", "mypy", "--strict", "--no-incremental"],
+    # Errors only: basedpyright's default rule set also warns about style (unused results).
+    "basedpyright": [sys.executable, "-m", "basedpyright", "--level", "error"],
+}
+
+
+@pytest.fixture(scope="module", params=sorted(CHECKERS))
+def checked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One run of the checker over both snippets and examples/service.py: its output."""
+    folder = tmp_path_factory.mktemp("typing")
+    (folder / "correct_use.py").write_text(CORRECT)
+    (folder / "wrong_use.py").write_text(WRONG)
+    files = [str(folder / "correct_use.py"), str(folder / "wrong_use.py"), str(EXAMPLE)]
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(source)],
+        [*CHECKERS[request.param], *files],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
     )
-    lines = {int(line.split(":")[1]) for line in result.stdout.splitlines() if ": error:" in line}
-    assert lines == {6, 7, 8}, result.stdout
-    # filter()/get() take **kwargs: a misspelt keyword only fails at run time (FieldError).
+    return result.stdout + result.stderr
 
 
-def test_the_example_service_type_checks() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "examples/service.py"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout
+def _error_lines(output: str, name: str) -> set[int]:
+    pattern = re.compile(rf"{re.escape(name)}:(\d+)(?::\d+)?:?(?: -)? error")
+    return {int(m.group(1)) for m in pattern.finditer(output)}
+
+
+def test_correct_consumer_code_type_checks(checked: str) -> None:
+    assert _error_lines(checked, "correct_use.py") == set(), checked
+
+
+def test_each_mistake_is_reported_at_its_line(checked: str) -> None:
+    assert _error_lines(checked, "wrong_use.py") == _wrong_lines(), checked
+
+
+def test_the_example_service_type_checks(checked: str) -> None:
+    assert _error_lines(checked, "service.py") == set(), checked
+    assert "service.py" not in checked, checked

@@ -1,0 +1,99 @@
+"""What the Pydantic types are: pydantic_model_creator calls that `coach-db generate` renders.
+
+``coach_db/types.py`` is generated from ``reference_types()`` as ordinary classes, so type
+checkers see every field; ``tests/test_codegen.py`` compares the two field by field and JSON
+Schema by JSON Schema. Change a type here (or a model), then run ``coach-db generate``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, cast
+
+from pydantic import AfterValidator, ConfigDict, EmailStr, Field, SecretStr
+
+from coach_db.models import SLUG_PATTERN, MessageRole
+
+if TYPE_CHECKING:
+    from tortoise.contrib.pydantic import PydanticModel
+    from tortoise.models import Model
+
+
+def lowercase(value: str) -> str:
+    """E-mails compare case-insensitively, so the create type stores them in lower case."""
+    return value.lower()
+
+
+def orm_config(model: type[Model], title: str) -> ConfigDict:
+    """The model_config pydantic_model_creator gives its classes (orig_model: the ORM model)."""
+    config = {"title": title, "extra": "forbid", "from_attributes": True, "orig_model": model}
+    return cast(ConfigDict, config)
+
+
+def reference_types() -> dict[str, type[PydanticModel]]:
+    """The types as pydantic_model_creator builds them at run time, by name, in output order."""
+    from tortoise import Tortoise
+    from tortoise.contrib.pydantic import pydantic_model_creator
+
+    from coach_db.config import APP_LABEL, MODELS_MODULE
+    from coach_db.models import ConversationSession, Message, Scenario, User
+
+    # Relations are silently missing from the created types unless the models are wired first.
+    Tortoise.init_models([MODELS_MODULE], APP_LABEL)
+
+    user_read = pydantic_model_creator(User, name="UserRead", exclude=("sessions",))
+    scenario_read = pydantic_model_creator(Scenario, name="ScenarioRead", exclude=("sessions",))
+    session_read = pydantic_model_creator(
+        ConversationSession,
+        name="SessionRead",
+        exclude=("user", "scenario", "messages"),
+    )
+    message_read = pydantic_model_creator(Message, name="MessageRead", exclude=("session",))
+    user_with_sessions = pydantic_model_creator(
+        User,
+        name="UserWithSessions",
+        exclude=("sessions.user", "sessions.scenario.sessions", "sessions.messages.session"),
+    )
+
+    user_base = pydantic_model_creator(
+        User, name="UserCreate", exclude_readonly=True, exclude=("sessions", "created_at")
+    )
+    scenario_base = pydantic_model_creator(
+        Scenario, name="ScenarioCreate", exclude_readonly=True, exclude=("sessions",)
+    )
+    message_base = pydantic_model_creator(
+        Message, name="MessageCreate", exclude_readonly=True, exclude=("session", "session_id")
+    )
+
+    class UserCreate(user_base):  # type: ignore[misc,valid-type]  # built at run time
+        """A new user: a valid e-mail and, unless they sign in through SAML, a password."""
+
+        email: Annotated[EmailStr, AfterValidator(lowercase)]
+        username: str = Field(min_length=1, max_length=100)
+        password: SecretStr | None = Field(default=None, min_length=8)
+        is_staff: bool = False
+
+    class ScenarioCreate(scenario_base):  # type: ignore[misc,valid-type]
+        """A new scenario; the slug must be URL-safe."""
+
+        name: str = Field(min_length=1, max_length=200)
+        slug: str = Field(min_length=1, max_length=100, pattern=SLUG_PATTERN)
+        is_active: bool = True
+
+    class MessageCreate(message_base):  # type: ignore[misc,valid-type]
+        """A new message; its session comes from elsewhere (POST /sessions/{id}/messages)."""
+
+        role: MessageRole
+        content: str = Field(min_length=1)
+        metadata: dict[str, Any] = Field(default_factory=dict)
+        audio_url: str | None = Field(default=None, max_length=2048)
+
+    return {
+        "UserRead": user_read,
+        "UserCreate": UserCreate,
+        "ScenarioRead": scenario_read,
+        "ScenarioCreate": ScenarioCreate,
+        "SessionRead": session_read,
+        "MessageRead": message_read,
+        "MessageCreate": MessageCreate,
+        "UserWithSessions": user_with_sessions,
+    }
