@@ -293,7 +293,7 @@ def _python_type(field: Field[Any], imports: _Imports) -> str:
         enum_type = field.enum_type
         return imports.add(enum_type.__module__, enum_type.__name__)
     if isinstance(field, fields.JSONField):
-        return "dict[str, Any]"
+        return _JSON
     kind = field.field_type
     known = {
         int: "int",
@@ -332,6 +332,7 @@ def _suffixes(field: Field[Any], python: str) -> tuple[str, ...]:
     return _EQUALITY + _ORDER
 
 
+_JSON = "dict[str, Any]"
 _ORDERED = {"int", "float", "Decimal", "str", "datetime", "date", "time", "timedelta", "UUID"}
 
 
@@ -346,7 +347,7 @@ def _value_type(suffix: str, python: str, null: bool) -> str:
         return "bool"
     if suffix in _DATE_PARTS + _TIME_PARTS:
         return "int"
-    if suffix in _TEXT:
+    if suffix in _TEXT and python != _JSON:
         return "str"
     return python  # not, gt, gte, lt, lte, contains/contained_by/filter of JSON
 

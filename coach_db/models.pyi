@@ -654,7 +654,7 @@ class UserLookups(TypedDict, total=False):
     sessions__messages__metadata__not: dict[str, Any]
     sessions__messages__metadata__isnull: bool
     sessions__messages__metadata__not_isnull: bool
-    sessions__messages__metadata__contains: str
+    sessions__messages__metadata__contains: dict[str, Any]
     sessions__messages__metadata__contained_by: dict[str, Any]
     sessions__messages__metadata__filter: dict[str, Any]
     sessions__messages__session_id: int
@@ -1335,7 +1335,7 @@ class ScenarioLookups(TypedDict, total=False):
     sessions__messages__metadata__not: dict[str, Any]
     sessions__messages__metadata__isnull: bool
     sessions__messages__metadata__not_isnull: bool
-    sessions__messages__metadata__contains: str
+    sessions__messages__metadata__contains: dict[str, Any]
     sessions__messages__metadata__contained_by: dict[str, Any]
     sessions__messages__metadata__filter: dict[str, Any]
     sessions__messages__session_id: int
@@ -2014,7 +2014,7 @@ class ConversationSessionLookups(TypedDict, total=False):
     messages__metadata__not: dict[str, Any]
     messages__metadata__isnull: bool
     messages__metadata__not_isnull: bool
-    messages__metadata__contains: str
+    messages__metadata__contains: dict[str, Any]
     messages__metadata__contained_by: dict[str, Any]
     messages__metadata__filter: dict[str, Any]
     messages__session_id: int
@@ -2201,7 +2201,7 @@ class MessageLookups(TypedDict, total=False):
     metadata__not: dict[str, Any]
     metadata__isnull: bool
     metadata__not_isnull: bool
-    metadata__contains: str
+    metadata__contains: dict[str, Any]
     metadata__contained_by: dict[str, Any]
     metadata__filter: dict[str, Any]
     session_id: int

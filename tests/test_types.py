@@ -174,3 +174,47 @@ async def test_session_status_is_validated_in_read_types() -> None:
             }
         )
     assert await ConversationSession.all().count() == 0
+
+
+async def test_fastapi_routes_take_create_types_and_return_orm_rows_as_read_types() -> None:
+    """The README's routes: the session id comes from the path, not the MessageCreate body."""
+    from fastapi import FastAPI, HTTPException
+    from httpx import ASGITransport, AsyncClient
+
+    from coach_db import NotFound, Scenario, SessionNotActive, add_message
+
+    app = FastAPI()
+
+    @app.get("/scenarios", response_model=list[ScenarioRead])
+    async def scenarios() -> list[Scenario]:
+        return await Scenario.filter(is_active=True).order_by("name")
+
+    @app.post("/sessions/{session_id}/messages", response_model=MessageRead, status_code=201)
+    async def post_message(session_id: int, body: MessageCreate) -> object:
+        try:
+            return await add_message(session_id, body.role, body.content, body.metadata)
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from exc
+        except SessionNotActive as exc:
+            raise HTTPException(409, str(exc)) from exc
+
+    b = await make_scenario(name="B", slug="b-1")
+    await make_scenario(name="A", slug="a-1")
+    await make_scenario(name="Off", slug="off", is_active=False)
+    session = await make_session(scenario=b)
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client:
+        listed = await client.get("/scenarios")
+        posted = await client.post(
+            f"/sessions/{session.id}/messages", json={"role": "user", "content": "Hi!"}
+        )
+        refused = await client.post(
+            f"/sessions/{session.id}/messages",
+            json={"role": "user", "content": "Hi!", "session_id": session.id},
+        )
+    assert listed.status_code == 200, listed.text
+    assert [s["slug"] for s in listed.json()] == ["a-1", "b-1"]
+    assert set(listed.json()[0]) == set(ScenarioRead.model_fields)
+    assert posted.status_code == 201, posted.text
+    assert posted.json()["session_id"] == session.id
+    assert posted.json()["content"] == "Hi!"
+    assert refused.status_code == 422  # the body has no session_id: the path names the session
