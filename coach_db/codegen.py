@@ -458,6 +458,19 @@ class {m}QuerySet(QuerySet[{m}]):
     ) -> {m}QuerySet: ...
 """
 
+_RELATION_METHODS = """\
+class {m}Relation(ReverseRelation[{m}]):
+    \"\"\"A reverse relation to {m} (user.sessions): its querysets take typed keywords too.\"\"\"
+
+    def filter(  # type: ignore[override]
+        self, *args: Q, **kwargs: Unpack[{m}Lookups]
+    ) -> {m}QuerySet: ...
+    def all(self) -> {m}QuerySet: ...
+    def order_by(self, *orderings: str) -> {m}QuerySet: ...
+    def limit(self, limit: int) -> {m}QuerySet: ...
+    def offset(self, offset: int) -> {m}QuerySet: ...
+"""
+
 _MODEL_METHODS = """\
     @classmethod
     def filter(  # type: ignore[override]
@@ -494,14 +507,17 @@ def _model_stub(model: type[Model], imports: _Imports) -> str:
         lines.append(f'    """{inspect.cleandoc(model.__doc__)}"""\n')
     for name, field in meta.fields_map.items():
         declared = _annotation_text(model, name)
+        if isinstance(field, fields.relational.BackwardFKRelation):
+            if declared is None or "ReverseRelation" not in declared:
+                raise RuntimeError(f"annotate the reverse relation {model.__name__}.{name}")
+            lines.append(f"    {name}: {field.related_model.__name__}Relation")
+            continue
         if declared is not None:
             lines.append(f"    {name}: {declared.replace('fields.', '')}")
-            for kind in ("ForeignKeyRelation", "ReverseRelation", "OneToOneRelation"):
+            for kind in ("ForeignKeyRelation", "OneToOneRelation"):
                 if kind in declared:
                     imports.add("tortoise.fields", kind)
             continue
-        if isinstance(field, fields.relational.BackwardFKRelation):
-            raise RuntimeError(f"annotate the reverse relation {model.__name__}.{name}")
         python = _python_type(field, imports)
         lines.append(f"    {name}: {python}{' | None' if field.null else ''}")
     lines.append("")
@@ -544,6 +560,11 @@ def _public_module(kind: type[Any]) -> str:
     if getattr(fields, kind.__name__, None) is kind:
         return "tortoise.fields"
     return kind.__module__
+
+
+def _reverse_fields(model: type[Model]) -> list[Any]:
+    meta = model._meta
+    return [meta.fields_map[name] for name in meta.backward_fk_fields]
 
 
 def render_stubs() -> str:
@@ -600,6 +621,9 @@ def render_stubs() -> str:
             )
         )
         parts.append(_QUERYSET_METHODS.format(m=m))
+        if any(model in {f.related_model for f in _reverse_fields(other)} for other in models):
+            imports.add("tortoise.fields", "ReverseRelation")
+            parts.append(_RELATION_METHODS.format(m=m))
     return (
         HEADER.format(source="models.py")
         + '"""Type stub of coach_db.models: the models with typed query keywords (PEP 692)."""\n\n'

@@ -44,7 +44,7 @@ class User(Model):
     is_staff: bool
     created_at: datetime
     updated_at: datetime
-    sessions: ReverseRelation[ConversationSession]
+    sessions: ConversationSessionRelation
 
     @classmethod
     def filter(  # type: ignore[override]
@@ -725,7 +725,7 @@ class Scenario(Model):
     is_active: bool
     created_at: datetime
     updated_at: datetime
-    sessions: ReverseRelation[ConversationSession]
+    sessions: ConversationSessionRelation
 
     @classmethod
     def filter(  # type: ignore[override]
@@ -1409,7 +1409,7 @@ class ConversationSession(Model):
     duration_seconds: int | None
     scenario_id: int
     user_id: int
-    messages: ReverseRelation[Message]
+    messages: MessageRelation
 
     @classmethod
     def filter(  # type: ignore[override]
@@ -2072,6 +2072,17 @@ class ConversationSessionQuerySet(QuerySet[ConversationSession]):
         of: tuple[str, ...] = (),
         no_key: bool = False,
     ) -> ConversationSessionQuerySet: ...
+
+class ConversationSessionRelation(ReverseRelation[ConversationSession]):
+    """A reverse relation to ConversationSession (user.sessions): its querysets take typed keywords too."""
+
+    def filter(  # type: ignore[override]
+        self, *args: Q, **kwargs: Unpack[ConversationSessionLookups]
+    ) -> ConversationSessionQuerySet: ...
+    def all(self) -> ConversationSessionQuerySet: ...
+    def order_by(self, *orderings: str) -> ConversationSessionQuerySet: ...
+    def limit(self, limit: int) -> ConversationSessionQuerySet: ...
+    def offset(self, offset: int) -> ConversationSessionQuerySet: ...
 
 class Message(Model):
     """One turn of a conversation: the user, the AI partner, or the AI coach."""
@@ -2739,3 +2750,14 @@ class MessageQuerySet(QuerySet[Message]):
         of: tuple[str, ...] = (),
         no_key: bool = False,
     ) -> MessageQuerySet: ...
+
+class MessageRelation(ReverseRelation[Message]):
+    """A reverse relation to Message (user.sessions): its querysets take typed keywords too."""
+
+    def filter(  # type: ignore[override]
+        self, *args: Q, **kwargs: Unpack[MessageLookups]
+    ) -> MessageQuerySet: ...
+    def all(self) -> MessageQuerySet: ...
+    def order_by(self, *orderings: str) -> MessageQuerySet: ...
+    def limit(self, limit: int) -> MessageQuerySet: ...
+    def offset(self, offset: int) -> MessageQuerySet: ...

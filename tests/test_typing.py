@@ -26,7 +26,8 @@ async def correct(history: UserWithSessions, user: User) -> str:
     words = await Message.filter(session__user_id=user.id, timestamp__year=2026).count()
     found = await User.get_or_none(email__iexact="a@x.org", sessions__status=SessionStatus.ACTIVE)
     await Scenario.filter(slug__in=("a", "b")).update(is_active=False)
-    reads: list[SessionRead] = await SessionRead.from_queryset(ConversationSession.filter(pk=1))
+    recent = user.sessions.filter(status=SessionStatus.ACTIVE).order_by("-started_at").limit(3)
+    reads: list[SessionRead] = await SessionRead.from_queryset(recent)
     first = history.sessions[0]
     total: int = first.total_messages + len(first.messages) + words + len(done) + len(reads)
     return f"{first.scenario.name} {first.messages[0].content} {total} {active} {found}"
@@ -34,11 +35,11 @@ async def correct(history: UserWithSessions, user: User) -> str:
 
 # Each wrong line is marked `# WRONG`; both checkers must report an error there and nowhere else.
 WRONG = """\
-from coach_db import ConversationSession, Message, Scenario
+from coach_db import ConversationSession, Message, Scenario, User
 from coach_db.types import UserWithSessions
 
 
-async def wrong(history: UserWithSessions) -> None:
+async def wrong(history: UserWithSessions, user: User) -> None:
     print(history.sessions[0].scenario.nmae)  # WRONG misspelt field on a read type
     await Scenario.filter(is_activ=True)  # WRONG misspelt filter keyword
     await Scenario.filter(is_active="yes")  # WRONG wrong value type in a filter
@@ -47,6 +48,7 @@ async def wrong(history: UserWithSessions) -> None:
     await ConversationSession.filter(status__in=["nope"])  # WRONG not a SessionStatus
     await Scenario.filter(name="x").update(is_active="no")  # WRONG update value type
     await Message.filter(session__user__emial="a")  # WRONG misspelt field across a relation
+    await user.sessions.filter(total_messages__icontains="1")  # WRONG on a reverse relation
     scenario = await Scenario.get(slug="x")
     scenario.is_active = "yes"  # WRONG str assigned to a bool field
 """
@@ -97,3 +99,15 @@ def test_each_mistake_is_reported_at_its_line(checked: str) -> None:
 def test_the_example_service_type_checks(checked: str) -> None:
     assert _error_lines(checked, "service.py") == set(), checked
     assert "service.py" not in checked, checked
+
+
+def test_models_py_itself_type_checks() -> None:
+    """`uv run mypy` reads coach_db/models.pyi instead of models.py, so check the source too."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "coach_db/models.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout
