@@ -187,7 +187,7 @@ def _field_line(name: str, info: FieldInfo, imports: _Imports, names: dict[Any, 
     for attr in ("title", "description"):
         if getattr(info, attr) is not None:
             kwargs.append(f"{attr}={_literal(getattr(info, attr))}")
-    if info.json_schema_extra is not None:
+    if info.json_schema_extra:  # pydantic_model_creator sets {} (no effect) on most fields
         kwargs.append(f"json_schema_extra={_literal(info.json_schema_extra)}")
     for item in info.metadata:
         constraint = next((a for a in _CONSTRAINTS if getattr(item, a, None) is not None), None)
@@ -246,7 +246,7 @@ def render_types(reference: dict[str, type[BaseModel]] | None = None) -> str:
     # Re-exported for services that import the enums with the types.
     imports.add("coach_db.models", "MessageRole")
     imports.add("coach_db.models", "SessionStatus")
-    exported = sorted({*reference, "MessageRole", "SessionStatus"})
+    exported = sorted({*(plan.name for plan in plans), "MessageRole", "SessionStatus"})
     all_list = "__all__ = [\n" + "".join(f'    "{n}",\n' for n in exported) + "]\n"
     return (
         HEADER.format(source="typespec.py")

@@ -21,22 +21,12 @@ class UserRead(PydanticModel):
 
     model_config = orm_config(User, "UserRead")
 
-    id: int = Field(title="Id", json_schema_extra={}, ge=-2147483648, le=2147483647)
+    id: int = Field(title="Id", ge=-2147483648, le=2147483647)
     email: str = Field(
-        title="Email",
-        description="Unique, case-insensitive: stored in lower case",
-        json_schema_extra={},
-        max_length=254,
+        title="Email", description="Unique, case-insensitive: stored in lower case", max_length=254
     )
-    username: str = Field(
-        title="Username", description="Display name", json_schema_extra={}, max_length=100
-    )
-    is_staff: bool = Field(
-        default=False,
-        title="Is Staff",
-        description="May sign in to the studio",
-        json_schema_extra={},
-    )
+    username: str = Field(title="Username", description="Display name", max_length=100)
+    is_staff: bool = Field(default=False, title="Is Staff", description="May sign in to the studio")
     created_at: datetime = Field(title="Created At", json_schema_extra={"readOnly": True})
     updated_at: datetime = Field(title="Updated At", json_schema_extra={"readOnly": True})
 
@@ -57,34 +47,24 @@ class ScenarioRead(PydanticModel):
 
     model_config = orm_config(Scenario, "ScenarioRead")
 
-    id: int = Field(title="Id", json_schema_extra={}, ge=-2147483648, le=2147483647)
-    name: str = Field(title="Name", json_schema_extra={}, max_length=200)
+    id: int = Field(title="Id", ge=-2147483648, le=2147483647)
+    name: str = Field(title="Name", max_length=200)
     slug: str = Field(
         title="Slug",
         description="URL-safe: lowercase letters, digits and single hyphens",
-        json_schema_extra={},
         max_length=100,
     )
-    description: str = Field(title="Description", json_schema_extra={})
+    description: str = Field(title="Description")
     partner_persona: str = Field(
-        title="Partner Persona",
-        description="Who the AI partner plays, in brief",
-        json_schema_extra={},
+        title="Partner Persona", description="Who the AI partner plays, in brief"
     )
-    partner_system_prompt: str = Field(title="Partner System Prompt", json_schema_extra={})
-    coach_system_prompt: str = Field(title="Coach System Prompt", json_schema_extra={})
+    partner_system_prompt: str = Field(title="Partner System Prompt")
+    coach_system_prompt: str = Field(title="Coach System Prompt")
     partner_model: str = Field(
-        title="Partner Model",
-        description="Anthropic model id",
-        json_schema_extra={},
-        max_length=100,
+        title="Partner Model", description="Anthropic model id", max_length=100
     )
-    coach_model: str = Field(
-        title="Coach Model", description="Anthropic model id", json_schema_extra={}, max_length=100
-    )
-    is_active: bool = Field(
-        default=True, title="Is Active", description="Offered to users", json_schema_extra={}
-    )
+    coach_model: str = Field(title="Coach Model", description="Anthropic model id", max_length=100)
+    is_active: bool = Field(default=True, title="Is Active", description="Offered to users")
     created_at: datetime = Field(title="Created At", json_schema_extra={"readOnly": True})
     updated_at: datetime = Field(title="Updated At", json_schema_extra={"readOnly": True})
 
@@ -96,23 +76,16 @@ class ScenarioCreate(PydanticModel):
 
     name: str = Field(min_length=1, max_length=200)
     slug: str = Field(min_length=1, max_length=100, pattern="^[a-z0-9]+(?:-[a-z0-9]+)*$")
-    description: str = Field(title="Description", json_schema_extra={})
+    description: str = Field(title="Description")
     partner_persona: str = Field(
-        title="Partner Persona",
-        description="Who the AI partner plays, in brief",
-        json_schema_extra={},
+        title="Partner Persona", description="Who the AI partner plays, in brief"
     )
-    partner_system_prompt: str = Field(title="Partner System Prompt", json_schema_extra={})
-    coach_system_prompt: str = Field(title="Coach System Prompt", json_schema_extra={})
+    partner_system_prompt: str = Field(title="Partner System Prompt")
+    coach_system_prompt: str = Field(title="Coach System Prompt")
     partner_model: str = Field(
-        title="Partner Model",
-        description="Anthropic model id",
-        json_schema_extra={},
-        max_length=100,
+        title="Partner Model", description="Anthropic model id", max_length=100
     )
-    coach_model: str = Field(
-        title="Coach Model", description="Anthropic model id", json_schema_extra={}, max_length=100
-    )
+    coach_model: str = Field(title="Coach Model", description="Anthropic model id", max_length=100)
     is_active: bool = True
 
 
@@ -121,12 +94,11 @@ class SessionRead(PydanticModel):
 
     model_config = orm_config(ConversationSession, "SessionRead")
 
-    id: int = Field(title="Id", json_schema_extra={}, ge=-2147483648, le=2147483647)
+    id: int = Field(title="Id", ge=-2147483648, le=2147483647)
     status: SessionStatus = Field(
         default=SessionStatus.ACTIVE,
         title="Status",
         description="ACTIVE: active<br/>COMPLETED: completed<br/>ABANDONED: abandoned",
-        json_schema_extra={},
         max_length=9,
     )
     started_at: datetime = Field(title="Started At", json_schema_extra={"readOnly": True})
@@ -137,7 +109,6 @@ class SessionRead(PydanticModel):
         default=0,
         title="Total Messages",
         description="Number of messages, kept exact",
-        json_schema_extra={},
         ge=-2147483648,
         le=2147483647,
     )
@@ -149,10 +120,8 @@ class SessionRead(PydanticModel):
         ge=-2147483648,
         le=2147483647,
     )
-    scenario_id: int = Field(
-        title="Scenario Id", json_schema_extra={}, ge=-2147483648, le=2147483647
-    )
-    user_id: int = Field(title="User Id", json_schema_extra={}, ge=-2147483648, le=2147483647)
+    scenario_id: int = Field(title="Scenario Id", ge=-2147483648, le=2147483647)
+    user_id: int = Field(title="User Id", ge=-2147483648, le=2147483647)
 
 
 class MessageRead(PydanticModel):
@@ -160,16 +129,11 @@ class MessageRead(PydanticModel):
 
     model_config = orm_config(Message, "MessageRead")
 
-    id: int = Field(
-        title="Id", json_schema_extra={}, ge=-9223372036854775808, le=9223372036854775807
-    )
+    id: int = Field(title="Id", ge=-9223372036854775808, le=9223372036854775807)
     role: MessageRole = Field(
-        title="Role",
-        description="USER: user<br/>PARTNER: partner<br/>COACH: coach",
-        json_schema_extra={},
-        max_length=7,
+        title="Role", description="USER: user<br/>PARTNER: partner<br/>COACH: coach", max_length=7
     )
-    content: str = Field(title="Content", json_schema_extra={})
+    content: str = Field(title="Content")
     timestamp: datetime = Field(title="Timestamp", json_schema_extra={"readOnly": True})
     audio_url: str | None = Field(
         default=None,
@@ -179,11 +143,9 @@ class MessageRead(PydanticModel):
         max_length=2048,
     )
     metadata: dict[str, Any] = Field(
-        title="Metadata",
-        description="JSON object: tokens, latency, model, ...",
-        json_schema_extra={},
+        title="Metadata", description="JSON object: tokens, latency, model, ..."
     )
-    session_id: int = Field(title="Session Id", json_schema_extra={}, ge=-2147483648, le=2147483647)
+    session_id: int = Field(title="Session Id", ge=-2147483648, le=2147483647)
 
 
 class MessageCreate(PydanticModel):
@@ -202,13 +164,12 @@ class SessionWithHistory(PydanticModel):
 
     model_config = orm_config(ConversationSession, "SessionWithHistory")
 
-    id: int = Field(title="Id", json_schema_extra={}, ge=-2147483648, le=2147483647)
-    scenario: ScenarioRead = Field(title="Scenario", json_schema_extra={})
+    id: int = Field(title="Id", ge=-2147483648, le=2147483647)
+    scenario: ScenarioRead = Field(title="Scenario")
     status: SessionStatus = Field(
         default=SessionStatus.ACTIVE,
         title="Status",
         description="ACTIVE: active<br/>COMPLETED: completed<br/>ABANDONED: abandoned",
-        json_schema_extra={},
         max_length=9,
     )
     started_at: datetime = Field(title="Started At", json_schema_extra={"readOnly": True})
@@ -219,7 +180,6 @@ class SessionWithHistory(PydanticModel):
         default=0,
         title="Total Messages",
         description="Number of messages, kept exact",
-        json_schema_extra={},
         ge=-2147483648,
         le=2147483647,
     )
@@ -231,8 +191,8 @@ class SessionWithHistory(PydanticModel):
         ge=-2147483648,
         le=2147483647,
     )
-    user_id: int = Field(title="User Id", json_schema_extra={}, ge=-2147483648, le=2147483647)
-    messages: list[MessageRead] = Field(title="Messages", json_schema_extra={})
+    user_id: int = Field(title="User Id", ge=-2147483648, le=2147483647)
+    messages: list[MessageRead] = Field(title="Messages")
 
 
 class UserWithSessions(PydanticModel):
@@ -240,25 +200,15 @@ class UserWithSessions(PydanticModel):
 
     model_config = orm_config(User, "UserWithSessions")
 
-    id: int = Field(title="Id", json_schema_extra={}, ge=-2147483648, le=2147483647)
+    id: int = Field(title="Id", ge=-2147483648, le=2147483647)
     email: str = Field(
-        title="Email",
-        description="Unique, case-insensitive: stored in lower case",
-        json_schema_extra={},
-        max_length=254,
+        title="Email", description="Unique, case-insensitive: stored in lower case", max_length=254
     )
-    username: str = Field(
-        title="Username", description="Display name", json_schema_extra={}, max_length=100
-    )
-    is_staff: bool = Field(
-        default=False,
-        title="Is Staff",
-        description="May sign in to the studio",
-        json_schema_extra={},
-    )
+    username: str = Field(title="Username", description="Display name", max_length=100)
+    is_staff: bool = Field(default=False, title="Is Staff", description="May sign in to the studio")
     created_at: datetime = Field(title="Created At", json_schema_extra={"readOnly": True})
     updated_at: datetime = Field(title="Updated At", json_schema_extra={"readOnly": True})
-    sessions: list[SessionWithHistory] = Field(title="Sessions", json_schema_extra={})
+    sessions: list[SessionWithHistory] = Field(title="Sessions")
 
 
 __all__ = [
@@ -269,6 +219,7 @@ __all__ = [
     "ScenarioRead",
     "SessionRead",
     "SessionStatus",
+    "SessionWithHistory",
     "UserCreate",
     "UserRead",
     "UserWithSessions",

@@ -50,7 +50,7 @@ def _same_model(generated: type[BaseModel], reference: type[BaseModel], where: s
         assert gen.default == ref.default or gen.default is ref.default is PydanticUndefined, at
         assert gen.default_factory is ref.default_factory, at
         assert (gen.title, gen.description) == (ref.title, ref.description), at
-        assert gen.json_schema_extra == ref.json_schema_extra, at
+        assert (gen.json_schema_extra or {}) == (ref.json_schema_extra or {}), at
         assert repr(gen.metadata) == repr(ref.metadata), at
 
 
