@@ -490,6 +490,10 @@ _MODEL_METHODS = """\
     def get_or_none(  # type: ignore[override]
         cls, *args: Q, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[{m}Lookups]
     ) -> QuerySetSingle[{m} | None]: ...
+    @classmethod
+    def exists(  # type: ignore[override]
+        cls, *args: Q, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[{m}Lookups]
+    ) -> ExistsQuery: ...
 """
 
 
@@ -584,6 +588,7 @@ def render_stubs() -> str:
         ("tortoise.queryset", "QuerySet"),
         ("tortoise.queryset", "QuerySetSingle"),
         ("tortoise.queryset", "UpdateQuery"),
+        ("tortoise.queryset", "ExistsQuery"),
         ("tortoise.query_utils", "Prefetch"),
         ("tortoise.backends.base.client", "BaseDBAsyncClient"),
         ("typing", "Any"),

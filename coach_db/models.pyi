@@ -11,7 +11,7 @@ from tortoise.fields import CharField, ForeignKeyRelation, ReverseRelation
 from tortoise.fields.db_defaults import SqlDefault
 from tortoise.models import Model
 from tortoise.query_utils import Prefetch
-from tortoise.queryset import QuerySet, QuerySetSingle, UpdateQuery
+from tortoise.queryset import ExistsQuery, QuerySet, QuerySetSingle, UpdateQuery
 
 _T = TypeVar("_T")
 # Values of __in / __not_in and __range lookups.
@@ -64,6 +64,10 @@ class User(Model):
     def get_or_none(  # type: ignore[override]
         cls, *args: Q, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[UserLookups]
     ) -> QuerySetSingle[User | None]: ...
+    @classmethod
+    def exists(  # type: ignore[override]
+        cls, *args: Q, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[UserLookups]
+    ) -> ExistsQuery: ...
 
 class UserLookups(TypedDict, total=False):
     """Keyword arguments of User.filter() / exclude() / get() / get_or_none()."""
@@ -745,6 +749,10 @@ class Scenario(Model):
     def get_or_none(  # type: ignore[override]
         cls, *args: Q, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[ScenarioLookups]
     ) -> QuerySetSingle[Scenario | None]: ...
+    @classmethod
+    def exists(  # type: ignore[override]
+        cls, *args: Q, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[ScenarioLookups]
+    ) -> ExistsQuery: ...
 
 class ScenarioLookups(TypedDict, total=False):
     """Keyword arguments of Scenario.filter() / exclude() / get() / get_or_none()."""
@@ -1429,6 +1437,10 @@ class ConversationSession(Model):
     def get_or_none(  # type: ignore[override]
         cls, *args: Q, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[ConversationSessionLookups]
     ) -> QuerySetSingle[ConversationSession | None]: ...
+    @classmethod
+    def exists(  # type: ignore[override]
+        cls, *args: Q, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[ConversationSessionLookups]
+    ) -> ExistsQuery: ...
 
 class ConversationSessionLookups(TypedDict, total=False):
     """Keyword arguments of ConversationSession.filter() / exclude() / get() / get_or_none()."""
@@ -2114,6 +2126,10 @@ class Message(Model):
     def get_or_none(  # type: ignore[override]
         cls, *args: Q, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[MessageLookups]
     ) -> QuerySetSingle[Message | None]: ...
+    @classmethod
+    def exists(  # type: ignore[override]
+        cls, *args: Q, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[MessageLookups]
+    ) -> ExistsQuery: ...
 
 class MessageLookups(TypedDict, total=False):
     """Keyword arguments of Message.filter() / exclude() / get() / get_or_none()."""

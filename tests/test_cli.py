@@ -154,7 +154,8 @@ def test_generate_writes_json_schemas_without_password_hash(tmp_path: Path) -> N
     result = coach_db_cmd("generate", "--out", str(tmp_path), url=None)
     assert result.returncode == 0, result.stderr
     files = sorted(p.name for p in tmp_path.glob("*.schema.json"))
-    assert "UserWithSessions.schema.json" in files and len(files) == 8
+    assert "UserWithSessions.schema.json" in files and "SessionWithHistory.schema.json" in files
+    assert len(files) == 9  # the eight types and the sessions nested in UserWithSessions
     for path in tmp_path.glob("*.json"):
         assert "password_hash" not in path.read_text()
         json.loads(path.read_text())
