@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi_admin.app import FastAPIAdmin
 from fastapi_admin.routes import router as fastapi_admin_routes
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 from starlette.status import (
@@ -22,6 +22,7 @@ from starlette.status import (
     HTTP_401_UNAUTHORIZED,
     HTTP_404_NOT_FOUND,
     HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
 )
 from tortoise.exceptions import DoesNotExist
 
@@ -71,8 +72,9 @@ def create_app(settings: StudioSettings | None = None, *, connect_db: bool = Tru
     studio.include_router(views.router)
     studio.include_router(fastapi_admin_routes)
     studio.register_resources(*RESOURCES)
-    studio.add_middleware(auth.CSRFMiddleware, always_secure=settings.studio_secure_cookies)
+    studio.add_middleware(auth.CSRFMiddleware, settings=settings)
     studio.add_exception_handler(HTTPException, _http_error)
+    studio.add_exception_handler(RedisError, _redis_down)
     studio.add_exception_handler(DoesNotExist, _missing_row)
     studio.add_exception_handler(RequestValidationError, _bad_request)
     studio.add_exception_handler(Exception, _server_error)
@@ -81,7 +83,7 @@ def create_app(settings: StudioSettings | None = None, *, connect_db: bool = Tru
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = Redis.from_url(settings.redis_url, decode_responses=True)
+        redis = _redis_client(settings.redis_url, decode_responses=True)
         try:
             await _ping(redis, settings.redis_url)
             await studio.configure(
@@ -97,12 +99,22 @@ def create_app(settings: StudioSettings | None = None, *, connect_db: bool = Tru
 
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.mount(ADMIN_PATH, studio)
+    app.add_middleware(auth.SecurityHeadersMiddleware, static_prefix=f"{ADMIN_PATH}/static/")
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:
         return RedirectResponse(f"{ADMIN_PATH}/", status_code=HTTP_303_SEE_OTHER)
 
     return app
+
+
+def _redis_client(url: str, **options: Any) -> Redis:
+    # A Redis that stopped answering gives the 503 page within seconds instead of a hang. A burst
+    # of requests waits for a free connection (redis-py's default pool refuses the 101st at once).
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=64, timeout=10, socket_connect_timeout=5, socket_timeout=5, **options
+    )
+    return Redis.from_pool(pool)
 
 
 async def _ping(redis: Redis, url: str) -> None:
@@ -138,6 +150,15 @@ async def _bad_request(request: Request, exc: Exception) -> Response:
     return _error_page(request, HTTP_400_BAD_REQUEST, "Bad request", "The request is malformed.")
 
 
+async def _redis_down(request: Request, exc: Exception) -> Response:
+    """Redis keeps the sign-ins: without it no page can tell who is asking. Say so."""
+    settings: StudioSettings = request.app.state.settings
+    problem = RedisUnreachable(settings.redis_url, type(exc).__name__)
+    logger.warning("studio: %s", problem)
+    message = f"{problem} Reload this page once it is back."
+    return _error_page(request, HTTP_503_SERVICE_UNAVAILABLE, "Redis is not answering", message)
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
     logger.exception("studio error on %s %s", request.method, request.url.path, exc_info=exc)
     return _error_page(
@@ -156,7 +177,7 @@ async def serve(
     assets.ensure()
     async with coach_db.connect(settings.database_url):
         pass  # fail here with coach_db's message rather than in uvicorn's traceback
-    redis = Redis.from_url(settings.redis_url)
+    redis = _redis_client(settings.redis_url)
     try:
         await _ping(redis, settings.redis_url)
     finally:
@@ -165,7 +186,9 @@ async def serve(
         create_app(settings),
         host=settings.studio_host,
         port=settings.studio_port,
+        # X-Forwarded-For/-Proto from these addresses give the client IP and the https scheme.
         proxy_headers=True,
+        forwarded_allow_ips=settings.studio_trusted_proxies,
         **uvicorn_options,
     )
     if announce:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
 
 from coach_db.config import Settings
 
@@ -22,10 +24,46 @@ class StudioSettings(Settings):
     studio_session_seconds: int = Field(default=8 * 60 * 60, ge=60)
     # Secure cookies are automatic over HTTPS; set this behind a TLS proxy that does not say so.
     studio_secure_cookies: bool = False
-    # Failed sign-ins allowed per e-mail and per client IP within the window (15 minutes).
-    studio_login_failures_per_account: int = Field(default=5, ge=1)
-    studio_login_failures_per_ip: int = Field(default=20, ge=1)
+    # The address people open behind a reverse proxy (https://studio.example.com): requests whose
+    # Origin is this one pass the CSRF origin check whatever Host the proxy sends, cookies are
+    # Secure when it is https, and the cookie names carry its port.
+    studio_public_url: str | None = None
+    # Comma-separated proxy addresses (or "*") whose X-Forwarded-For/-Proto uvicorn believes: the
+    # client IP of the sign-in rate limit and the https scheme come from them.
+    studio_trusted_proxies: str = "127.0.0.1"
+    # Failed sign-ins allowed within the window (15 minutes), counted before the password is
+    # checked: per e-mail from one client IP (the hard limit, as django-axes does), per e-mail
+    # from anywhere (bounds an attacker who rotates addresses, high enough that one attacker
+    # cannot lock out the owner), per client IP over all e-mails (high: an office NAT).
+    studio_login_failures_per_account_and_ip: int = Field(default=5, ge=1)
+    studio_login_failures_per_account: int = Field(default=50, ge=1)
+    studio_login_failures_per_ip: int = Field(default=100, ge=1)
     studio_login_window_seconds: int = Field(default=15 * 60, ge=1)
+
+    @field_validator("studio_public_url")
+    @classmethod
+    def _public_origin(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value.strip().lower())
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if parts.scheme not in {"http", "https"} or not parts.hostname or port == -1:
+            raise ValueError("STUDIO_PUBLIC_URL must look like https://studio.example.com")
+        # The origin as browsers send it: no path, no user, no default port.
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        default = 443 if parts.scheme == "https" else 80
+        return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+    @property
+    def public_port(self) -> int:
+        """The port people's browsers connect to: it names the cookies of this studio."""
+        if self.studio_public_url:
+            parts = urlsplit(self.studio_public_url)
+            return parts.port or (443 if parts.scheme == "https" else 80)
+        return self.studio_port
 
 
 def get_studio_settings() -> StudioSettings:

@@ -228,13 +228,14 @@ async def staff(anonymous: object, redis_url: str, studio_settings: object) -> o
     """
     from redis.asyncio import Redis
 
-    from admin.auth import SESSION_COOKIE, start_session
+    from admin.auth import cookie_names, start_session
     from tests.studio import make_staff
 
     user = await make_staff()
     redis = Redis.from_url(redis_url)
-    token = await start_session(redis, studio_settings, user.pk)  # type: ignore[arg-type]
+    token = await start_session(redis, studio_settings, user)  # type: ignore[arg-type]
     await redis.aclose()
-    anonymous.cookies.set(SESSION_COOKIE, token, path="/admin")  # type: ignore[attr-defined]
+    session_cookie = cookie_names(studio_settings)[0]  # type: ignore[arg-type]
+    anonymous.cookies.set(session_cookie, token, path="/admin")  # type: ignore[attr-defined]
     anonymous.staff_user = user  # type: ignore[attr-defined]
     return anonymous

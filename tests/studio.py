@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from functools import cache
 from typing import Any
 
 import httpx
 
-from admin.auth import CSRF_COOKIE
+from admin.auth import CSRF_COOKIE_PREFIX
 from coach_db import User
 from coach_db.passwords import hash_password
 from tests.factories import make_user
@@ -19,18 +20,31 @@ STAFF_PASSWORD = "correct horse battery staple"
 
 @asynccontextmanager
 async def client_for(
-    app: Any, base_url: str = "http://testserver"
+    app: Any, base_url: str = "http://testserver", client_ip: str = "127.0.0.1"
 ) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
+    """A client of the app, connecting from `client_ip` (what the rate limit sees)."""
+    transport = httpx.ASGITransport(app=app, client=(client_ip, 50000))
     async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
         yield client
 
 
 async def csrf(client: httpx.AsyncClient) -> str:
     """The client's CSRF token (fetching the sign-in page first if it has none yet)."""
-    if CSRF_COOKIE not in client.cookies:
+    if csrf_cookie(client) is None:
         await client.get("/admin/login")
-    return str(client.cookies[CSRF_COOKIE])
+    return str(csrf_cookie(client))
+
+
+def csrf_cookie(client: httpx.AsyncClient) -> str | None:
+    """The value of the studio's CSRF cookie: its name ends in the studio's port (that of the
+    client's base URL when it has one, else the studio's setting)."""
+    port = client.base_url.port
+    for cookie in client.cookies.jar:
+        if cookie.name == f"{CSRF_COOKIE_PREFIX}{port}" or (
+            port is None and cookie.name.startswith(CSRF_COOKIE_PREFIX)
+        ):
+            return cookie.value
+    return None
 
 
 async def post(
@@ -63,3 +77,27 @@ async def sign_in(
 def studio_of(app: Any) -> Any:
     """The fastapi-admin app mounted at /admin of a studio app."""
     return next(route.app for route in app.routes if getattr(route, "path", None) == "/admin")
+
+
+@asynccontextmanager
+async def studio_with(settings: Any, **overrides: Any) -> AsyncIterator[Any]:
+    """Another studio app on the suite's database, with its own Redis prefix and `overrides`."""
+    from asgi_lifespan import LifespanManager
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    from admin.app import create_app
+
+    prefix = f"{settings.redis_prefix}{uuid.uuid4().hex[:6]}:"
+    own = settings.model_copy(update={"redis_prefix": prefix, **overrides})
+    app = create_app(own, connect_db=False)
+    try:
+        async with LifespanManager(app):
+            yield app
+    finally:
+        redis = Redis.from_url(own.redis_url)
+        with suppress(RedisError):  # a test that stopped this Redis has nothing to clean
+            keys = [key async for key in redis.scan_iter(match=f"{prefix}*")]
+            if keys:
+                await redis.delete(*keys)
+        await redis.aclose()

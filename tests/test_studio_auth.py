@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
+import uuid
 from typing import Any
 
+import httpx
+import pytest
 from redis.asyncio import Redis
 
-from admin.auth import SESSION_COOKIE
+from admin.auth import SESSION_COOKIE_PREFIX, cookie_names
 from coach_db import User
-from coach_db.passwords import hash_password, verify_password
+from coach_db.passwords import hash_password, verification_count, verify_password
 from tests.factories import make_user
-from tests.studio import STAFF_PASSWORD, client_for, csrf, make_staff, post, sign_in
+from tests.processes import coach_db_cmd
+from tests.studio import (
+    STAFF_PASSWORD,
+    client_for,
+    csrf,
+    make_staff,
+    post,
+    sign_in,
+    studio_with,
+)
 
 
 async def test_pages_redirect_to_sign_in_when_signed_out(anonymous: Any) -> None:
@@ -43,7 +56,7 @@ async def test_staff_signs_in_with_email_and_password_and_returns_to_next(anonym
     assert response.status_code == 303
     assert response.headers["location"] == "/admin/scenario/list"
     cookie = next(
-        c for c in response.headers.get_list("set-cookie") if c.startswith(SESSION_COOKIE)
+        c for c in response.headers.get_list("set-cookie") if c.startswith(SESSION_COOKIE_PREFIX)
     )
     assert "HttpOnly" in cookie and "Path=/admin" in cookie and "SameSite=lax" in cookie
     assert "Secure" not in cookie  # plain HTTP: a Secure cookie would never come back
@@ -75,7 +88,7 @@ async def test_wrong_password_and_unknown_email_are_refused_alike(anonymous: Any
     for response in (wrong, unknown):
         assert response.status_code == 401
         assert "Wrong e-mail or password" in response.text
-        assert SESSION_COOKIE not in response.headers.get("set-cookie", "")
+        assert SESSION_COOKIE_PREFIX not in response.headers.get("set-cookie", "")
 
 
 async def test_non_staff_user_is_refused_even_with_the_right_password(anonymous: Any) -> None:
@@ -98,13 +111,16 @@ async def test_password_longer_than_72_bytes_signs_in(anonymous: Any) -> None:
     assert (await sign_in(anonymous, user.email, password)).status_code == 303
 
 
-async def test_logout_is_a_csrf_protected_post_that_ends_the_session(staff: Any) -> None:
+async def test_logout_is_a_csrf_protected_post_that_ends_the_session(
+    staff: Any, studio_settings: Any
+) -> None:
+    session_cookie = cookie_names(studio_settings)[0]
     assert (await staff.get("/admin/logout")).status_code == 405
     assert (await staff.post("/admin/logout")).status_code == 403  # no token
-    token = staff.cookies[SESSION_COOKIE]
+    token = staff.cookies[session_cookie]
     response = await post(staff, "/admin/logout")
     assert response.status_code == 303 and response.headers["location"] == "/admin/login"
-    staff.cookies.set(SESSION_COOKIE, token, path="/admin")  # a copied cookie is worthless now
+    staff.cookies.set(session_cookie, token, path="/admin")  # a copied cookie is worthless now
     assert (await staff.get("/admin/")).status_code == 303
 
 
@@ -185,24 +201,145 @@ async def test_cookies_are_secure_under_https(studio_app: Any) -> None:
         assert cookies and all("Secure" in cookie for cookie in cookies)
 
 
-async def test_rate_limit_per_account_blocks_even_the_right_password(
+async def test_wrong_passwords_from_one_ip_lock_the_account_there_not_for_its_owner(
+    studio_app: Any, studio_settings: Any
+) -> None:
+    """The hard limit is per account *and* IP (django-axes' policy): an attacker hammering
+    the published admin address cannot lock out its owner, who signs in from elsewhere."""
+    user = await make_staff()
+    async with client_for(studio_app, client_ip="203.0.113.7") as attacker:
+        for _ in range(studio_settings.studio_login_failures_per_account_and_ip):
+            assert (await sign_in(attacker, user.email, "wrong")).status_code == 401
+        blocked = await sign_in(attacker, user.email)  # even the right password
+        assert blocked.status_code == 429
+        assert "Too many failed sign-ins" in blocked.text
+        other = await make_staff()
+        assert (await sign_in(attacker, other.email)).status_code == 303  # other accounts fine
+    async with client_for(studio_app, client_ip="198.51.100.20") as owner:
+        assert (await sign_in(owner, user.email)).status_code == 303
+
+
+async def test_an_attacker_rotating_ips_is_bounded_per_account(studio_settings: Any) -> None:
+    user = await make_staff()
+    limits = {"studio_login_failures_per_account_and_ip": 2, "studio_login_failures_per_account": 3}
+    async with studio_with(studio_settings, **limits) as app:
+        for i in range(3):
+            async with client_for(app, client_ip=f"203.0.113.{i + 1}") as attacker:
+                assert (await sign_in(attacker, user.email, "wrong")).status_code == 401
+        before = verification_count()
+        for ip in ("203.0.113.50", "198.51.100.20"):
+            async with client_for(app, client_ip=ip) as client:
+                assert (await sign_in(client, user.email, "wrong")).status_code == 429
+                assert (await sign_in(client, user.email)).status_code == 429
+        assert verification_count() == before  # refused before any password check
+
+
+async def test_one_ip_guessing_many_accounts_is_bounded(studio_settings: Any) -> None:
+    """The per-IP limit (high by default, for an office NAT) bounds password spraying."""
+    user = await make_staff()
+    async with studio_with(studio_settings, studio_login_failures_per_ip=3) as app:
+        async with client_for(app, client_ip="203.0.113.9") as sprayer:
+            for i in range(3):
+                await sign_in(sprayer, f"guess{i}@example.com", "wrong")
+            assert (await sign_in(sprayer, user.email)).status_code == 429
+        async with client_for(app, client_ip="198.51.100.20") as colleague:
+            assert (await sign_in(colleague, user.email)).status_code == 303
+
+
+async def test_a_right_sign_in_does_not_use_up_the_limit(
     anonymous: Any, studio_settings: Any
 ) -> None:
+    """A successful sign-in takes back its count: signing in often is never locked out."""
     user = await make_staff()
-    for _ in range(studio_settings.studio_login_failures_per_account):
-        assert (await sign_in(anonymous, user.email, "wrong")).status_code == 401
-    blocked = await sign_in(anonymous, user.email)
-    assert blocked.status_code == 429
-    assert "Too many failed sign-ins" in blocked.text
-    other = await make_staff()
-    assert (await sign_in(anonymous, other.email)).status_code == 303  # other accounts unaffected
+    for _ in range(studio_settings.studio_login_failures_per_account_and_ip + 1):
+        assert (await sign_in(anonymous, user.email)).status_code == 303
 
 
-async def test_rate_limit_per_ip_across_accounts(anonymous: Any, studio_settings: Any) -> None:
-    for i in range(studio_settings.studio_login_failures_per_ip):
-        await sign_in(anonymous, f"guess{i}@example.com", "wrong")
+@pytest.mark.parametrize("attempts", [50, 200])
+async def test_concurrent_guesses_check_no_more_passwords_than_the_limit(
+    studio_app: Any, studio_settings: Any, attempts: int
+) -> None:
+    """All at once, the right password among them: no more password checks than the limit
+    allows (the right one's own check may come on top, as it takes its count back); once the
+    limit is hit, a burst with the right password checks nothing and signs nobody in."""
     user = await make_staff()
-    assert (await sign_in(anonymous, user.email)).status_code == 429
+    limit = studio_settings.studio_login_failures_per_account_and_ip
+    passwords = [f"wrong {i}" for i in range(attempts - 1)] + [STAFF_PASSWORD]
+    async with client_for(studio_app, client_ip="203.0.113.77") as attacker:
+        await csrf(attacker)
+        before = verification_count()
+        responses = await asyncio.gather(*(sign_in(attacker, user.email, p) for p in passwords))
+        checked = verification_count() - before
+        statuses = [r.status_code for r in responses]
+        assert set(statuses) <= {303, 401, 429}
+        assert statuses.count(401) <= limit
+        assert checked == statuses.count(401) + statuses.count(303)
+        assert checked <= limit + 1
+        assert statuses.count(429) >= attempts - limit - 1
+
+        for _ in range(limit):  # the right one may have signed in above: top up to the limit
+            if (await sign_in(attacker, user.email, "wrong")).status_code == 429:
+                break
+        before = verification_count()
+        responses = await asyncio.gather(*(sign_in(attacker, user.email, p) for p in passwords))
+        assert [r.status_code for r in responses] == [429] * attempts
+        assert verification_count() == before
+
+
+async def test_concurrent_guesses_over_many_accounts_from_one_ip_are_bounded(
+    studio_settings: Any,
+) -> None:
+    async with (
+        studio_with(studio_settings, studio_login_failures_per_ip=5) as app,
+        client_for(app, client_ip="203.0.113.78") as sprayer,
+    ):
+        await csrf(sprayer)
+        before = verification_count()
+        responses = await asyncio.gather(
+            *(sign_in(sprayer, f"guess{i}@example.com", "wrong") for i in range(50))
+        )
+        assert verification_count() - before == 5
+        assert sorted(r.status_code for r in responses) == [401] * 5 + [429] * 45
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "unknown e-mail",
+        "no password (SAML)",
+        "wrong password",
+        "not staff",
+        "empty password",
+        "corrupt hash",
+        "too long",
+        "NUL",
+    ],
+)
+async def test_every_kind_of_refusal_costs_exactly_one_password_check(
+    anonymous: Any, kind: str
+) -> None:
+    """No refusal is faster than another: accounts cannot be told apart by timing."""
+    email, password = f"x{uuid.uuid4().hex[:8]}@example.com", "some password"
+    if kind == "no password (SAML)":
+        email = (await make_user(is_staff=True)).email
+    elif kind == "wrong password":
+        email = (await make_staff()).email
+    elif kind == "not staff":
+        password = "the right password of a non-staff user"
+        email = (await make_user(password_hash=hash_password(password), is_staff=False)).email
+    elif kind == "empty password":
+        email, password = (await make_staff()).email, ""
+    elif kind == "corrupt hash":
+        email = (await make_user(is_staff=True, password_hash="not-a-hash")).email
+    elif kind == "too long":
+        email = "a" * 300 + "@example.com"
+    elif kind == "NUL":
+        email = "ad\x00min@example.com"
+    before = verification_count()
+    response = await sign_in(anonymous, email, password)
+    assert response.status_code == 401
+    assert "Wrong e-mail or password" in response.text
+    assert verification_count() - before == 1
 
 
 async def test_staff_change_their_own_password(staff: Any) -> None:
@@ -268,3 +405,111 @@ async def test_createstaff_makes_the_first_staff_member_who_can_sign_in(
     assert (await sign_in(anonymous, "first@example.com", "first password")).status_code == 303
     await plain.refresh_from_db()
     assert plain.is_staff and verify_password("promoted pw", plain.password_hash)
+
+
+async def two_signed_in_clients(app: Any, user: User) -> list[Any]:
+    """Two browsers of the same staff user, each signed in through the form."""
+    clients = []
+    for ip in ("198.51.100.1", "198.51.100.2"):
+        transport = httpx.ASGITransport(app=app, client=(ip, 50000))
+        client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+        assert (await sign_in(client, user.email)).status_code == 303
+        assert (await client.get("/admin/")).status_code == 200
+        clients.append(client)
+    return clients
+
+
+async def signed_out(client: Any) -> bool:
+    response = await client.get("/admin/")
+    await client.aclose()
+    return response.status_code == 303 and "/admin/login" in response.headers["location"]
+
+
+async def test_changing_the_own_password_ends_every_session_of_the_user(
+    studio_app: Any,
+) -> None:
+    user = await make_staff()
+    first, second = await two_signed_in_clients(studio_app, user)
+    new = "a brand new password"
+    done = await post(
+        first,
+        "/admin/password",
+        {"old_password": STAFF_PASSWORD, "new_password": new, "again": new},
+    )
+    assert done.status_code == 303
+    assert await signed_out(first) and await signed_out(second)
+
+
+async def test_another_staff_setting_a_password_in_the_studio_ends_every_session(
+    studio_app: Any, staff: Any
+) -> None:
+    user = await make_staff()
+    sessions = await two_signed_in_clients(studio_app, user)
+    edit = {"email": user.email, "username": user.username, "is_staff": "on", "password": "x" * 12}
+    assert (await post(staff, f"/admin/user/update/{user.pk}", edit)).status_code == 303
+    assert [await signed_out(client) for client in sessions] == [True, True]
+
+
+async def test_a_password_set_by_raw_sql_ends_every_session(studio_app: Any, raw: Any) -> None:
+    user = await make_staff()
+    sessions = await two_signed_in_clients(studio_app, user)
+    new_hash = hash_password("set by an operator")
+    await raw.execute('UPDATE "user" SET password_hash = $1 WHERE id = $2', new_hash, user.pk)
+    assert [await signed_out(client) for client in sessions] == [True, True]
+
+
+async def test_losing_staff_status_ends_every_session_for_good(studio_app: Any) -> None:
+    user = await make_staff()
+    sessions = await two_signed_in_clients(studio_app, user)
+    await User.filter(pk=user.pk).update(is_staff=False)
+    assert [await signed_out(client) for client in sessions] == [True, True]
+
+
+async def test_createstaff_again_ends_every_session(studio_app: Any, database_url: str) -> None:
+    user = await make_staff()
+    sessions = await two_signed_in_clients(studio_app, user)
+    result = await asyncio.to_thread(
+        coach_db_cmd,
+        "createstaff",
+        user.email,
+        "--password-stdin",
+        url=database_url,
+        stdin="the password createstaff sets\n",
+    )
+    assert result.returncode == 0, result.stderr
+    assert [await signed_out(client) for client in sessions] == [True, True]
+
+
+async def test_renaming_the_user_keeps_the_sessions(studio_app: Any, staff: Any) -> None:
+    """Only the password and staff status matter: an ordinary edit signs nobody out."""
+    user = await make_staff()
+    sessions = await two_signed_in_clients(studio_app, user)
+    edit = {"email": user.email, "username": "Renamed", "is_staff": "on", "password": ""}
+    assert (await post(staff, f"/admin/user/update/{user.pk}", edit)).status_code == 303
+    assert [await signed_out(client) for client in sessions] == [False, False]
+
+
+@pytest.mark.parametrize("email", ["a" * 250 + "@example.com", "x" * 12_000, "ad\x00min@x.org"])
+async def test_an_impossible_email_gets_the_normal_refusal_is_counted_and_logged_short(
+    studio_app: Any, studio_settings: Any, caplog: Any, email: str
+) -> None:
+    """It gave a 500 and logged the whole value several times (1 MB e-mails: 18 MB of log)."""
+    caplog.set_level(logging.INFO)
+    async with client_for(studio_app, client_ip="203.0.113.90") as client:
+        for _ in range(studio_settings.studio_login_failures_per_account_and_ip):
+            response = await sign_in(client, email, "whatever")
+            assert response.status_code == 401
+            assert "Wrong e-mail or password" in response.text
+        assert (await sign_in(client, email, "whatever")).status_code == 429  # counted
+    assert caplog.records
+    assert all(len(record.getMessage()) < 400 for record in caplog.records)
+    assert all("\x00" not in record.getMessage() for record in caplog.records)
+
+
+async def test_an_oversized_sign_in_form_is_refused_before_it_is_read(
+    anonymous: Any, caplog: Any
+) -> None:
+    email = "a" * 1_000_000
+    response = await sign_in(anonymous, email, "whatever")
+    assert response.status_code == 413 and "too large" in response.text
+    assert all(len(record.getMessage()) < 400 for record in caplog.records)
