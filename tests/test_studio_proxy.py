@@ -1,7 +1,8 @@
 """The studio behind a real TLS-terminating nginx (Debian's package), as it runs in production.
 
 nginx with its defaults: it sends `Host: 127.0.0.1:<studio port>` and no X-Forwarded-Proto, so
-only STUDIO_PUBLIC_URL tells the studio which origin its pages have.
+only STUDIO_PUBLIC_URL tells the studio which origin its pages have. It passes the client's
+address in X-Forwarded-For (as the README asks), which the studio believes from 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ http {{
         ssl_certificate_key {tmp}/key.pem;
         location / {{
             proxy_pass http://127.0.0.1:{upstream};
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         }}
     }}
 }}
@@ -189,3 +191,26 @@ async def test_another_origin_is_still_refused_behind_the_proxy(
             headers={"Origin": "https://evil.example"},
         )
         assert refused.status_code == 403 and "another site" in refused.text
+
+
+async def test_the_rate_limit_sees_the_client_behind_the_proxy(
+    behind_nginx: tuple[str, ssl.SSLContext],
+) -> None:
+    """Through the proxy an attacker on 127.0.0.2 locks the account only for 127.0.0.2."""
+    public, tls = behind_nginx
+    staff = await make_staff()
+
+    async def sign_in_from(address: str, password: str) -> int:
+        transport = httpx.AsyncHTTPTransport(verify=tls, local_address=address)
+        async with httpx.AsyncClient(
+            base_url=public, transport=transport, headers={"Origin": public}
+        ) as web:
+            await web.get("/admin/login")
+            token = next(v for k, v in web.cookies.items() if k.startswith("studio_csrf_"))
+            data = {"email": staff.email, "password": password, "csrf_token": token}
+            return (await web.post("/admin/login", data=data)).status_code
+
+    for _ in range(5):  # STUDIO_LOGIN_FAILURES_PER_ACCOUNT_AND_IP's default
+        assert await sign_in_from("127.0.0.2", "wrong") == 401
+    assert await sign_in_from("127.0.0.2", STAFF_PASSWORD) == 429
+    assert await sign_in_from("127.0.0.3", STAFF_PASSWORD) == 303
