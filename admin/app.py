@@ -99,7 +99,11 @@ def create_app(settings: StudioSettings | None = None, *, connect_db: bool = Tru
 
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.mount(ADMIN_PATH, studio)
-    app.add_middleware(auth.SecurityHeadersMiddleware, static_prefix=f"{ADMIN_PATH}/static/")
+    app.add_middleware(
+        auth.SecurityHeadersMiddleware,
+        static_prefix=f"{ADMIN_PATH}/static/",
+        https_only=(settings.studio_public_url or "").startswith("https:"),
+    )
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:

@@ -332,22 +332,33 @@ async def password_view(request: Request, user: StaffUser, resources: Sidebar) -
 
 @router.post("/password")
 async def change_password(request: Request, user: StaffUser, resources: Sidebar) -> Response:
-    """A staff member changes their own password, then signs in again with it."""
+    """A staff member changes their own password, then signs in again with it.
+
+    A wrong current password counts as a failed sign-in of the account: a stolen session
+    cannot be used to guess the password without limit.
+    """
     form = await request.form()
     old, new, again = (str(form.get(k, "")) for k in ("old_password", "new_password", "again"))
-    error = None
-    if not await run_in_threadpool(verify_password, old, user.password_hash):
+    limit = LoginRateLimit(redis_of(request), settings_of(request))
+    ip = request.client.host if request.client else "unknown"
+    error, status = None, HTTP_422_UNPROCESSABLE_CONTENT
+    if wait := await limit.attempt(user.email, ip):
+        error = f"Too many wrong passwords. Try again in {-(-wait // 60)} minute(s)."
+        status = HTTP_429_TOO_MANY_REQUESTS
+    elif not await run_in_threadpool(verify_password, old, user.password_hash):
         error = "The current password is wrong."
-    elif len(new) < 8:
-        error = "The new password must have at least 8 characters."
-    elif new != again:
-        error = "The two new passwords differ."
+    else:
+        await limit.succeeded(user.email, ip)
+        if len(new) < 8:
+            error = "The new password must have at least 8 characters."
+        elif new != again:
+            error = "The two new passwords differ."
     if error:
         return render(
             request,
             "providers/login/password.html",
             {"error": error, "resources": resources, "page_title": "Change password"},
-            HTTP_422_UNPROCESSABLE_CONTENT,
+            status,
         )
     user.password_hash = await run_in_threadpool(hash_password, new)
     await user.save(update_fields=["password_hash"])
@@ -515,9 +526,11 @@ class SecurityHeadersMiddleware:
     (the back button after sign-out, a shared computer); the pinned CSS/JS may be cached.
     """
 
-    def __init__(self, app: ASGIApp, *, static_prefix: str) -> None:
+    def __init__(self, app: ASGIApp, *, static_prefix: str, https_only: bool = False) -> None:
         self.app = app
         self.static_prefix = static_prefix
+        # Behind an https STUDIO_PUBLIC_URL browsers must never fall back to plain http.
+        self.https_only = https_only
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -533,6 +546,8 @@ class SecurityHeadersMiddleware:
                     if cacheable or k.lower() != b"cache-control"
                 ]
                 headers += SECURITY_HEADERS
+                if self.https_only or scope.get("scheme") == "https":
+                    headers.append((b"strict-transport-security", b"max-age=31536000"))
                 if not cacheable:
                     headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers

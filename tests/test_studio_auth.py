@@ -539,3 +539,17 @@ def test_public_url_becomes_the_origin_browsers_send(given: str, origin: str, po
 def test_a_malformed_public_url_is_refused_with_a_clear_error(given: str) -> None:
     with pytest.raises(ValidationError, match="STUDIO_PUBLIC_URL must look like https://"):
         StudioSettings(studio_public_url=given)
+
+
+async def test_guessing_the_current_password_on_the_password_page_is_limited(
+    staff: Any, studio_settings: Any
+) -> None:
+    """A stolen session cannot be used to guess the account's password without limit."""
+    wrong = {"old_password": "guess", "new_password": "new-password-1", "again": "new-password-1"}
+    for _ in range(studio_settings.studio_login_failures_per_account_and_ip):
+        assert (await post(staff, "/admin/password", wrong)).status_code == 422
+    right = {**wrong, "old_password": STAFF_PASSWORD}
+    blocked = await post(staff, "/admin/password", right)
+    assert blocked.status_code == 429 and "Too many wrong passwords" in blocked.text
+    await staff.staff_user.refresh_from_db()
+    assert verify_password(STAFF_PASSWORD, staff.staff_user.password_hash)

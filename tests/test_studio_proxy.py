@@ -152,6 +152,7 @@ async def test_sign_in_and_edit_through_a_tls_proxy_that_rewrites_host(
     async with httpx.AsyncClient(base_url=public, verify=tls, headers={"Origin": public}) as web:
         page = await web.get("/admin/login")
         assert page.status_code == 200
+        assert page.headers["strict-transport-security"] == "max-age=31536000"
         csrf_cookie = next(c for c in page.headers.get_list("set-cookie") if "studio_csrf_" in c)
         assert csrf_cookie.startswith(f"studio_csrf_{port}=") and "Secure" in csrf_cookie
         token = web.cookies[f"studio_csrf_{port}"]
