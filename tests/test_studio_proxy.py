@@ -8,6 +8,7 @@ address in X-Forwarded-For (as the README asks), which the studio believes from 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import ssl
 import subprocess
@@ -170,10 +171,13 @@ async def test_sign_in_and_edit_through_a_tls_proxy_that_rewrites_host(
         token = web.cookies[f"studio_csrf_{port}"]  # rotated at sign-in
 
         assert (await web.get("/admin/user/list")).status_code == 200
-        saved = await web.post(
-            f"/admin/user/update/{learner.pk}",
-            data={"email": learner.email, "username": "After", "csrf_token": token},
-        )
+        form = await web.get(f"/admin/user/update/{learner.pk}")
+        assert form.status_code == 200
+        data = {"email": learner.email, "username": "After", "csrf_token": token}
+        # Every hidden field of the form, as a browser submits it (a row version, say).
+        for name, value in re.findall(r'type="hidden" name="(\w+)" value="([^"]*)"', form.text):
+            data.setdefault(name, value)
+        saved = await web.post(f"/admin/user/update/{learner.pk}", data=data)
         assert saved.status_code == 303, saved.text[-500:]
     assert (await User.get(pk=learner.pk)).username == "After"
 
