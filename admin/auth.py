@@ -408,6 +408,17 @@ class CSRFMiddleware:
             reason = None
             if not _same_origin(request, self.settings.studio_public_url):
                 reason = "The request came from another site."
+                # What an operator behind a proxy needs to know (bounded: headers are the
+                # client's). A real cross-site request logs this too, harmlessly.
+                logger.warning(
+                    "refused %s %s: Origin %r is not this studio (Host %r, scheme %s); behind a "
+                    "reverse proxy set STUDIO_PUBLIC_URL to the address people open",
+                    scope["method"],
+                    scope["path"][:200],
+                    request.headers.get("origin", "")[:200],
+                    request.headers.get("host", "")[:200],
+                    scope.get("scheme"),
+                )
             elif not cookie or not submitted or not hmac.compare_digest(submitted, cookie):
                 reason = "The form's security token is missing or out of date."
             if reason:

@@ -174,7 +174,7 @@ async def test_login_form_needs_the_csrf_token_too(anonymous: Any) -> None:
     assert response.status_code == 403
 
 
-async def test_cross_site_origin_is_refused_even_with_the_token(staff: Any) -> None:
+async def test_cross_site_origin_is_refused_even_with_the_token(staff: Any, caplog: Any) -> None:
     user = await make_user(username="Before")
     response = await staff.post(
         f"/admin/user/update/{user.pk}",
@@ -183,6 +183,9 @@ async def test_cross_site_origin_is_refused_even_with_the_token(staff: Any) -> N
     )
     assert response.status_code == 403
     assert (await User.get(pk=user.pk)).username == "Before"
+    # The log tells an operator behind a proxy what to set.
+    assert "'https://evil.example' is not this studio" in caplog.text
+    assert "set STUDIO_PUBLIC_URL" in caplog.text
 
 
 async def test_sign_in_rotates_the_csrf_token(anonymous: Any) -> None:
