@@ -122,6 +122,9 @@ def test_studio_port_and_urls_line_up(compose: dict[str, Any]) -> None:
     assert admin["ports"] == ["127.0.0.1:${STUDIO_PORT:-5555}:5555"]
     assert "--port" in admin["command"] and "5555" in admin["command"]
     assert admin["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+    # Cookie names come from the published port, not the container's 5555.
+    public = admin["environment"]["STUDIO_PUBLIC_URL"]
+    assert public == "${STUDIO_PUBLIC_URL:-http://localhost:${STUDIO_PORT:-5555}}"
     db_env = services["db"]["environment"]
     user, database = db_env["POSTGRES_USER"], db_env["POSTGRES_DB"]
     expected = f"postgres://{user}:${{POSTGRES_PASSWORD}}@db:5432/{database}"
