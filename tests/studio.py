@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from functools import cache
 from typing import Any
 
 import httpx
+from starlette.routing import Mount
 
 from admin.auth import CSRF_COOKIE
 from coach_db import User
@@ -63,3 +64,21 @@ async def sign_in(
 def studio_of(app: Any) -> Any:
     """The fastapi-admin app mounted at /admin of a studio app."""
     return next(route.app for route in app.routes if getattr(route, "path", None) == "/admin")
+
+
+def studio_routes(app: Any) -> Iterator[tuple[str, str]]:
+    """(method, path template) of every route of the studio, static files excluded."""
+
+    def walk(routes: list[Any]) -> Iterator[Any]:
+        for route in routes:
+            if hasattr(route, "original_router"):  # an included router
+                yield from walk(route.original_router.routes)
+            elif not isinstance(route, Mount):
+                yield route
+
+    seen = set()
+    for route in walk(studio_of(app).routes):
+        for method in sorted(route.methods or ()):
+            if (method, route.path) not in seen and method != "HEAD":
+                seen.add((method, route.path))
+                yield method, route.path

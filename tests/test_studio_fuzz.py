@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -18,13 +18,12 @@ from urllib.parse import quote
 import httpx
 import pytest
 import uvicorn
-from starlette.routing import Mount
 
 from admin.resources import RESOURCES
 from coach_db.limits import MAX_CONTENT_CHARS, MAX_METADATA_BYTES, MAX_METADATA_DEPTH
 from tests.factories import make_message
 from tests.processes import free_port
-from tests.studio import CSRF_COOKIE, studio_of
+from tests.studio import CSRF_COOKIE, studio_routes
 
 # Values that crashed (or may crash) a parser, a driver or the database: NUL, numbers beyond
 # int4/int8, non-ASCII digits, out-of-range dates, SQL and LIKE fragments, huge text.
@@ -104,24 +103,6 @@ MALFORMED_BODIES: list[tuple[str, bytes]] = [
     ),
     ("", b"name=x"),
 ]
-
-
-def studio_routes(app: Any) -> Iterator[tuple[str, str]]:
-    """(method, path template) of every route of the studio, static files excluded."""
-
-    def walk(routes: list[Any]) -> Iterator[Any]:
-        for route in routes:
-            if hasattr(route, "original_router"):  # an included router
-                yield from walk(route.original_router.routes)
-            elif not isinstance(route, Mount):
-                yield route
-
-    seen = set()
-    for route in walk(studio_of(app).routes):
-        for method in sorted(route.methods or ()):
-            if (method, route.path) not in seen and method != "HEAD":
-                seen.add((method, route.path))
-                yield method, route.path
 
 
 @dataclass
