@@ -27,6 +27,7 @@ from starlette.status import (
     HTTP_429_TOO_MANY_REQUESTS,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from tortoise.exceptions import ValidationError
 
 from admin.config import StudioSettings
 from admin.templating import render
@@ -238,12 +239,14 @@ async def login_view(request: Request, next: str | None = None) -> Response:
 
 
 def _usable_email(email: str) -> bool:
-    """Something that could be a stored e-mail: not too long, no control characters, UTF-8."""
+    """Something that could be a stored e-mail: the field's own validators (length), no control
+    characters, UTF-8."""
     if len(email) > MAX_EMAIL_CHARS or not email.isprintable():
         return False
     try:
         email.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate
+        User._meta.fields_map["email"].validate(email)
+    except (UnicodeEncodeError, ValidationError):  # a lone surrogate; too short
         return False
     return True
 

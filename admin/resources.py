@@ -242,7 +242,7 @@ class SessionResource(StudioModel):
     filters = [
         widgets.OneOf(SessionStatus, "status", "Status"),
         widgets.RelatedRow(Scenario, "scenario_id", "Scenario"),
-        widgets.Id("user_id", "User #"),
+        widgets.Id(User, "user_id", "User #"),
         widgets.Since("started_at", "Started from"),
         widgets.Until("started_at", "to"),
     ]
@@ -295,7 +295,7 @@ class MessageResource(StudioModel):
     filters = [
         widgets.Search(("content",)),
         widgets.OneOf(MessageRole, "role", "Role"),
-        widgets.Id("session_id", "Session #"),
+        widgets.Id(ConversationSession, "session_id", "Session #"),
         widgets.Since("timestamp", "From"),
         widgets.Until("timestamp", "to"),
     ]

@@ -27,14 +27,16 @@ from starlette.status import (
 )
 from tortoise import connections
 from tortoise.exceptions import IntegrityError, ValidationError
+from tortoise.fields.data import CharEnumFieldInstance
 from tortoise.functions import Avg, Count
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from admin import widgets
+from admin import params, widgets
 from admin.auth import require_staff
 from admin.resources import StudioModel
 from admin.templating import render
+from coach_db.limits import MAX_CONTENT_CHARS
 from coach_db.models import ConversationSession, Message, Scenario, SessionStatus, User
 
 router = APIRouter(dependencies=[Depends(require_staff)])
@@ -72,21 +74,12 @@ _CONSTRAINTS = {
 }
 
 
-def _page(value: str | None, default: int, upper: int | None = None) -> int:
-    """A page number or size from the query string, clamped instead of a 500 or a 422."""
-    try:
-        number = int(value or default)
-    except ValueError:
-        number = default
-    number = max(number, 1)
-    return min(number, upper) if upper else number
-
-
 async def _get_row(model: type[Model], pk: str) -> Model:
-    """The row with this primary key, or a 404 (upstream: a 500 for a missing or non-numeric id)."""
+    """The row with this primary key, or a 404 (upstream: a 500 for a missing, non-numeric or
+    out-of-range id, and a full-width digit read as a digit)."""
     try:
-        key = int(pk)
-    except ValueError:
+        key = params.parse_id(pk, model)
+    except params.BadValue:
         raise HTTPException(status_code=HTTP_404_NOT_FOUND) from None
     obj = await model.get_or_none(pk=key)
     if obj is None:
@@ -171,10 +164,9 @@ async def list_view(
     model_resource: ResourceOf,
 ) -> Response:
     """fastapi-admin's list, with a page size and number that cannot crash it."""
-    page_size = _page(
-        request.query_params.get("page_size"), model_resource.page_size, MAX_PAGE_SIZE
-    )
-    page_num = _page(request.query_params.get("page_num"), 1)
+    query = request.query_params
+    page_size = params.parse_page(query.get("page_size"), model_resource.page_size, MAX_PAGE_SIZE)
+    page_num = params.parse_page(query.get("page_num"), 1, params.MAX_PAGE_NUM)
     response: Response = await upstream.list_view(
         request, model, resources, model_resource, resource, page_size, page_num
     )
@@ -245,19 +237,22 @@ async def update(
     return _see_other(f"{request.app.admin_path}/{resource}/update/{obj.pk}?saved=1")
 
 
+# The resource dependency refuses a model that is not a studio resource (404): upstream deletes
+# rows of any Tortoise model, the migration history included (`DELETE /admin/aerich/delete/1`).
 @router.delete("/{resource}/delete/{pk}")
-async def delete(request: Request, pk: str, model: ModelOf) -> Response:
+async def delete(request: Request, pk: str, model: ModelOf, _: ResourceOf) -> Response:
     obj = await _get_row(model, pk)
     return await _delete(model, [obj.pk])
 
 
 @router.delete("/{resource}/delete")
-async def bulk_delete(request: Request, model: ModelOf, ids: str = "") -> Response:
+async def bulk_delete(request: Request, model: ModelOf, _: ResourceOf, ids: str = "") -> Response:
     try:
-        keys = [int(part) for part in ids.split(",") if part.strip()]
-    except ValueError:
+        keys = [params.parse_id(part.strip(), model) for part in ids.split(",") if part.strip()]
+    except params.BadValue:
         return JSONResponse(
-            {"error": "ids must be a comma-separated list of numbers"}, HTTP_400_BAD_REQUEST
+            {"error": "ids must be a comma-separated list of row numbers (digits 0-9)"},
+            HTTP_400_BAD_REQUEST,
         )
     return await _delete(model, keys)
 
@@ -313,7 +308,8 @@ async def _parse_form(
         if isinstance(input_, inputs.DisplayOnly) or input_.context.get("disabled"):
             continue
         try:
-            value = await input_.parse_value(request, form.get(field.name))
+            raw = _checked_text(model_resource.model, field.name, form.get(field.name))
+            value = await input_.parse_value(request, raw)
         except (widgets.FormError, ValueError) as exc:
             errors.append(f"{field.label}: {exc}")
             continue
@@ -325,6 +321,28 @@ async def _parse_form(
         except widgets.FormError as exc:
             errors.append(str(exc))
     return values, errors
+
+
+def _checked_text(model: type[Model], name: str, raw: Any) -> Any:
+    """A form value as text the column can hold: no NUL or lone surrogate, not too long.
+
+    A file upload (a multipart body sent to a text field) is refused too: no input takes one.
+    """
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise widgets.FormError("expected text, not a file")
+    params.check_text(raw)
+    column = model._meta.fields_map.get(name)
+    # (An enum column's length is no message for a user: its select says what is allowed.)
+    limit = (
+        None if isinstance(column, CharEnumFieldInstance) else getattr(column, "max_length", None)
+    )
+    if model is Message and name == "content":
+        limit = MAX_CONTENT_CHARS
+    if limit is not None and len(raw) > limit:
+        raise widgets.FormError(f"at most {limit} characters (this has {len(raw)})")
+    return raw
 
 
 def _explain(model_resource: ModelResource, exc: Exception) -> str:

@@ -1,7 +1,7 @@
 """The studio's displays, inputs and filters, built on fastapi-admin's widget classes.
 
-Inputs turn bad form values into a `FormError` (shown on the form, never a 500); filters
-ignore a value they cannot parse instead of crashing the list.
+Inputs turn bad form values into a `FormError` (shown on the form, never a 500); a filter
+value that cannot be parsed is a 400 page naming the filter. Parsing itself is admin.params.
 """
 
 from __future__ import annotations
@@ -11,14 +11,17 @@ from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 from typing import Any
 
+from fastapi import HTTPException
 from fastapi_admin.resources import ComputeField
 from fastapi_admin.widgets import displays, filters, inputs
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
+from starlette.status import HTTP_400_BAD_REQUEST
 from tortoise.expressions import Q
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
+from admin import params
 from coach_db.passwords import hash_password
 
 
@@ -31,6 +34,8 @@ class Keep:
 
 
 KEEP = Keep()
+# Longer passwords only make argon2 work longer; a passphrase is far shorter than this.
+MAX_PASSWORD_CHARS = 1024
 
 
 def label_for(name: str) -> str:
@@ -158,10 +163,9 @@ class DateTime(inputs.Input):  # type: ignore[misc]
                 return None
             raise FormError("a date and time is required")
         try:
-            parsed = datetime.fromisoformat(str(value))
-        except ValueError:
-            raise FormError(f"{value!r} is not a date and time") from None
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+            return params.parse_datetime(str(value))
+        except params.BadValue as exc:
+            raise FormError(str(exc)) from None
 
 
 class Number(inputs.Number):  # type: ignore[misc]
@@ -171,10 +175,11 @@ class Number(inputs.Number):  # type: ignore[misc]
         value = await super().parse_value(request, value)
         if value is None:
             return None
-        try:
-            return int(str(value).strip())
-        except ValueError:
-            raise FormError(f"{value!r} is not a whole number") from None
+        text = str(value).strip()
+        digits = text.removeprefix("-")
+        if not (digits.isascii() and digits.isdigit()) or int(digits) > params.INT4_MAX:
+            raise FormError("not a whole number (digits 0-9, at most 2147483647)")
+        return int(text)
 
 
 class Choice(inputs.Enum):  # type: ignore[misc]
@@ -191,7 +196,7 @@ class Choice(inputs.Enum):  # type: ignore[misc]
             return self.enum(value)
         except ValueError:
             allowed = ", ".join(member.value for member in self.enum)
-            raise FormError(f"unknown value {value!r} (allowed: {allowed})") from None
+            raise FormError(f"unknown value {str(value)[:40]!r} (allowed: {allowed})") from None
 
 
 class ForeignKey(inputs.ForeignKey):  # type: ignore[misc]
@@ -199,8 +204,8 @@ class ForeignKey(inputs.ForeignKey):  # type: ignore[misc]
 
     async def parse_value(self, request: Request, value: Any) -> Any:
         try:
-            pk = int(str(value))
-        except ValueError:
+            pk = params.parse_id(value, self.model)
+        except params.BadValue:
             raise FormError("choose one of the listed rows") from None
         if not await self.model.exists(pk=pk):
             raise FormError(f"there is no row #{pk}")
@@ -218,14 +223,10 @@ class Json(inputs.Json):  # type: ignore[misc]
         return await inputs.Input.render(self, request, value)
 
     async def parse_value(self, request: Request, value: Any) -> Any:
-        text = str(value or "").strip() or "{}"
         try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise FormError(f"invalid JSON ({exc.msg} at line {exc.lineno})") from None
-        if not isinstance(parsed, dict):
-            raise FormError("must be a JSON object, like {}")
-        return parsed
+            return params.parse_metadata(str(value or ""))
+        except params.BadValue as exc:
+            raise FormError(str(exc)) from None
 
 
 class NewPassword(inputs.Password):  # type: ignore[misc]
@@ -244,26 +245,39 @@ class NewPassword(inputs.Password):  # type: ignore[misc]
             return KEEP
         if len(str(value)) < 8:
             raise FormError("must have at least 8 characters")
+        if len(str(value)) > MAX_PASSWORD_CHARS:
+            raise FormError(f"may have at most {MAX_PASSWORD_CHARS} characters")
         return await run_in_threadpool(hash_password, str(value))
 
 
 # --- filters ------------------------------------------------------------------------------
 
 
-class LenientFilter(filters.Filter):  # type: ignore[misc]
-    """A filter whose unparseable value is ignored rather than a 500."""
+class BadFilter(HTTPException):
+    """A filter value the list cannot use: a 400 page naming the filter, never a 500."""
+
+    def __init__(self, label: str, reason: str) -> None:
+        super().__init__(HTTP_400_BAD_REQUEST, f"The filter \u201c{label}\u201d: {reason}.")
+
+
+class StudioFilter(filters.Filter):  # type: ignore[misc]
+    """A list filter: its value is parsed by `parse` (from admin.params) or refused with a 400."""
 
     async def parse_value(self, request: Request, value: Any) -> Any:
-        return value
+        try:
+            return self.parse(value)
+        except params.BadValue as exc:
+            raise BadFilter(self.context["label"], str(exc)) from None
+
+    def parse(self, value: Any) -> Any:
+        return params.parse_filter_text(value)
 
     async def get_queryset(self, request: Request, value: Any, qs: QuerySet[Any]) -> Any:
         parsed = await self.parse_value(request, value)
-        if parsed is None:
-            return qs
         return qs.filter(**{self.context["name"]: parsed})
 
 
-class Search(LenientFilter):
+class Search(StudioFilter):
     """Case-insensitive substring search over several text columns."""
 
     template = "widgets/filters/search.html"
@@ -273,26 +287,25 @@ class Search(LenientFilter):
         self.fields = fields
 
     async def get_queryset(self, request: Request, value: Any, qs: QuerySet[Any]) -> Any:
-        query = Q(*(Q(**{f"{field}__icontains": value}) for field in self.fields), join_type="OR")
+        text = await self.parse_value(request, value)
+        query = Q(*(Q(**{f"{field}__icontains": text}) for field in self.fields), join_type="OR")
         return qs.filter(query)
 
 
-class Id(LenientFilter):
+class Id(StudioFilter):
     """Rows pointing at one related row, e.g. `user_id=3`: the target of relation links."""
 
     template = "widgets/filters/search.html"
 
-    def __init__(self, name: str, label: str) -> None:
+    def __init__(self, model: type[Model], name: str, label: str) -> None:
         super().__init__(name=name, label=label, placeholder="#")
+        self.model = model
 
-    async def parse_value(self, request: Request, value: Any) -> Any:
-        try:
-            return int(str(value))
-        except ValueError:
-            return None
+    def parse(self, value: Any) -> Any:
+        return params.parse_id(value, self.model)
 
 
-class YesNo(LenientFilter, filters.Select):  # type: ignore[misc]
+class YesNo(StudioFilter, filters.Select):  # type: ignore[misc]
     """True, false or any, for a boolean column."""
 
     template = "widgets/filters/select.html"
@@ -303,14 +316,16 @@ class YesNo(LenientFilter, filters.Select):  # type: ignore[misc]
     async def get_options(self) -> list[tuple[str, str]]:
         return [("Any", ""), ("Yes", "true"), ("No", "false")]
 
-    async def parse_value(self, request: Request, value: Any) -> Any:
-        return {"true": True, "false": False}.get(str(value))
+    def parse(self, value: Any) -> Any:
+        if value not in ("true", "false"):
+            raise params.BadValue("choose yes or no")
+        return value == "true"
 
     async def render(self, request: Request, value: Any) -> Any:
         return await super().render(request, {True: "true", False: "false"}.get(value, ""))
 
 
-class OneOf(LenientFilter, filters.Select):  # type: ignore[misc]
+class OneOf(StudioFilter, filters.Select):  # type: ignore[misc]
     """One value of a StrEnum."""
 
     template = "widgets/filters/select.html"
@@ -322,14 +337,14 @@ class OneOf(LenientFilter, filters.Select):  # type: ignore[misc]
     async def get_options(self) -> list[tuple[str, str]]:
         return [("Any", ""), *((m.value.capitalize(), m.value) for m in self.enum)]
 
-    async def parse_value(self, request: Request, value: Any) -> Any:
+    def parse(self, value: Any) -> Any:
         try:
             return self.enum(value).value
         except ValueError:
-            return None
+            raise params.BadValue("not one of the listed values") from None
 
 
-class RelatedRow(LenientFilter, filters.Select):  # type: ignore[misc]
+class RelatedRow(StudioFilter, filters.Select):  # type: ignore[misc]
     """A select of the rows of a small related table (scenarios)."""
 
     template = "widgets/filters/select.html"
@@ -341,14 +356,11 @@ class RelatedRow(LenientFilter, filters.Select):  # type: ignore[misc]
     async def get_options(self) -> list[tuple[str, Any]]:
         return [("Any", ""), *((str(row), row.pk) for row in await self.model.all())]
 
-    async def parse_value(self, request: Request, value: Any) -> Any:
-        try:
-            return int(str(value))
-        except ValueError:
-            return None
+    def parse(self, value: Any) -> Any:
+        return params.parse_id(value, self.model)
 
 
-class Since(LenientFilter):
+class Since(StudioFilter):
     """Rows on or after a day (UTC), with the browser's date picker."""
 
     template = "widgets/filters/date.html"
@@ -357,22 +369,17 @@ class Since(LenientFilter):
     def __init__(self, field: str, label: str) -> None:
         super().__init__(name=f"{field}__{self.lookup}", label=label)
 
-    async def parse_value(self, request: Request, value: Any) -> Any:
-        if isinstance(value, date):
-            return value
-        try:
-            return date.fromisoformat(str(value))
-        except ValueError:
-            return None
+    def parse(self, value: Any) -> Any:
+        return params.parse_filter_date(value)
 
-    def bound(self, day: date) -> datetime:
+    def bound(self, day: date) -> datetime | None:
         return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
     async def get_queryset(self, request: Request, value: Any, qs: QuerySet[Any]) -> Any:
-        day = await self.parse_value(request, value)
-        if day is None:
+        bound = self.bound(await self.parse_value(request, value))
+        if bound is None:  # the end of 9999-12-31: every row is before it
             return qs
-        return qs.filter(**{self.context["name"]: self.bound(day)})
+        return qs.filter(**{self.context["name"]: bound})
 
 
 class Until(Since):
@@ -380,5 +387,9 @@ class Until(Since):
 
     lookup = "lt"
 
-    def bound(self, day: date) -> datetime:
-        return super().bound(day) + timedelta(days=1)
+    def bound(self, day: date) -> datetime | None:
+        if day == date.max:
+            return None
+        start = super().bound(day)
+        assert start is not None
+        return start + timedelta(days=1)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
 from functools import cache
 from typing import Any
 
 import httpx
+from starlette.routing import Mount
 
 from admin.auth import CSRF_COOKIE_PREFIX
 from coach_db import User
@@ -101,3 +102,21 @@ async def studio_with(settings: Any, **overrides: Any) -> AsyncIterator[Any]:
             if keys:
                 await redis.delete(*keys)
         await redis.aclose()
+
+
+def studio_routes(app: Any) -> Iterator[tuple[str, str]]:
+    """(method, path template) of every route of the studio, static files excluded."""
+
+    def walk(routes: list[Any]) -> Iterator[Any]:
+        for route in routes:
+            if hasattr(route, "original_router"):  # an included router
+                yield from walk(route.original_router.routes)
+            elif not isinstance(route, Mount):
+                yield route
+
+    seen = set()
+    for route in walk(studio_of(app).routes):
+        for method in sorted(route.methods or ()):
+            if (method, route.path) not in seen and method != "HEAD":
+                seen.add((method, route.path))
+                yield method, route.path

@@ -238,16 +238,37 @@ async def test_filters(staff: Any) -> None:
         "page_size=-5&page_num=0",
         "page_size=abc&page_num=x",
         "page_size=100000",
-        "status=bogus&scenario_id=x&user_id=y&started_at__gte=not-a-date&started_at__lt=2026-13-45",
+        f"page_num={10**30}&page_size=\uff15",
         "sort=password_hash",
         "sort=-nonexistent",
     ],
 )
-async def test_bad_query_strings_never_crash_a_list(staff: Any, query: str) -> None:
+async def test_bad_pager_and_sort_values_fall_back_to_the_defaults(staff: Any, query: str) -> None:
     await make_session()
     for resource in RESOURCES:
         response = await staff.get(f"/admin/{resource}/list?{query}")
         assert response.status_code == 200, (resource, query)
+
+
+@pytest.mark.parametrize(
+    ("query", "label"),
+    [
+        ("status=bogus", "Status"),
+        ("scenario_id=x", "Scenario"),
+        ("user_id=y", "User #"),
+        ("user_id=99999999999", "User #"),
+        ("user_id=%EF%BC%91", "User #"),  # a full-width 1
+        ("started_at__gte=not-a-date", "Started from"),
+        ("started_at__lt=2026-13-45", "to"),
+    ],
+)
+async def test_a_filter_value_that_cannot_be_used_is_a_400_naming_the_filter(
+    staff: Any, query: str, label: str
+) -> None:
+    await make_session()
+    response = await staff.get(f"/admin/conversationsession/list?{query}")
+    assert response.status_code == 400
+    assert f"The filter \u201c{label}\u201d" in response.text
 
 
 async def test_sorting_by_column(staff: Any) -> None:
