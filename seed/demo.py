@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 import math
 import random
 import time
@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 import asyncpg
+import orjson
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from tortoise import connections
@@ -26,9 +27,11 @@ from seed import Action, SeedResult, data, upsert_user
 DEMO_EPOCH = datetime(2025, 5, 5, 18, 0, tzinfo=UTC)
 ANCHOR_DAYS = 180
 HISTORY_DAYS = 60
-# Sessions per COPY round: large enough for COPY's throughput, small enough for a smooth
-# progress bar and for memory that does not grow with N.
-CHUNK = 250
+# Sessions per COPY round (~36,000 messages, ~20 MB of rows): large enough for COPY's
+# throughput and for few runs of the counting trigger, small enough for a smooth progress bar
+# and for memory that does not grow with N. Two rounds are in memory at a time (one generated
+# while the other is written).
+CHUNK = 1000
 STATUS_WEIGHTS = {
     SessionStatus.COMPLETED: 65,
     SessionStatus.ABANDONED: 20,
@@ -170,6 +173,10 @@ class _Transcript:
         self.at = at
         self.messages: list[DemoMessage] = []
         self.history_tokens = 0
+        self.prompt_tokens = {
+            MessageRole.PARTNER: _tokens(scenario["partner_system_prompt"]),
+            MessageRole.COACH: _tokens(scenario["coach_system_prompt"]),
+        }
         # Per phrase bank (keyed by the constant tuple's id): the lines left, the last one dealt.
         self.decks: dict[int, list[Any]] = {}
         self.last: dict[int, Any] = {}
@@ -191,7 +198,7 @@ class _Transcript:
     def user(self, content: str) -> None:
         # Reading the reply, thinking, then typing at about five characters a second.
         seconds = self.rng.uniform(4, 25) + len(content) / self.rng.uniform(3.5, 6.5)
-        self._add(MessageRole.USER, content, seconds * 1000, {})
+        self._add(MessageRole.USER, content, seconds * 1000, {}, _tokens(content))
 
     def partner(self, content: str, think: tuple[float, float] | None = None) -> None:
         self._model_turn(MessageRole.PARTNER, content, self.scenario["partner_model"], think)
@@ -206,10 +213,7 @@ class _Transcript:
         model: str,
         think: tuple[float, float] | None,
     ) -> None:
-        prompt = self.scenario[
-            "partner_system_prompt" if role is MessageRole.PARTNER else "coach_system_prompt"
-        ]
-        tokens_in = _tokens(prompt) + self.history_tokens
+        tokens_in = self.prompt_tokens[role] + self.history_tokens
         tokens_out = _tokens(content)
         # Time to first token plus streaming; the coach runs on the faster model.
         per_token = (
@@ -223,15 +227,20 @@ class _Transcript:
             "tokens_out": tokens_out,
             "latency_ms": latency_ms,
         }
-        self._add(role, content, wait_ms, metadata)
+        self._add(role, content, wait_ms, metadata, tokens_out)
 
     def _add(
-        self, role: MessageRole, content: str, after_ms: float, metadata: dict[str, Any]
+        self,
+        role: MessageRole,
+        content: str,
+        after_ms: float,
+        metadata: dict[str, Any],
+        tokens: int,
     ) -> None:
         # At least a millisecond apart: timestamps strictly increase within a session.
         self.at += timedelta(milliseconds=max(1, round(after_ms)))
         self.messages.append(DemoMessage(role, content, self.at, metadata))
-        self.history_tokens += _tokens(content) + 4  # + the per-message framing
+        self.history_tokens += tokens + 4  # + the per-message framing
 
 
 def _tokens(text: str) -> int:
@@ -311,14 +320,31 @@ async def load_demo(n: int, random_seed: int, result: SeedResult, *, progress: b
         conn = cast(asyncpg.Connection, raw)  # the transaction's own asyncpg connection
         sessions[Action.DELETED], messages[Action.DELETED] = await delete_sessions(conn, user_ids)
         ids = iter(await reserve_session_ids(conn, n))
+        rounds = _chunks(generate(n, random_seed), CHUNK)
+
+        def next_rows() -> tuple[list[Row], list[Row]] | None:
+            sessions = next(rounds, None)
+            return None if sessions is None else to_rows(sessions, ids, user_ids, scenario_ids)
+
         with _progress_bar(progress) as bar:
             task = bar.add_task("Demo conversations", total=n)
-            for chunk in _chunks(generate(n, random_seed), CHUNK):
-                session_rows, message_rows = to_rows(chunk, ids, user_ids, scenario_ids)
-                await copy_rows(conn, session_rows, message_rows)
+            # Generating rows is Python (one core) and COPY is the server's work (another
+            # core): build the next round in a thread while this one is written. The thread
+            # only ever runs next_rows() to its end, so a failure or Ctrl-C never leaves it
+            # behind for long.
+            rows = await asyncio.to_thread(next_rows)
+            while rows is not None:
+                session_rows, message_rows = rows
+                copying = asyncio.ensure_future(copy_rows(conn, session_rows, message_rows))
+                try:
+                    rows = await asyncio.to_thread(next_rows)
+                except BaseException:
+                    await _abandon(copying)
+                    raise
+                await copying
                 sessions[Action.CREATED] += len(session_rows)
                 messages[Action.CREATED] += len(message_rows)
-                bar.advance(task, len(chunk))
+                bar.advance(task, len(session_rows))
 
     result.bulk["demo session"] = sessions
     result.bulk["demo message"] = messages
@@ -381,7 +407,7 @@ def to_rows(
                 message.role.value,
                 message.content,
                 message.timestamp,
-                json.dumps(message.metadata),  # asyncpg takes jsonb as text
+                orjson.dumps(message.metadata).decode(),  # asyncpg takes jsonb as text
             )
             for message in session.messages
         )
@@ -395,6 +421,14 @@ async def copy_rows(
         "conversation_session", records=session_rows, columns=SESSION_COLUMNS
     )
     await conn.copy_records_to_table("message", records=message_rows, columns=MESSAGE_COLUMNS)
+
+
+async def _abandon(task: asyncio.Future[None]) -> None:
+    """Cancel `task` and wait until it has stopped, without raising what it raised."""
+    task.cancel()
+    await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()  # retrieved: the error that is being raised matters more
 
 
 def _progress_bar(enabled: bool) -> Progress:

@@ -7,7 +7,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from coach_db.cli import app
 from coach_db.db import TABLES
 from coach_db.models import SLUG_PATTERN
 from coach_db.passwords import verify_password
-from seed import Action, SeedError, SeedResult, data, seed
+from seed import Action, SeedError, SeedResult, data, demo, seed
 from seed.cli import print_summary
 from seed.demo import generate
 from tests.conftest import ROOT
@@ -336,6 +336,66 @@ async def test_run_without_demo_keeps_the_demo_conversations(raw: asyncpg.Connec
     await seed(demo=3)
     before = await snapshot(raw)
     await seed()
+    assert await snapshot(raw) == before
+
+
+async def test_demo_written_in_several_rounds_is_exactly_what_the_generator_made(
+    raw: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rounds are generated in a thread while the previous one is copied: nothing lost or mixed."""
+    monkeypatch.setattr(demo, "CHUNK", 7)  # 30 conversations: 5 rounds, the last one short
+    result = await seed(demo=30, random_seed=9)
+    rows = await raw.fetch(
+        """SELECT u.email, sc.slug, s.status, s.started_at, s.ended_at, s.duration_seconds,
+                  s.total_messages,
+                  array_agg(m.role ORDER BY m.id) AS roles,
+                  array_agg(m.content ORDER BY m.id) AS contents,
+                  array_agg(m.timestamp ORDER BY m.id) AS timestamps,
+                  array_agg(m.metadata ORDER BY m.id) AS metadata
+             FROM conversation_session s
+             JOIN "user" u ON u.id = s.user_id
+             JOIN scenario sc ON sc.id = s.scenario_id
+             JOIN message m ON m.session_id = s.id
+            GROUP BY s.id, u.email, sc.slug ORDER BY s.id"""
+    )
+    expected = [
+        (
+            demo.demo_email(s.user),
+            s.scenario,
+            s.status.value,
+            s.started_at,
+            s.ended_at,
+            s.duration_seconds,
+            len(s.messages),
+            [m.role.value for m in s.messages],
+            [m.content for m in s.messages],
+            [m.timestamp for m in s.messages],
+            [m.metadata for m in s.messages],
+        )
+        for s in generate(30, 9)
+    ]
+    actual = [(*row[:10], [json.loads(m) for m in row["metadata"]]) for row in rows]
+    assert actual == expected
+    assert result.demo_messages == sum(len(s.messages) for s in generate(30, 9))
+
+
+async def test_demo_that_fails_in_a_later_round_writes_nothing(
+    raw: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = demo.generate
+
+    def failing(n: int, random_seed: int) -> Iterator[demo.DemoSession]:
+        for i, session in enumerate(real(n, random_seed)):
+            if i == 12:
+                raise RuntimeError("generator broke")
+            yield session
+
+    await seed(demo=3)
+    before = await snapshot(raw)
+    monkeypatch.setattr(demo, "CHUNK", 5)  # rounds 1 and 2 are copied before round 3 fails
+    monkeypatch.setattr(demo, "generate", failing)
+    with pytest.raises(RuntimeError, match="generator broke"):
+        await seed(demo=30)
     assert await snapshot(raw) == before
 
 
