@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field
@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     db_statement_cache_size: int = Field(default=100, ge=0)
     # Seconds to wait for a connection before "can't reach the database server".
     db_connect_timeout: int = Field(default=10, ge=1)
+    # What the pool undoes when a query gives its connection back. "light": roll back a
+    # transaction left open (nothing else to undo: coach_db never leaves session state, as
+    # PgBouncer's transaction mode requires too). "full": also asyncpg's RESET ALL, UNLISTEN *,
+    # CLOSE ALL and pg_advisory_unlock_all(), one more round trip per query (1.5x slower small
+    # queries), for services that SET session settings or take session locks on the pool.
+    db_pool_reset: Literal["light", "full"] = "light"
 
 
 def get_settings() -> Settings:

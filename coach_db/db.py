@@ -11,9 +11,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
 from tortoise import Tortoise, connections
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import DBConnectionError
 
-from coach_db.config import database_url, mask_url, tortoise_config
+from coach_db.config import database_url, get_settings, mask_url, tortoise_config
 from coach_db.errors import (
     DatabaseAccessDenied,
     DatabaseMissing,
@@ -73,6 +74,26 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+async def _light_reset(connection: asyncpg.Connection) -> None:
+    """The pool's reset when DB_POOL_RESET=light: nothing beyond what asyncpg always does.
+
+    Before calling this, asyncpg rolls back a transaction left open and forgets listener
+    callbacks; the full reset's extra statement (RESET ALL; UNLISTEN *; CLOSE ALL;
+    pg_advisory_unlock_all()) would cost a round trip on every query.
+    """
+
+
+def pool_config(url: str) -> dict[str, Any]:
+    """The Tortoise configuration of init_db(): tortoise_config() with the pool's reset."""
+    config = tortoise_config(url)
+    if get_settings().db_pool_reset == "light":
+        # Tortoise passes the credentials it does not know on to asyncpg.create_pool.
+        connection = expand_db_url(config["connections"]["default"])
+        connection["credentials"]["reset"] = _light_reset
+        config["connections"]["default"] = connection
+    return config
+
+
 async def init_db(url: str | None = None, *, check: bool = True) -> None:
     """Open the connection pool for DATABASE_URL (or `url`) and check the schema is there.
 
@@ -83,7 +104,7 @@ async def init_db(url: str | None = None, *, check: bool = True) -> None:
         await close_db()
     # The global fallback lets other tasks (a web server's requests, started outside the task
     # that ran the lifespan) use the same pool.
-    await Tortoise.init(config=tortoise_config(url), _enable_global_fallback=True)
+    await Tortoise.init(config=pool_config(url), _enable_global_fallback=True)
     if check:
         try:
             await _check(url)
