@@ -1,0 +1,493 @@
+"""The package's read and write paths against raw asyncpg running the same SQL (not run by tests).
+
+    uv run python bench/package.py [--reps 9] [--out bench/results/package.txt]
+
+Creates a throw-away database on the server (built by `coach-db deploy`), fills it, checks
+once that every contender returns the same data as raw asyncpg, then runs each workload for
+both in interleaved repetitions (the order alternating), so that drift of this shared machine
+hits both alike. Prints the median rate, the ratio package / raw, and the peak of Python
+memory allocated during one run of each (tracemalloc, measured apart from the timed runs).
+Both sides use a pool of 10 connections, coach_db's default. Raw asyncpg returns `metadata`
+as JSON text (no decoding), as a hand-written service reading rows would get it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+import coach_db
+from coach_db import (
+    Message,
+    Scenario,
+    User,
+    add_message,
+    end_session,
+    start_session,
+    transcript,
+    user_history,
+)
+from coach_db.types import UserWithSessions
+
+ROOT = Path(__file__).resolve().parent.parent
+POOL = 10
+METADATA = {"model": "claude-sonnet-4-5", "tokens_in": 48, "tokens_out": 112, "latency_ms": 812}
+SCENARIO_COLUMNS = (
+    "id, name, slug, description, partner_persona, partner_system_prompt, coach_system_prompt,"
+    " partner_model, coach_model, is_active, created_at, updated_at"
+)
+MESSAGE_COLUMNS = "id, session_id, role, content, timestamp, audio_url, metadata"
+SQL = {
+    "scenarios": f"SELECT {SCENARIO_COLUMNS} FROM scenario WHERE is_active ORDER BY name",
+    "messages": f"SELECT {MESSAGE_COLUMNS} FROM message WHERE session_id = $1 ORDER BY timestamp",
+    "first_page": f"SELECT {MESSAGE_COLUMNS} FROM message WHERE session_id = $1"
+    " ORDER BY timestamp, id LIMIT $2",
+    "next_page": f"SELECT {MESSAGE_COLUMNS} FROM message WHERE session_id = $1"
+    " AND (timestamp, id) > ($2, $3) ORDER BY timestamp, id LIMIT $4",
+    "add_message": "INSERT INTO message (session_id, role, content, metadata)"
+    " SELECT id, $2, $3, $4::jsonb FROM conversation_session WHERE id = $1 AND status = 'active'"
+    " RETURNING id, timestamp",
+    "start_session": "INSERT INTO conversation_session (user_id, scenario_id)"
+    " SELECT $1, id FROM scenario WHERE id = $2 AND is_active RETURNING *",
+    "end_session": "UPDATE conversation_session SET status = $2"
+    " WHERE id = $1 AND status = 'active' RETURNING *",
+}
+Run = Callable[[], Awaitable[int]]  # does the work, returns the number of operations
+Sample = Callable[[], Awaitable[Any]]  # one call, returning comparable data
+
+
+@dataclass
+class Workload:
+    name: str
+    unit: str
+    raw: Run
+    package: Run
+    # For the equality check: one call each, returning the same plain data when correct.
+    raw_sample: Sample | None = None
+    package_sample: Sample | None = None
+
+
+@dataclass
+class Outcome:
+    raw: list[float]
+    package: list[float]
+    raw_peak: int = 0
+    package_peak: int = 0
+
+
+# --- plain data for the equality checks -------------------------------------------------------
+
+
+def scenario_rows(objs: list[Scenario]) -> list[tuple[Any, ...]]:
+    names = [name.strip() for name in SCENARIO_COLUMNS.split(",")]
+    return [tuple(getattr(obj, name) for name in names) for obj in objs]
+
+
+def message_rows(objs: list[Message]) -> list[tuple[Any, ...]]:
+    # session_id: the foreign key's column attribute, which Tortoise adds at run time.
+    return [
+        (m.id, m.session_id, m.role.value, m.content, m.timestamp, m.audio_url, m.metadata)  # type: ignore[attr-defined]
+        for m in objs
+    ]
+
+
+def record_rows(records: list[asyncpg.Record]) -> list[tuple[Any, ...]]:
+    """Raw records as plain tuples, with JSON text decoded, for comparison only."""
+    return [
+        tuple(json.loads(v) if k == "metadata" else v for k, v in record.items())
+        for record in records
+    ]
+
+
+# --- workloads --------------------------------------------------------------------------------
+
+
+def repeat(times: int, call: Callable[[], Awaitable[Any]]) -> Run:
+    async def run() -> int:
+        for _ in range(times):
+            await call()
+        return times
+
+    return run
+
+
+def appends(times: int, concurrency: int, call: Callable[[int, int], Awaitable[Any]]) -> Run:
+    async def run() -> int:
+        async def worker(w: int) -> None:
+            for i in range(times // concurrency):
+                await call(w, i)
+
+        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+        return times // concurrency * concurrency
+
+    return run
+
+
+def walk_raw(pool: asyncpg.Pool, session: int, walks: int) -> Run:
+    async def run() -> int:
+        pages = 0
+        for _ in range(walks):
+            rows = await pool.fetch(SQL["first_page"], session, 50)
+            while rows:
+                pages += 1
+                last = rows[-1]
+                rows = await pool.fetch(SQL["next_page"], session, last[4], last[0], 50)
+        return pages
+
+    return run
+
+
+def walk_package(session: int, walks: int) -> Run:
+    async def run() -> int:
+        pages = 0
+        for _ in range(walks):
+            page = await transcript(session, limit=50)
+            while page:
+                pages += 1
+                page = await transcript(session, after=page[-1], limit=50)
+        return pages
+
+    return run
+
+
+async def walked_raw(pool: asyncpg.Pool, session: int) -> list[tuple[Any, ...]]:
+    rows: list[asyncpg.Record] = []
+    page = await pool.fetch(SQL["first_page"], session, 50)
+    while page:
+        rows += page
+        page = await pool.fetch(SQL["next_page"], session, page[-1][4], page[-1][0], 50)
+    return record_rows(rows)
+
+
+async def walked_package(session: int) -> list[tuple[Any, ...]]:
+    rows: list[Message] = []
+    page = await transcript(session, limit=50)
+    while page:
+        rows += page
+        page = await transcript(session, after=page[-1], limit=50)
+    return message_rows(rows)
+
+
+async def fill_messages(pool: asyncpg.Pool, session: int, n: int) -> None:
+    """n messages like the seed's: alternating roles, model metadata, a millisecond apart."""
+    await pool.execute(
+        "INSERT INTO message (session_id, role, content, timestamp, metadata)"
+        " SELECT $1, (ARRAY['user', 'partner', 'coach'])[1 + i % 3],"
+        " 'Message ' || i || ': I hear that you are frustrated, and I want to understand why.',"
+        " timestamp '2026-01-01' + i * interval '1 millisecond',"
+        " CASE WHEN i % 3 = 0 THEN '{}'::jsonb ELSE $3::jsonb END"
+        " FROM generate_series(1, $2) AS i",
+        session,
+        n,
+        json.dumps(METADATA),
+    )
+
+
+async def workloads(pool: asyncpg.Pool) -> list[Workload]:
+    tag = uuid.uuid4().hex[:8]
+    user = await User.create(email=f"bench-{tag}@example.com", username="Bench")
+    scenarios = [
+        await Scenario.create(
+            name=f"Scenario {i:02d}",
+            slug=f"bench-{tag}-{i}",
+            description="A hard conversation to practise. " * 4,
+            partner_persona="An uncle who has opinions.",
+            partner_system_prompt="You play the partner. " * 60,  # prompts are long: ~1.3 KB
+            coach_system_prompt="You are the coach. " * 60,
+            partner_model="claude-sonnet-4-5",
+            coach_model="claude-haiku-4-5",
+            is_active=i < 2,
+        )
+        for i in range(50)
+    ]
+    scenario = scenarios[0]
+    short_session = await start_session(user, scenario)
+    long_session = await start_session(user, scenario)
+    await fill_messages(pool, int(short_session.id), 50)
+    await fill_messages(pool, int(long_session.id), 2000)
+    reader = await User.create(email=f"reader-{tag}@example.com", username="Reader")
+    for _ in range(20):
+        session = await start_session(reader, scenario)
+        await fill_messages(pool, int(session.id), 50)
+    metadata_json = json.dumps(METADATA)
+
+    async def raw_scenarios() -> list[tuple[Any, ...]]:
+        return record_rows(await pool.fetch(SQL["scenarios"]))
+
+    async def package_scenarios() -> list[tuple[Any, ...]]:
+        return scenario_rows(await Scenario.filter(is_active=True))
+
+    def raw_messages(session: int) -> Sample:
+        async def sample() -> list[tuple[Any, ...]]:
+            return record_rows(await pool.fetch(SQL["messages"], session))
+
+        return sample
+
+    def package_messages(session: int) -> Sample:
+        async def sample() -> list[tuple[Any, ...]]:
+            return message_rows(await Message.filter(session_id=session).order_by("timestamp"))
+
+        return sample
+
+    history_sql = _user_history_sql()
+
+    async def raw_history() -> Any:
+        doc = await pool.fetchval(history_sql, reader.id)
+        return UserWithSessions.model_validate_json(doc).model_dump()
+
+    async def package_history() -> Any:
+        return (await user_history(reader.id)).model_dump()
+
+    append_sessions: dict[str, list[int]] = {}
+
+    async def fresh_sessions(key: str, n: int) -> list[int]:
+        ids = [int((await start_session(user, scenario)).id) for _ in range(n)]
+        append_sessions[key] = ids
+        return ids
+
+    raw_c1, pkg_c1 = await fresh_sessions("raw1", 1), await fresh_sessions("pkg1", 1)
+    raw_c16, pkg_c16 = await fresh_sessions("raw16", 8), await fresh_sessions("pkg16", 8)
+
+    def raw_append(sessions: list[int]) -> Callable[[int, int], Awaitable[Any]]:
+        async def call(w: int, i: int) -> Any:
+            return await pool.fetch(
+                SQL["add_message"], sessions[w % len(sessions)], "partner", f"r{i}", metadata_json
+            )
+
+        return call
+
+    def package_append(sessions: list[int]) -> Callable[[int, int], Awaitable[Any]]:
+        async def call(w: int, i: int) -> Any:
+            return await add_message(sessions[w % len(sessions)], "partner", f"r{i}", METADATA)
+
+        return call
+
+    # end_session needs active sessions: each run ends sessions that the previous one started.
+    async def raw_start_end() -> int:
+        for _ in range(100):
+            row = await pool.fetchrow(SQL["start_session"], user.id, scenario.id)
+            assert row is not None
+            await pool.fetchrow(SQL["end_session"], row["id"], "completed")
+        return 100
+
+    async def package_start_end() -> int:
+        for _ in range(100):
+            session = await start_session(user, scenario)
+            await end_session(session, "completed")
+        return 100
+
+    async def activate_all() -> int:
+        await pool.execute("UPDATE scenario SET is_active = true")
+        return 0
+
+    return [
+        Workload(
+            "Scenario.filter(is_active=True), 2 rows",
+            "queries",
+            repeat(500, lambda: pool.fetch(SQL["scenarios"])),
+            repeat(500, lambda: Scenario.filter(is_active=True)),
+            raw_scenarios,
+            package_scenarios,
+        ),
+        Workload("(then 48 more scenarios are activated)", "", activate_all, activate_all),
+        Workload(
+            "Scenario.filter(is_active=True), 50 rows",
+            "queries",
+            repeat(100, lambda: pool.fetch(SQL["scenarios"])),
+            repeat(100, lambda: Scenario.filter(is_active=True)),
+            raw_scenarios,
+            package_scenarios,
+        ),
+        Workload(
+            'Message.filter(session_id=…).order_by("timestamp"), 50 rows',
+            "queries",
+            repeat(200, lambda: pool.fetch(SQL["messages"], short_session.id)),
+            repeat(200, lambda: Message.filter(session_id=short_session.id).order_by("timestamp")),
+            raw_messages(int(short_session.id)),
+            package_messages(int(short_session.id)),
+        ),
+        Workload(
+            'Message.filter(session_id=…).order_by("timestamp"), 2,000 rows',
+            "queries",
+            repeat(10, lambda: pool.fetch(SQL["messages"], long_session.id)),
+            repeat(10, lambda: Message.filter(session_id=long_session.id).order_by("timestamp")),
+            raw_messages(int(long_session.id)),
+            package_messages(int(long_session.id)),
+        ),
+        Workload(
+            "transcript(), pages of 50 over 2,000 messages",
+            "pages",
+            walk_raw(pool, int(long_session.id), 3),
+            walk_package(int(long_session.id), 3),
+            lambda: walked_raw(pool, int(long_session.id)),
+            lambda: walked_package(int(long_session.id)),
+        ),
+        Workload(
+            "user_history(), 20 sessions x 50 messages",
+            "calls",
+            repeat(20, lambda: pool.fetchval(history_sql, reader.id)),
+            repeat(20, lambda: user_history(reader.id)),
+            raw_history,
+            package_history,
+        ),
+        Workload(
+            "add_message(), c=1",
+            "messages",
+            appends(1000, 1, raw_append(raw_c1)),
+            appends(1000, 1, package_append(pkg_c1)),
+        ),
+        Workload(
+            "add_message(), c=16 over 8 sessions",
+            "messages",
+            appends(2000, 16, raw_append(raw_c16)),
+            appends(2000, 16, package_append(pkg_c16)),
+        ),
+        Workload("start_session() + end_session()", "sessions", raw_start_end, package_start_end),
+    ]
+
+
+def _user_history_sql() -> str:
+    """The package's own JSON query: raw asyncpg runs exactly the same SQL."""
+    from coach_db import conversations
+
+    return str(conversations._USER_HISTORY)
+
+
+# --- running ----------------------------------------------------------------------------------
+
+
+async def rate(run: Run) -> float:
+    started = time.perf_counter()
+    done = await run()
+    return done / (time.perf_counter() - started)
+
+
+async def peak(run: Run) -> int:
+    tracemalloc.start()
+    try:
+        await run()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+async def bench(url: str, reps: int) -> list[tuple[Workload, Outcome]]:
+    await coach_db.init_db(url)  # default pool: 10 connections
+    pool = await asyncpg.create_pool(url, min_size=POOL, max_size=POOL)
+    assert pool is not None
+    results: list[tuple[Workload, Outcome]] = []
+    try:
+        for workload in await workloads(pool):
+            if not workload.unit:  # a step between workloads
+                await workload.raw()
+                continue
+            if workload.raw_sample and workload.package_sample:
+                raw, package = await workload.raw_sample(), await workload.package_sample()
+                if raw != package:
+                    raise SystemExit(f"{workload.name}: the package returned other data than raw")
+            await workload.raw()  # warm both pools and statement caches
+            await workload.package()
+            outcome = Outcome([], [])
+            for rep in range(reps):  # interleaved, the order alternating
+                order = [("raw", workload.raw), ("package", workload.package)]
+                for side, run in order if rep % 2 == 0 else order[::-1]:
+                    getattr(outcome, side).append(await rate(run))
+            outcome.raw_peak = await peak(workload.raw)
+            outcome.package_peak = await peak(workload.package)
+            results.append((workload, outcome))
+            print(f"  {workload.name}: done", file=sys.stderr, flush=True)
+    finally:
+        await pool.close()
+        await coach_db.close_db()
+    return results
+
+
+def table(results: list[tuple[Workload, Outcome]], reps: int) -> str:
+    lines = [
+        f"| workload | raw asyncpg /s | package /s | package / raw (median of {reps}) "
+        "| peak Python memory raw / package |",
+        "|---|---|---|---|---|",
+    ]
+    for workload, outcome in results:
+        raw, package = statistics.median(outcome.raw), statistics.median(outcome.package)
+        lines.append(
+            f"| {workload.name} | {raw:,.0f} {workload.unit} | {package:,.0f} | "
+            f"{package / raw:.2f} [{min(outcome.package) / max(outcome.raw):.2f}-"
+            f"{max(outcome.package) / min(outcome.raw):.2f}] | "
+            f"{outcome.raw_peak / 1024:,.0f} / {outcome.package_peak / 1024:,.0f} KB |"
+        )
+    return "\n".join(lines)
+
+
+async def admin(server: str, sql: str) -> str:
+    conn = await asyncpg.connect(server)
+    try:
+        await conn.execute(sql)
+        return str(await conn.fetchval("SHOW server_version"))
+    finally:
+        await conn.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=9)
+    parser.add_argument(
+        "--server",
+        default=os.environ.get("BENCH_SERVER_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
+        help="a PostgreSQL server the benchmark may create a database on",
+    )
+    parser.add_argument("--out", type=Path, help="also write the table to this file")
+    args = parser.parse_args()
+    name = f"coach_bench_pkg_{uuid.uuid4().hex[:8]}"
+    url = urlunsplit(urlsplit(args.server)._replace(path=f"/{name}"))
+    version = asyncio.run(admin(args.server, f'CREATE DATABASE "{name}"'))
+    try:
+        deploy = subprocess.run(
+            [sys.executable, "-m", "coach_db", "deploy"],
+            cwd=ROOT,
+            env={**os.environ, "DATABASE_URL": url},
+            capture_output=True,
+            text=True,
+        )
+        if deploy.returncode:
+            raise SystemExit(deploy.stdout + deploy.stderr)
+        results = asyncio.run(bench(url, args.reps))
+    finally:
+        asyncio.run(admin(args.server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    commit = subprocess.run(
+        ["git", "log", "-1", "--format=%h %s"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    text = "\n".join(
+        [
+            f"coach-db package vs raw asyncpg, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC,"
+            f" commit {commit}",
+            f"PostgreSQL {version}, {os.cpu_count()} cores (shared), pools of {POOL};"
+            f" ratio = median package rate / median raw rate [worst-best pairing]",
+            "",
+            table(results, args.reps),
+        ]
+    )
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
