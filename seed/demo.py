@@ -15,7 +15,14 @@ from typing import Any, TypeVar, cast
 import asyncpg
 import orjson
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from tortoise import connections
 
 from coach_db import MessageRole, Scenario, SessionStatus
@@ -439,6 +446,9 @@ def _progress_bar(enabled: bool) -> Progress:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TextColumn("· about"),
+        TimeRemainingColumn(),
+        TextColumn("left"),
         console=console,
         disable=not (enabled and console.is_terminal),
         transient=True,
