@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import random
 import time
@@ -13,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 import asyncpg
-import orjson
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -414,7 +414,7 @@ def to_rows(
                 message.role.value,
                 message.content,
                 message.timestamp,
-                orjson.dumps(message.metadata).decode(),  # asyncpg takes jsonb as text
+                json.dumps(message.metadata),  # asyncpg takes jsonb as text
             )
             for message in session.messages
         )
