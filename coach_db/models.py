@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Any
 
@@ -40,6 +41,10 @@ class EmailField(fields.CharField[str]):
         if isinstance(value, str):
             value = value.strip().lower()
         return super().to_python_value(value)
+
+
+def _json_dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))  # Tortoise's own default, without orjson
 
 
 class User(Model):
@@ -153,6 +158,10 @@ class Message(Model):
         default=dict,
         db_default=SqlDefault("'{}'::jsonb"),
         description="JSON object: tokens, latency, model, ...",
+        # Named, not Tortoise's default: that switches to orjson whenever it is installed (as
+        # FastAPI's ORJSONResponse needs), and orjson reads integers beyond 64 bits as floats.
+        encoder=_json_dumps,
+        decoder=json.loads,
     )
 
     class Meta:
