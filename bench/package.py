@@ -24,7 +24,7 @@ import time
 import tracemalloc
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,9 @@ class Workload:
 class Outcome:
     raw: list[float]
     package: list[float]
+    # This process's CPU seconds per operation: what load on a shared machine hardly changes.
+    raw_cpu: list[float] = field(default_factory=list)
+    package_cpu: list[float] = field(default_factory=list)
     raw_peak: int = 0
     package_peak: int = 0
 
@@ -372,10 +375,11 @@ def _user_history_sql() -> str:
 # --- running ----------------------------------------------------------------------------------
 
 
-async def rate(run: Run) -> float:
-    started = time.perf_counter()
+async def rate(run: Run) -> tuple[float, float]:
+    """(operations per second, CPU seconds of this process per operation)."""
+    started, cpu = time.perf_counter(), time.process_time()
     done = await run()
-    return done / (time.perf_counter() - started)
+    return done / (time.perf_counter() - started), (time.process_time() - cpu) / done
 
 
 async def peak(run: Run) -> int:
@@ -407,7 +411,9 @@ async def bench(url: str, reps: int) -> list[tuple[Workload, Outcome]]:
             for rep in range(reps):  # interleaved, the order alternating
                 order = [("raw", workload.raw), ("package", workload.package)]
                 for side, run in order if rep % 2 == 0 else order[::-1]:
-                    getattr(outcome, side).append(await rate(run))
+                    per_second, cpu = await rate(run)
+                    getattr(outcome, side).append(per_second)
+                    getattr(outcome, f"{side}_cpu").append(cpu)
             outcome.raw_peak = await peak(workload.raw)
             outcome.package_peak = await peak(workload.package)
             results.append((workload, outcome))
@@ -421,8 +427,8 @@ async def bench(url: str, reps: int) -> list[tuple[Workload, Outcome]]:
 def table(results: list[tuple[Workload, Outcome]], reps: int) -> str:
     lines = [
         f"| workload | raw asyncpg /s | package /s | package / raw (median of {reps} pairs) "
-        "| peak Python memory raw / package |",
-        "|---|---|---|---|---|",
+        "| client CPU per op raw / package | peak Python memory raw / package |",
+        "|---|---|---|---|---|---|",
     ]
     for workload, outcome in results:
         raw, package = statistics.median(outcome.raw), statistics.median(outcome.package)
@@ -432,6 +438,8 @@ def table(results: list[tuple[Workload, Outcome]], reps: int) -> str:
         lines.append(
             f"| {workload.name} | {raw:,.0f} {workload.unit} | {package:,.0f} | "
             f"{statistics.median(pairs):.2f} [{min(pairs):.2f}-{max(pairs):.2f}] | "
+            f"{statistics.median(outcome.raw_cpu) * 1e6:,.0f} / "
+            f"{statistics.median(outcome.package_cpu) * 1e6:,.0f} µs | "
             f"{outcome.raw_peak / 1024:,.0f} / {outcome.package_peak / 1024:,.0f} KB |"
         )
     return "\n".join(lines)
