@@ -103,9 +103,8 @@ def scenario_rows(objs: list[Scenario]) -> list[tuple[Any, ...]]:
 
 
 def message_rows(objs: list[Message]) -> list[tuple[Any, ...]]:
-    # session_id: the foreign key's column attribute, which Tortoise adds at run time.
     return [
-        (m.id, m.session_id, m.role.value, m.content, m.timestamp, m.audio_url, m.metadata)  # type: ignore[attr-defined]
+        (m.id, m.session_id, m.role.value, m.content, m.timestamp, m.audio_url, m.metadata)
         for m in objs
     ]
 
