@@ -223,13 +223,11 @@ class Studio:
 async def sign_in(base: str, password: str) -> httpx.Cookies:
     async with httpx.AsyncClient(base_url=base) as client:
         await client.get("/admin/login")
+        # "studio_csrf", or "studio_csrf_<port>" since cookie names follow the public port.
+        token = next(c.value for c in client.cookies.jar if c.name.startswith("studio_csrf"))
         response = await client.post(
             "/admin/login",
-            data={
-                "email": STAFF_EMAIL,
-                "password": password,
-                "csrf_token": client.cookies["studio_csrf"],
-            },
+            data={"email": STAFF_EMAIL, "password": password, "csrf_token": token},
         )
         if response.status_code != 303 or "/admin/login" in response.headers.get("location", ""):
             raise SystemExit(f"sign-in failed: HTTP {response.status_code}")
