@@ -49,6 +49,14 @@ role, empty content, metadata a JSON object
     a lone surrogate cannot be encoded as UTF-8: ``add_message`` finds both in the content and
     anywhere in the metadata (keys too) and raises ``InvalidMessage`` before anything is sent.
 
+sizes (``coach_db.limits``)
+    ``add_message`` refuses content longer than ``MAX_CONTENT_CHARS`` and metadata larger than
+    ``MAX_METADATA_BYTES`` (compact UTF-8 JSON) or deeper than ``MAX_METADATA_DEPTH``, and
+    cycles, with one iterative walk whose work is bounded by those limits, not by the input
+    (``metadata_json``). Reads are bounded too: ``transcript`` pages of at most
+    ``MAX_TRANSCRIPT_PAGE``, ``user_history`` the newest ``MAX_HISTORY_SESSIONS`` sessions with
+    their first ``MAX_HISTORY_MESSAGES`` messages each, with cursors for the rest.
+
 Every function here is one round trip on the happy path (a second one only to explain a
 refusal, or for ``end_session`` to return a session that had already ended) and runs inside the
 caller's transaction when there is one (``in_transaction()``).
@@ -61,7 +69,7 @@ import math
 from datetime import datetime
 from typing import Any, Final
 
-from asyncpg import ForeignKeyViolationError
+from asyncpg import CheckViolationError, ForeignKeyViolationError
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
@@ -73,6 +81,14 @@ from coach_db.errors import (
     SessionAlreadyEnded,
     SessionNotActive,
 )
+from coach_db.limits import (
+    MAX_CONTENT_CHARS,
+    MAX_HISTORY_MESSAGES,
+    MAX_HISTORY_SESSIONS,
+    MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH,
+    MAX_TRANSCRIPT_PAGE,
+)
 from coach_db.models import (
     ConversationSession,
     Message,
@@ -83,10 +99,10 @@ from coach_db.models import (
 )
 from coach_db.types import UserWithSessions
 
-MAX_PAGE: Final = 1000
 # The trigger's error for a message after its session's end (see the module docstring).
 _AFTER_END = "message_not_after_session_end"
 _ROLES = ", ".join(repr(role.value) for role in MessageRole)
+_ROLE_BY_VALUE: Final = {role.value: role for role in MessageRole}
 
 # Each operation is a single statement; the WHERE clauses make the refusals atomic with the
 # write (a session ending or a scenario being deactivated concurrently cannot slip between a
@@ -118,13 +134,22 @@ _NEXT_PAGE = f"""
     SELECT {_MESSAGE_COLUMNS} FROM "message"
     WHERE "session_id" = $1 AND ("timestamp", "id") > ($2::timestamptz, $3::bigint)
     ORDER BY "timestamp", "id" LIMIT $4"""
+# The page just before a cursor, read backwards along the same index and returned in time order.
+_PREVIOUS_PAGE = f"""
+    SELECT * FROM (
+        SELECT {_MESSAGE_COLUMNS} FROM "message"
+        WHERE "session_id" = $1 AND ("timestamp", "id") < ($2::timestamptz, $3::bigint)
+        ORDER BY "timestamp" DESC, "id" DESC LIMIT $4) AS page
+    ORDER BY "timestamp", "id"
+"""
 # The whole tree as one JSON document built by PostgreSQL and validated by pydantic-core: one
 # query whatever the number of sessions and messages, and no ORM objects on the way. json, not
 # jsonb: building jsonb costs four times as much here. The user and session keys are listed
 # (no password_hash; the nested scenario replaces scenario_id): keep them in step with
 # UserWithSessions (test_user_history_is_what_the_orm_nesting_gives compares the two). Orders
 # are the models' Meta.ordering. Times carry the server's TimeZone offset: the same instants
-# as the ORM's UTC datetimes.
+# as the ORM's UTC datetimes. Bounded: the newest $3 sessions (older than the session $2 when
+# given), each with its first $4 messages, so the document never grows with the history.
 _USER_HISTORY = """
     SELECT json_build_object(
         'id', u."id", 'email', u."email", 'username', u."username", 'is_staff', u."is_staff",
@@ -137,10 +162,18 @@ _USER_HISTORY = """
                 'scenario', (
                     SELECT row_to_json(c) FROM "scenario" c WHERE c."id" = s."scenario_id"),
                 'messages', coalesce((
-                    SELECT json_agg(m ORDER BY m."timestamp", m."id")
-                    FROM "message" m WHERE m."session_id" = s."id"), '[]'))
+                    SELECT json_agg(m ORDER BY m."timestamp", m."id") FROM (
+                        SELECT * FROM "message" WHERE "session_id" = s."id"
+                        ORDER BY "timestamp", "id" LIMIT $4) m), '[]'))
                 ORDER BY s."started_at" DESC, s."id" DESC)
-            FROM "conversation_session" s WHERE s."user_id" = u."id"), '[]'))::text AS doc
+            FROM (
+                SELECT * FROM "conversation_session"
+                WHERE "user_id" = u."id" AND ($2::int IS NULL OR ("started_at", "id") < (
+                    SELECT "started_at", "id" FROM "conversation_session" WHERE "id" = $2))
+                ORDER BY "started_at" DESC, "id" DESC LIMIT $3) s), '[]'))::text AS doc,
+        $2::int IS NULL OR EXISTS (
+            SELECT FROM "conversation_session" WHERE "id" = $2 AND "user_id" = u."id"
+        ) AS cursor_found
     FROM "user" u WHERE u."id" = $1"""
 
 
@@ -171,7 +204,9 @@ async def add_message(
     """Append a message to an active session in one round trip; the count follows in the database.
 
     Raises InvalidMessage (unknown role, empty content, NUL characters, metadata that is not a
-    JSON object), SessionNotActive or NotFound, and then nothing is written. The `session`
+    JSON object, content longer than MAX_CONTENT_CHARS, metadata larger than MAX_METADATA_BYTES
+    or deeper than MAX_METADATA_DEPTH: see coach_db.limits), SessionNotActive or NotFound, and
+    then nothing is written. The `session`
     object passed in is not refreshed: read `total_messages` again if you need it.
     """
     session_id = _pk(session)
@@ -188,6 +223,12 @@ async def add_message(
             raise SessionNotActive(session_id) from None
         if isinstance(exc.__cause__, ForeignKeyViolationError):
             raise NotFound("Session", session_id) from None
+        if isinstance(exc.__cause__, CheckViolationError):
+            # A database rule stricter than the checks above (its CHECK measures the stored
+            # JSON, which can be longer than ours, e.g. 1e300 is printed with 300 zeros).
+            raise InvalidMessage(
+                f"the database refused it (constraint {exc.__cause__.constraint_name})"
+            ) from None
         raise
     if not rows:
         raise await _not_active(db, session_id)
@@ -233,32 +274,54 @@ async def transcript(
     session: ConversationSession | int,
     after: Message | tuple[datetime, int] | None = None,
     limit: int = 50,
+    *,
+    before: Message | tuple[datetime, int] | None = None,
 ) -> list[Message]:
     """One page of a session's messages in time order (ties by id), after the cursor `after`.
 
     Keyset pagination: pass the last message of a page (or its `(timestamp, id)`) to get the
     next one; a page shorter than `limit` is the last. No OFFSET, so every page is as fast as
-    the first and a message arriving meanwhile is neither skipped nor repeated.
+    the first and a message arriving meanwhile is neither skipped nor repeated. `before`
+    instead gives the page that ends just before a message (still in time order), for paging
+    backwards. `limit` is at most MAX_TRANSCRIPT_PAGE: a larger one is a ValueError rather
+    than silently capped, which would make a full page look like the last one.
     """
-    if not 1 <= limit <= MAX_PAGE:
-        raise ValueError(f"limit must be between 1 and {MAX_PAGE}, not {limit}")
+    if not 1 <= limit <= MAX_TRANSCRIPT_PAGE:
+        raise ValueError(f"limit must be between 1 and {MAX_TRANSCRIPT_PAGE}, not {limit}")
+    if after is not None and before is not None:
+        raise ValueError("give after or before, not both")
     session_id = _pk(session)
-    if after is None:
-        rows = await _db().execute_query_dict(_FIRST_PAGE, [session_id, limit])
+    if after is not None:
+        query, args = _NEXT_PAGE, [session_id, *_cursor(after), limit]
+    elif before is not None:
+        query, args = _PREVIOUS_PAGE, [session_id, *_cursor(before), limit]
     else:
-        timestamp, message_id = (after.timestamp, after.id) if isinstance(after, Message) else after
-        rows = await _db().execute_query_dict(
-            _NEXT_PAGE, [session_id, timestamp, message_id, limit]
-        )
+        query, args = _FIRST_PAGE, [session_id, limit]
+    rows = await _db().execute_query_dict(query, args)
     return [Message._init_from_db(**row) for row in rows]
 
 
-async def user_history(user: User | int) -> UserWithSessions:
-    """The user with every session (newest first), each with its scenario and messages: 1 query."""
+async def user_history(
+    user: User | int, before: ConversationSession | int | None = None
+) -> UserWithSessions:
+    """The user with their newest sessions, each with its scenario and first messages: 1 query.
+
+    Bounded, so its memory does not grow with the history: at most MAX_HISTORY_SESSIONS
+    sessions (newest first) and at most MAX_HISTORY_MESSAGES messages per session (the first
+    ones, in time order). For more: `user_history(user, before=sessions[-1].id)` gives the next
+    older sessions (a full list of MAX_HISTORY_SESSIONS means there may be more), and a session
+    whose `total_messages` exceeds its `len(messages)` continues with
+    `transcript(session.id, after=messages[-1])`. NotFound if `before` is not a session of the user.
+    """
     user_id = _pk(user)
-    rows = await _db().execute_query_dict(_USER_HISTORY, [user_id])
+    before_id = None if before is None else _pk(before)
+    rows = await _db().execute_query_dict(
+        _USER_HISTORY, [user_id, before_id, MAX_HISTORY_SESSIONS, MAX_HISTORY_MESSAGES]
+    )
     if not rows:
         raise NotFound("User", user_id)
+    if not rows[0]["cursor_found"]:
+        raise NotFound("Session", before_id or 0)
     return UserWithSessions.model_validate_json(rows[0]["doc"])
 
 
@@ -275,6 +338,10 @@ def _pk(obj: User | Scenario | ConversationSession | int) -> int:
     return obj if isinstance(obj, int) else int(obj.pk)
 
 
+def _cursor(at: Message | tuple[datetime, int]) -> tuple[datetime, int]:
+    return (at.timestamp, at.id) if isinstance(at, Message) else at
+
+
 async def _not_active(db: BaseDBAsyncClient, session_id: int) -> Exception:
     rows = await db.execute_query_dict(
         'SELECT "status", "ended_at" FROM "conversation_session" WHERE "id" = $1', [session_id]
@@ -288,14 +355,19 @@ def _checked(
     role: MessageRole | str, content: str, metadata: dict[str, Any] | None
 ) -> tuple[MessageRole, str]:
     """The role as an enum and the metadata as JSON text, or InvalidMessage saying what is wrong."""
-    try:
-        role = MessageRole(role)
-    except ValueError:
-        raise InvalidMessage(f"unknown role {role!r}: expected one of {_ROLES}") from None
+    known = _ROLE_BY_VALUE.get(role) if isinstance(role, str) else None
+    if known is None:
+        raise InvalidMessage(f"unknown role {_excerpt(role)}: expected one of {_ROLES}")
+    role = known
     if not isinstance(content, str):
         raise InvalidMessage(f"content must be a str, not {type(content).__name__}")
     if not content:
         raise InvalidMessage("content is empty")
+    if len(content) > MAX_CONTENT_CHARS:
+        raise InvalidMessage(
+            f"content is {len(content):,} characters long, more than the limit of "
+            f"{MAX_CONTENT_CHARS:,} (coach_db.limits.MAX_CONTENT_CHARS); split it into messages"
+        )
     _check_text(content, "content")
     if metadata is None:
         metadata = {}
@@ -303,8 +375,136 @@ def _checked(
         raise InvalidMessage(
             f"metadata must be a JSON object (a dict), not {type(metadata).__name__}"
         )
-    _check_json(metadata)
-    return role, json.dumps(metadata, ensure_ascii=False)
+    return role, metadata_json(metadata)
+
+
+def metadata_json(metadata: dict[str, Any]) -> str:
+    """Message metadata as compact JSON text, or InvalidMessage if it breaks a rule or a limit.
+
+    One iterative walk (no recursion, so no RecursionError at any depth) refuses, with the
+    path of the offending value: what JSON cannot hold (cycles, non-string keys, NaN, other
+    types), what PostgreSQL cannot store (NUL, lone surrogates), nesting deeper than
+    MAX_METADATA_DEPTH and more than MAX_METADATA_BYTES of compact UTF-8 JSON. The size is
+    counted while walking and a container is refused before its items are visited when they
+    cannot fit, so the work is bounded by the limits, not by the input: a list that contains
+    itself, a billion-item list or a 100 MB string is refused in microseconds.
+    """
+    if not isinstance(metadata, dict):
+        raise InvalidMessage(
+            f"metadata must be a JSON object (a dict), not {type(metadata).__name__}"
+        )
+    size = 0
+    # Items to visit: (value, depth of the innermost container holding it, path node).
+    # A path node is (parent node, key, id of the container at that step) or None for the
+    # root; it is turned into text only for an error message.
+    stack: list[tuple[Any, int, _Path | None]] = [(metadata, 0, None)]
+    while stack:
+        value, depth, path = stack.pop()
+        if isinstance(value, str):
+            size += _string_size(value, MAX_METADATA_BYTES - size, path)
+        elif isinstance(value, (dict, list, tuple)):
+            depth += 1
+            _check_container(value, depth, path)
+            # Brackets, separators and at least one byte per item (and "":  per key).
+            n = len(value)
+            size += 2 + max(n - 1, 0) + (3 * n if isinstance(value, dict) else 0)
+            if size + n > MAX_METADATA_BYTES:
+                raise _too_large(path)
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    if not isinstance(key, str):
+                        raise InvalidMessage(
+                            f"{_where(path)} has the key {_excerpt(key)}, a "
+                            f"{type(key).__name__}: JSON object keys are strings"
+                        )
+                    step = (path, key, id(value))
+                    # The key's quotes and colon are already counted.
+                    size += _string_size(key, MAX_METADATA_BYTES - size, step, key=True) - 2
+                    stack.append((item, depth, step))
+            else:
+                stack.extend((item, depth, (path, i, id(value))) for i, item in enumerate(value))
+        elif value is None or isinstance(value, bool):
+            size += 4 if value is None or value else 5
+        elif isinstance(value, int):
+            try:
+                size += len(int.__repr__(value))
+            except ValueError:  # more digits than sys.get_int_max_str_digits() (4,300)
+                raise InvalidMessage(
+                    f"{_where(path)} is an integer of about {int(value.bit_length() * 0.30103):,}"
+                    " digits, too large to store"
+                ) from None
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise InvalidMessage(f"{_where(path)} is {value}, which JSON cannot represent")
+            size += len(float.__repr__(value))
+        else:
+            raise InvalidMessage(
+                f"{_where(path)} is a {type(value).__name__}, which is not JSON: convert it first "
+                "(for example a datetime to an ISO string)"
+            )
+        if size > MAX_METADATA_BYTES:
+            raise _too_large(path)
+    # Checked above: no cycle, at most MAX_METADATA_DEPTH levels, so json cannot recurse far.
+    return json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))
+
+
+_Path = tuple[Any, "str | int", int]
+
+
+def _check_container(value: Any, depth: int, path: _Path | None) -> None:
+    node = path
+    while node is not None:  # at most MAX_METADATA_DEPTH steps up
+        parent, _, container_id = node
+        if container_id == id(value):
+            raise InvalidMessage(
+                f"{_where(path)} is the same object as {_where(parent)}, which contains it: "
+                "JSON cannot represent a cycle"
+            )
+        node = parent
+    if depth > MAX_METADATA_DEPTH:
+        raise InvalidMessage(
+            f"metadata is nested more than {MAX_METADATA_DEPTH} levels deep "
+            f"(coach_db.limits.MAX_METADATA_DEPTH), at {_where(path)}"
+        )
+
+
+def _string_size(text: str, room: int, path: _Path | None, key: bool = False) -> int:
+    """Bytes of `text` as a JSON string (quotes and escapes), after the NUL/Unicode checks."""
+    where = f"the key {_excerpt(text)} of {_where(path[0] if path else None)}" if key else None
+    if len(text) + 2 > room:  # every character is at least one byte
+        raise _too_large(path if not key else (path[0] if path else None))
+    _check_text(text, where or _where(path))
+    return len(json.dumps(text, ensure_ascii=False).encode())
+
+
+def _too_large(path: _Path | None) -> InvalidMessage:
+    return InvalidMessage(
+        f"metadata is larger than {MAX_METADATA_BYTES:,} bytes as compact JSON "
+        f"(coach_db.limits.MAX_METADATA_BYTES), reached at {_where(path)}; store large data "
+        "elsewhere and keep a reference in the metadata"
+    )
+
+
+def _where(path: _Path | None) -> str:
+    keys: list[str | int] = []
+    while path is not None:
+        path, key, _ = path
+        keys.append(key)
+    parts = [f"[{_excerpt(key)}]" for key in reversed(keys)]
+    return "metadata" + "".join(parts)
+
+
+def _excerpt(value: Any, width: int = 40) -> str:
+    """repr() of a value cut to `width` characters, whatever its size (error messages only)."""
+    if isinstance(value, str):
+        text = repr(value[:width])
+    elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"<an integer of {value.bit_length():,} bits>"
+    elif value is None or isinstance(value, (bool, int, float)):
+        text = repr(value)
+    else:  # any other object: its repr could be huge or fail
+        return f"<a {type(value).__name__}>"
+    return text if len(text) <= width + 2 else text[:width] + "…"
 
 
 def _check_text(text: str, where: str) -> None:
@@ -320,30 +520,3 @@ def _check_text(text: str, where: str) -> None:
             raise InvalidMessage(
                 f"{where} is not valid Unicode ({exc.reason} at index {exc.start})"
             ) from None
-
-
-def _check_json(metadata: dict[str, Any]) -> None:
-    """Walk the metadata (iteratively: any depth) and refuse what JSON or PostgreSQL cannot hold."""
-    stack: list[tuple[Any, str]] = [(metadata, "metadata")]
-    while stack:
-        value, where = stack.pop()
-        if isinstance(value, str):
-            _check_text(value, where)
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                if not isinstance(key, str):
-                    raise InvalidMessage(
-                        f"{where} has the key {key!r}, a {type(key).__name__}: JSON object keys "
-                        "are strings"
-                    )
-                _check_text(key, f"the key {key[:40]!r} of {where}")
-                stack.append((item, f"{where}[{key[:40]!r}]"))
-        elif isinstance(value, (list, tuple)):
-            stack.extend((item, f"{where}[{i}]") for i, item in enumerate(value))
-        elif isinstance(value, float) and not math.isfinite(value):
-            raise InvalidMessage(f"{where} is {value}, which JSON cannot represent")
-        elif value is not None and not isinstance(value, (bool, int, float)):
-            raise InvalidMessage(
-                f"{where} is a {type(value).__name__}, which is not JSON: convert it first "
-                "(for example a datetime to an ISO string)"
-            )

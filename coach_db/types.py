@@ -13,7 +13,7 @@ from pydantic import AfterValidator, EmailStr, Field, SecretStr
 from tortoise.contrib.pydantic import PydanticModel
 
 from coach_db.models import ConversationSession, Message, MessageRole, Scenario, SessionStatus, User
-from coach_db.typespec import lowercase, orm_config
+from coach_db.typespec import lowercase, metadata_within_limits, orm_config
 
 
 class UserRead(PydanticModel):
@@ -154,9 +154,11 @@ class MessageCreate(PydanticModel):
     model_config = orm_config(Message, "MessageCreate")
 
     role: MessageRole
-    content: str = Field(min_length=1)
+    content: str = Field(min_length=1, max_length=32000)
     audio_url: str | None = Field(default=None, max_length=2048)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Annotated[dict[str, Any], AfterValidator(metadata_within_limits)] = Field(
+        default_factory=dict
+    )
 
 
 class SessionWithHistory(PydanticModel):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from pydantic import AfterValidator, ConfigDict, EmailStr, Field, SecretStr
 
+from coach_db.limits import MAX_CONTENT_CHARS
 from coach_db.models import SLUG_PATTERN, MessageRole
 
 if TYPE_CHECKING:
@@ -21,6 +22,18 @@ if TYPE_CHECKING:
 def lowercase(value: str) -> str:
     """E-mails compare case-insensitively, so the create type stores them in lower case."""
     return value.lower()
+
+
+def metadata_within_limits(value: dict[str, Any]) -> dict[str, Any]:
+    """add_message's own metadata check (size, depth, cycles, NUL...): both refuse the same."""
+    from coach_db.conversations import metadata_json  # it imports the generated types
+    from coach_db.errors import InvalidMessage
+
+    try:
+        metadata_json(value)
+    except InvalidMessage as exc:
+        raise ValueError(exc.reason) from None
+    return value
 
 
 def orm_config(model: type[Model], title: str) -> ConfigDict:
@@ -83,8 +96,10 @@ def reference_types() -> dict[str, type[PydanticModel]]:
         """A new message; its session comes from elsewhere (POST /sessions/{id}/messages)."""
 
         role: MessageRole
-        content: str = Field(min_length=1)
-        metadata: dict[str, Any] = Field(default_factory=dict)
+        content: str = Field(min_length=1, max_length=MAX_CONTENT_CHARS)
+        metadata: Annotated[dict[str, Any], AfterValidator(metadata_within_limits)] = Field(
+            default_factory=dict
+        )
         audio_url: str | None = Field(default=None, max_length=2048)
 
     return {

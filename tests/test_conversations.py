@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,14 @@ from coach_db import (
     start_session,
     transcript,
     user_history,
+)
+from coach_db.limits import (
+    MAX_CONTENT_CHARS,
+    MAX_HISTORY_MESSAGES,
+    MAX_HISTORY_SESSIONS,
+    MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH,
+    MAX_TRANSCRIPT_PAGE,
 )
 from coach_db.types import UserWithSessions
 from tests.factories import make_scenario, make_session, make_user
@@ -172,6 +181,104 @@ async def test_add_message_refuses_what_postgresql_cannot_store_with_a_clear_err
     with pytest.raises(InvalidMessage, match=reason):
         await add_message(session, "user", content, metadata)
     assert await Message.all().count() == 0
+
+
+def _cycle() -> dict[str, Any]:
+    m: dict[str, Any] = {}
+    m["self"] = m
+    return m
+
+
+def _twice_self() -> dict[str, Any]:
+    items: list[Any] = []
+    items += [items, items]  # json.dumps would expand this forever, doubling each level
+    return {"items": items}
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    """Metadata `levels` deep: {"a": {"a": ... {} }} (the outer object is level 1)."""
+    value: dict[str, Any] = {}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("content", "metadata", "reason"),
+    [
+        ("ok", _cycle(), r"metadata\['self'\] is the same object as metadata, .* a cycle"),
+        (
+            "ok",
+            _twice_self(),
+            r"metadata\['items'\]\[1\] is the same object as metadata\['items'\]",
+        ),
+        ("ok", _nested(17), "metadata is nested more than 16 levels deep"),
+        ("ok", _nested(990), "metadata is nested more than 16 levels deep"),
+        ("ok", _nested(100_000), "metadata is nested more than 16 levels deep"),
+        ("ok", {"n": 10**5000}, r"metadata\['n'\] is an integer of about 5,000 digits"),
+        ("ok", {"list": [0] * 10_000_000}, "metadata is larger than 32,768 bytes"),
+        (
+            "ok",
+            {"s": "x" * 100_000_000},
+            r"metadata is larger than 32,768 bytes .* at metadata\['s'\]",
+        ),
+        ("ok", {"k" * 40_000: 1}, "metadata is larger than 32,768 bytes"),
+        ("x" * 100_000_000, None, "content is 100,000,000 characters long, more than the limit"),
+        ("x" * 32_001, None, "content is 32,001 characters long, more than the limit of 32,000"),
+        ("ok", {10**5000: 1}, "has the key <an integer of 16,610 bits>, a int"),
+        ("ok", {"f": (lambda: 0)}, r"metadata\['f'\] is a function, which is not JSON"),
+    ],
+    ids=lambda v: type(v).__name__ if not isinstance(v, str) else v[:30],
+)
+async def test_add_message_refuses_hostile_input_quickly_with_a_bounded_error(
+    content: str, metadata: Any, reason: str
+) -> None:
+    """Cycles, deep nesting, huge ints and huge values: an InvalidMessage, never a hang,
+    RecursionError, ValueError or MemoryError; the error message itself stays short."""
+    session = await make_session()
+    with pytest.raises(InvalidMessage, match=reason) as info:
+        await add_message(session, "user", content, metadata)
+    assert len(str(info.value)) < 400
+    assert await Message.all().count() == 0
+
+
+async def test_a_huge_role_is_refused_with_a_short_error() -> None:
+    session = await make_session()
+    with pytest.raises(InvalidMessage, match=r"unknown role 'rrrr") as info:
+        await add_message(session, "r" * 10_000_000, "hi")
+    assert len(str(info.value)) < 200
+    with pytest.raises(InvalidMessage, match="unknown role <a list>"):
+        await add_message(session, ["user"], "hi")  # type: ignore[arg-type]
+
+
+async def test_content_and_metadata_exactly_at_the_limits_are_stored(
+    raw: asyncpg.Connection,
+) -> None:
+    session = await make_session()
+    # {"p":"xxx…"} is 8 bytes of syntax around the padding; é is 2 bytes in UTF-8.
+    metadata = {"p": "é" + "x" * (MAX_METADATA_BYTES - 8 - 2)}
+    assert len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":")).encode()) == (
+        MAX_METADATA_BYTES
+    )
+    deep = _nested(MAX_METADATA_DEPTH)
+    await add_message(session, "user", "x" * MAX_CONTENT_CHARS, metadata)
+    await add_message(session, "user", "ok", deep)
+    stored = [r["metadata"] for r in await raw.fetch("SELECT metadata FROM message ORDER BY id")]
+    assert [json.loads(m) for m in stored] == [metadata, deep]
+    metadata["p"] += "x"
+    with pytest.raises(InvalidMessage, match="metadata is larger than 32,768 bytes"):
+        await add_message(session, "user", "ok", metadata)
+    metadata["p"] = metadata["p"][:-2] + "\n"  # one character, two bytes escaped
+    with pytest.raises(InvalidMessage, match="metadata is larger than 32,768 bytes"):
+        await add_message(session, "user", "ok", metadata)
+
+
+async def test_shared_subtrees_are_not_mistaken_for_cycles() -> None:
+    """The same list twice (a DAG, not a cycle) is valid JSON and is stored twice."""
+    session = await make_session()
+    shared = [1, 2]
+    message = await add_message(session, "user", "ok", {"a": shared, "b": [shared, shared]})
+    assert message.metadata == {"a": [1, 2], "b": [[1, 2], [1, 2]]}
 
 
 async def test_add_message_to_a_missing_session_raises_not_found() -> None:
@@ -539,8 +646,8 @@ async def test_transcript_returns_full_messages_and_one_query_per_page(
 
 async def test_transcript_limit_is_checked() -> None:
     session = await make_session()
-    for limit in (0, -1, 1001):
-        with pytest.raises(ValueError, match="limit must be between 1 and 1000"):
+    for limit in (0, -1, MAX_TRANSCRIPT_PAGE + 1, 10**9):
+        with pytest.raises(ValueError, match="limit must be between 1 and 500"):
             await transcript(session, limit=limit)
 
 
@@ -603,3 +710,67 @@ def test_conversation_errors_share_a_base() -> None:
         InvalidMessage,
     ):
         assert issubclass(error, ConversationError)
+
+
+async def test_user_history_is_bounded_and_the_rest_is_reachable(raw: asyncpg.Connection) -> None:
+    """More sessions and messages than the limits: the rows returned stop at the limits, and
+    `before=` plus transcript() reach everything else exactly once."""
+    user, scenario = await make_user(), await make_scenario()
+    t0 = datetime(2026, 1, 5, 18, 0, tzinfo=UTC)
+    sessions = MAX_HISTORY_SESSIONS + 3
+    ids = [
+        await raw.fetchval(
+            "INSERT INTO conversation_session (user_id, scenario_id, started_at) "
+            "VALUES ($1, $2, $3) RETURNING id",
+            user.id,
+            scenario.id,
+            t0 + timedelta(minutes=i % 7),  # equal start times: ties ordered by id
+        )
+        for i in range(sessions)
+    ]
+    messages = MAX_HISTORY_MESSAGES + 30
+    long_one = ids[-1]
+    await raw.copy_records_to_table(
+        "message",
+        records=[(long_one, "user", f"m{j}") for j in range(messages)],
+        columns=["session_id", "role", "content"],
+    )
+    newest_first = [
+        r["id"]
+        for r in await raw.fetch(
+            "SELECT id FROM conversation_session ORDER BY started_at DESC, id DESC"
+        )
+    ]
+
+    first = (await user_history(user)).model_dump()["sessions"]
+    assert [s["id"] for s in first] == newest_first[:MAX_HISTORY_SESSIONS]
+    rest = (await user_history(user.id, before=first[-1]["id"])).model_dump()["sessions"]
+    assert [s["id"] for s in rest] == newest_first[MAX_HISTORY_SESSIONS:]
+
+    [long] = [s for s in first + rest if s["id"] == long_one]
+    assert long["total_messages"] == messages
+    assert [m["content"] for m in long["messages"]] == [
+        f"m{j}" for j in range(MAX_HISTORY_MESSAGES)
+    ]
+    last = long["messages"][-1]
+    more = await transcript(long_one, after=(last["timestamp"], last["id"]), limit=500)
+    assert [m.content for m in more] == [f"m{j}" for j in range(MAX_HISTORY_MESSAGES, messages)]
+
+
+async def test_user_history_before_a_session_of_someone_else_raises_not_found() -> None:
+    user, other = await make_user(), await make_session()
+    with pytest.raises(NotFound, match=f"Session {other.id} does not exist"):
+        await user_history(user, before=other)
+
+
+async def test_transcript_pages_backwards_with_before(raw: asyncpg.Connection) -> None:
+    session = await make_session()
+    for i in range(7):
+        await add_message(session, "user", f"m{i}")
+    everything = await transcript(session, limit=7)
+    page = await transcript(session, before=everything[5], limit=3)
+    assert [m.content for m in page] == ["m2", "m3", "m4"]
+    page = await transcript(session, before=(page[0].timestamp, page[0].id), limit=3)
+    assert [m.content for m in page] == ["m0", "m1"]
+    with pytest.raises(ValueError, match="not both"):
+        await transcript(session, after=everything[0], before=everything[1])

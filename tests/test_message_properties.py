@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import asyncpg
@@ -9,6 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coach_db import ConversationSession, InvalidMessage, Message, add_message, transcript
+from coach_db.conversations import metadata_json
+from coach_db.limits import MAX_CONTENT_CHARS, MAX_METADATA_BYTES, MAX_METADATA_DEPTH
 from tests.factories import make_session
 
 # Truncation runs once per test function, not per example, so every example writes to a session
@@ -23,11 +26,13 @@ PROPERTIES = settings(
 NUL = "\x00"
 # Any character UTF-8 can encode (so no lone surrogates) but NUL.
 text_without_nul = st.text(st.characters(codec="utf-8", exclude_characters=NUL))
-content = st.one_of(
+any_content = st.one_of(
     text_without_nul.filter(bool),
     # Very long text: a short unit repeated up to 200,000 times (up to a few MB as UTF-8).
     st.builds(lambda unit, n: unit * n, text_without_nul.filter(bool), st.integers(1, 200_000)),
 )
+# One character short of the limit, so that with_nul(content) stays within it too.
+content = any_content.map(lambda text: text[: MAX_CONTENT_CHARS - 1])
 # JSON numbers that come back as the same Python value: PostgreSQL keeps numbers as numeric
 # and prints e.g. 1e20 as 100000000000000000000, which json.loads reads as an int.
 json_scalars = st.one_of(
@@ -118,3 +123,104 @@ async def test_nul_anywhere_in_metadata_is_a_clear_error_and_nothing_is_written(
     else:
         raise AssertionError("a NUL in the metadata was accepted")
     assert await count_messages(session) == (0, 0)
+
+
+# --- limits: content length, metadata size and depth, cycles ----------------------------------
+
+PURE = settings(max_examples=300, deadline=None)
+
+
+def compact_size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def depth(value: Any) -> int:
+    """Nesting depth as limits.py counts it (an object holding an object is 2)."""
+    if isinstance(value, dict):
+        return 1 + max(map(depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(depth, value), default=0)
+    return 0
+
+
+# Deep and wide trees, around both limits: nesting up to 25 levels, strings up to ~40 kB.
+deep_values = st.recursive(
+    st.one_of(json_scalars, st.builds(lambda c, n: c * n, text_without_nul, st.integers(0, 8_000))),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(text_without_nul, children, max_size=4)
+    ),
+    max_leaves=40,
+)
+deep_metadata = st.builds(
+    lambda value, levels: _wrap(value, levels), deep_values, st.integers(0, 20)
+)
+
+
+def _wrap(value: Any, levels: int) -> dict[str, Any]:
+    for _ in range(levels):
+        value = [value]
+    return {"v": value}
+
+
+@PURE
+@given(data=deep_metadata)
+def test_metadata_is_refused_exactly_when_it_breaks_a_limit(data: dict[str, Any]) -> None:
+    """Accepted iff compact JSON <= MAX_METADATA_BYTES and depth <= MAX_METADATA_DEPTH; the text
+    accepted is exactly json.dumps's compact form."""
+    within = compact_size(data) <= MAX_METADATA_BYTES and depth(data) <= MAX_METADATA_DEPTH
+    try:
+        text = metadata_json(data)
+    except InvalidMessage as exc:
+        assert not within, str(exc)
+        assert "larger than" in str(exc) or "nested more than" in str(exc)
+    else:
+        assert within
+        assert text == json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+@PURE
+@given(data=deep_values, levels=st.integers(0, 30), at=st.integers(0, 30), key=st.booleans())
+def test_a_cycle_at_any_depth_is_refused_without_hanging(
+    data: Any, levels: int, at: int, key: bool
+) -> None:
+    """A container that holds one of its ancestors (directly or deeper) is a clear error, or
+    the depth limit when the cycle lies below it; never a hang or RecursionError."""
+    root: dict[str, Any] = {"data": data}
+    chain: list[Any] = [root]
+    for _ in range(levels):
+        inner: Any = {"x": data} if key else [data]
+        container = chain[-1]
+        if isinstance(container, dict):
+            container["next"] = inner
+        else:
+            container.append(inner)
+        chain.append(inner)
+    last = chain[-1]
+    target = chain[min(at, len(chain) - 1)]
+    if isinstance(last, dict):
+        last["back"] = target
+    else:
+        last.append(target)
+    try:
+        metadata_json(root)
+    except InvalidMessage as exc:
+        assert "cycle" in str(exc) or "nested more than" in str(exc) or "larger than" in str(exc)
+    else:
+        raise AssertionError("a cycle was accepted")
+
+
+@PROPERTIES
+@given(text=any_content)
+async def test_content_over_the_limit_is_refused_and_within_it_stored(text: str) -> None:
+    session = await make_session()
+    if len(text) > MAX_CONTENT_CHARS:
+        try:
+            await add_message(session, "user", text)
+        except InvalidMessage as exc:
+            assert f"content is {len(text):,} characters long" in str(exc)
+        else:
+            raise AssertionError("content over the limit was accepted")
+        assert await count_messages(session) == (0, 0)
+    else:
+        await add_message(session, "user", text)
+        assert await count_messages(session) == (1, 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -218,3 +219,19 @@ async def test_fastapi_routes_take_create_types_and_return_orm_rows_as_read_type
     assert posted.json()["session_id"] == session.id
     assert posted.json()["content"] == "Hi!"
     assert refused.status_code == 422  # the body has no session_id: the path names the session
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"content": "x" * 32_001}, "at most 32000 characters"),
+        ({"metadata": {"pad": "x" * 40_000}}, "metadata is larger than 32,768 bytes"),
+        ({"metadata": {"a": [[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]}}, "nested more than 16 levels"),
+        ({"metadata": {"n": "\x00"}}, "NUL character"),
+    ],
+)
+def test_message_create_enforces_the_message_limits(payload: dict[str, Any], message: str) -> None:
+    """The same limits as add_message (coach_db.limits), as validation errors of the type."""
+    with pytest.raises(ValidationError, match=message):
+        MessageCreate.model_validate({"role": "user", "content": "ok"} | payload)
+    assert MessageCreate.model_validate({"role": "user", "content": "x" * 32_000})
