@@ -36,7 +36,8 @@ from admin import params, widgets
 from admin.auth import require_staff
 from admin.resources import StudioModel
 from admin.templating import render
-from coach_db.limits import MAX_CONTENT_CHARS
+from coach_db import conversations
+from coach_db.limits import MAX_CONTENT_CHARS, MAX_TRANSCRIPT_PAGE
 from coach_db.models import ConversationSession, Message, Scenario, SessionStatus, User
 
 router = APIRouter(dependencies=[Depends(require_staff)])
@@ -139,11 +140,34 @@ async def _messages_per_day(today: date | None = None) -> list[tuple[date, int]]
 
 
 @router.get("/conversationsession/transcript/{pk}")
-async def transcript(request: Request, pk: str, resources: Sidebar) -> Response:
+async def transcript(
+    request: Request,
+    pk: str,
+    resources: Sidebar,
+    after: str | None = None,
+    before: str | None = None,
+    end: str | None = None,
+) -> Response:
+    """One page of MAX_TRANSCRIPT_PAGE messages: the first, the one after/before a message id,
+    or the last (`end`); keyset paging by (timestamp, id), so no page grows with the session."""
     session = await _get_row(ConversationSession, pk)
     assert isinstance(session, ConversationSession)
     await session.fetch_related("user", "scenario")
-    messages = await Message.filter(session_id=session.pk).order_by("timestamp", "id")
+    page = MAX_TRANSCRIPT_PAGE
+    if after is not None:
+        cursor = await _message_cursor(session, after)
+        messages = await conversations.transcript(session, after=cursor, limit=page)
+    elif before is not None:
+        cursor = await _message_cursor(session, before)
+        messages = await conversations.transcript(session, before=cursor, limit=page)
+    elif end is not None:
+        messages = await conversations.transcript(session, before=_END, limit=page)
+    else:
+        messages = await conversations.transcript(session, limit=page)
+    earlier = later = False
+    if messages:
+        earlier = bool(await conversations.transcript(session, before=messages[0], limit=1))
+        later = bool(await conversations.transcript(session, after=messages[-1], limit=1))
     context = {
         "resources": resources,
         "resource_label": "Sessions",
@@ -151,8 +175,27 @@ async def transcript(request: Request, pk: str, resources: Sidebar) -> Response:
         "page_title": f"Transcript of session #{session.pk}",
         "session": session,
         "messages": messages,
+        "earlier": earlier,
+        "later": later,
     }
     return render(request, "transcript.html", context)
+
+
+# After every message: the cursor of the transcript's last page.
+_END = (datetime(9999, 12, 31, tzinfo=UTC), 2**63 - 1)
+
+
+async def _message_cursor(session: ConversationSession, value: str) -> tuple[datetime, int]:
+    """(timestamp, id) of a message of this session named in the query string, else a 404."""
+    if not (value.isascii() and value.isdigit() and len(value) < 19):
+        raise HTTPException(status_code=HTTP_404_NOT_FOUND)
+    found = await Message.filter(id=int(value), session_id=session.pk).values_list(
+        "timestamp", "id"
+    )
+    if not found:
+        raise HTTPException(status_code=HTTP_404_NOT_FOUND)
+    timestamp, message_id = found[0]
+    return timestamp, message_id
 
 
 @router.get("/{resource}/list")
