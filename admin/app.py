@@ -29,6 +29,7 @@ from tortoise.exceptions import DoesNotExist
 import coach_db
 from admin import assets, auth, views
 from admin.config import ADMIN_PATH, StudioSettings, get_studio_settings
+from admin.outages import OutageMiddleware
 from admin.resources import RESOURCES
 from admin.templating import render, use_studio_templates
 from coach_db.config import mask_url
@@ -73,6 +74,7 @@ def create_app(settings: StudioSettings | None = None, *, connect_db: bool = Tru
     studio.include_router(fastapi_admin_routes)
     studio.register_resources(*RESOURCES)
     studio.add_middleware(auth.CSRFMiddleware, settings=settings)
+    studio.add_middleware(OutageMiddleware)  # a retried GET runs every layer inside again
     studio.add_exception_handler(HTTPException, _http_error)
     studio.add_exception_handler(RedisError, _redis_down)
     studio.add_exception_handler(DoesNotExist, _missing_row)

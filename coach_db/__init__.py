@@ -11,6 +11,7 @@ from coach_db.db import close_db, connect, init_db, lifespan
 from coach_db.errors import (
     CoachDbError,
     ConversationError,
+    DatabaseConnectionLost,
     DatabaseMissing,
     DatabaseUnreachable,
     DatabaseUrlInvalid,
@@ -35,6 +36,7 @@ __all__ = [
     "CoachDbError",
     "ConversationError",
     "ConversationSession",
+    "DatabaseConnectionLost",
     "DatabaseMissing",
     "DatabaseUnreachable",
     "DatabaseUrlInvalid",

@@ -71,15 +71,19 @@ from typing import Any, Final
 
 from asyncpg import CheckViolationError, ForeignKeyViolationError
 from tortoise import connections
+from tortoise.backends.asyncpg.client import TransactionWrapper
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
 from coach_db.errors import (
+    DatabaseConnectionLost,
     InvalidMessage,
     NotFound,
     ScenarioInactive,
     SessionAlreadyEnded,
     SessionNotActive,
+    connection_lost,
+    never_sent,
 )
 from coach_db.limits import (
     MAX_CONTENT_CHARS,
@@ -124,6 +128,7 @@ _END_SESSION = """
     RETURNING *"""
 _SCENARIO_SLUG = 'SELECT "slug" FROM "scenario" WHERE "id" = $1'
 _SESSION = 'SELECT * FROM "conversation_session" WHERE "id" = $1'
+_SESSION_STATE = 'SELECT "status", "ended_at" FROM "conversation_session" WHERE "id" = $1'
 _MESSAGE_COLUMNS = '"id", "session_id", "role", "content", "timestamp", "audio_url", "metadata"'
 # The row comparison uses the (session_id, timestamp, id) index as a range: every page costs
 # the same, however deep, and messages with equal timestamps are ordered by id.
@@ -182,14 +187,14 @@ async def start_session(user: User | int, scenario: Scenario | int) -> Conversat
     user_id, scenario_id = _pk(user), _pk(scenario)
     db = _db()
     try:
-        rows = await db.execute_query_dict(_START_SESSION, [user_id, scenario_id])
+        rows = await _run(db, "start_session", _START_SESSION, [user_id, scenario_id])
     except IntegrityError as exc:
         if isinstance(exc.__cause__, ForeignKeyViolationError):
             raise NotFound("User", user_id) from None
         raise
     if rows:
         return ConversationSession._init_from_db(**rows[0])
-    found = await db.execute_query_dict(_SCENARIO_SLUG, [scenario_id])
+    found = await _run(db, "start_session", _SCENARIO_SLUG, [scenario_id], read_only=True)
     if not found:
         raise NotFound("Scenario", scenario_id)
     raise ScenarioInactive(scenario_id, found[0]["slug"])
@@ -213,9 +218,8 @@ async def add_message(
     role, metadata_json = _checked(role, content, metadata)
     db = _db()
     try:
-        rows = await db.execute_query_dict(
-            _ADD_MESSAGE, [session_id, role.value, content, metadata_json]
-        )
+        args = [session_id, role.value, content, metadata_json]
+        rows = await _run(db, "add_message", _ADD_MESSAGE, args)
     except IntegrityError as exc:
         # The session ended or vanished after this statement's snapshot and the trigger or the
         # foreign key refused the row. No query to say more: a caller's transaction is aborted.
@@ -257,10 +261,10 @@ async def end_session(
         raise ValueError("end_session() ends a session: status must be completed or abandoned")
     db = _db()
     while True:  # again only if the session was reopened between the UPDATE and the SELECT
-        rows = await db.execute_query_dict(_END_SESSION, [session_id, status.value])
+        rows = await _run(db, "end_session", _END_SESSION, [session_id, status.value])
         if rows:
             return ConversationSession._init_from_db(**rows[0])
-        rows = await db.execute_query_dict(_SESSION, [session_id])
+        rows = await _run(db, "end_session", _SESSION, [session_id], read_only=True)
         if not rows:
             raise NotFound("Session", session_id)
         stored = ConversationSession._init_from_db(**rows[0])
@@ -297,7 +301,7 @@ async def transcript(
         query, args = _PREVIOUS_PAGE, [session_id, *_cursor(before), limit]
     else:
         query, args = _FIRST_PAGE, [session_id, limit]
-    rows = await _db().execute_query_dict(query, args)
+    rows = await _run(_db(), "transcript", query, args, read_only=True)
     return [Message._init_from_db(**row) for row in rows]
 
 
@@ -315,9 +319,8 @@ async def user_history(
     """
     user_id = _pk(user)
     before_id = None if before is None else _pk(before)
-    rows = await _db().execute_query_dict(
-        _USER_HISTORY, [user_id, before_id, MAX_HISTORY_SESSIONS, MAX_HISTORY_MESSAGES]
-    )
+    args = [user_id, before_id, MAX_HISTORY_SESSIONS, MAX_HISTORY_MESSAGES]
+    rows = await _run(_db(), "user_history", _USER_HISTORY, args, read_only=True)
     if not rows:
         raise NotFound("User", user_id)
     if not rows[0]["cursor_found"]:
@@ -334,6 +337,35 @@ def _db() -> BaseDBAsyncClient:
     return client
 
 
+async def _run(
+    db: BaseDBAsyncClient, operation: str, query: str, args: list[Any], *, read_only: bool = False
+) -> list[dict[str, Any]]:
+    """The rows of one statement; a lost connection becomes DatabaseConnectionLost.
+
+    A read-only statement outside a transaction is sent once more on a lost connection (a
+    PostgreSQL restart leaves dead connections in the pool; the pool replaces the one that
+    failed). A write is never resent: it may have been committed before the connection broke.
+    """
+    try:
+        rows: list[dict[str, Any]] = await db.execute_query_dict(query, args)
+        return rows
+    except Exception as exc:
+        if not connection_lost(exc):
+            raise
+        first = exc
+    if read_only and not isinstance(db, TransactionWrapper):
+        try:
+            rows = await db.execute_query_dict(query, args)
+            return rows
+        except Exception as exc:
+            if not connection_lost(exc):
+                raise
+            first = exc
+    reason = f"{type(first).__name__}: {str(first)[:200]}"
+    maybe_written = not read_only and not never_sent(first)
+    raise DatabaseConnectionLost(operation, reason, maybe_written=maybe_written) from first
+
+
 def _pk(obj: User | Scenario | ConversationSession | int) -> int:
     return obj if isinstance(obj, int) else int(obj.pk)
 
@@ -343,9 +375,7 @@ def _cursor(at: Message | tuple[datetime, int]) -> tuple[datetime, int]:
 
 
 async def _not_active(db: BaseDBAsyncClient, session_id: int) -> Exception:
-    rows = await db.execute_query_dict(
-        'SELECT "status", "ended_at" FROM "conversation_session" WHERE "id" = $1', [session_id]
-    )
+    rows = await _run(db, "add_message", _SESSION_STATE, [session_id], read_only=True)
     if not rows:
         return NotFound("Session", session_id)
     return SessionNotActive(session_id, rows[0]["status"], rows[0]["ended_at"])

@@ -129,3 +129,75 @@ class InvalidMessage(ConversationError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"Message refused, nothing was written: {reason}.")
+
+
+# --- a lost connection (a PostgreSQL restart, failover, network cut) -------------------------
+
+
+class DatabaseConnectionLost(CoachDbError):
+    """The connection to PostgreSQL broke or could not be made while an operation ran."""
+
+    def __init__(self, operation: str, reason: str, *, maybe_written: bool) -> None:
+        self.operation = operation
+        self.reason = reason
+        self.maybe_written = maybe_written
+        outcome = (
+            "the statement was sent, so it may or may not have been written: check before "
+            "retrying (for a message, with transcript())"
+            if maybe_written
+            else "nothing was written; retry once the server answers again"
+        )
+        super().__init__(
+            f"Lost the connection to the database during {operation} ({reason}): {outcome}."
+        )
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(found) < 8 and current not in found:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """True if `exc` (or what it wraps) says the connection to PostgreSQL is gone or refused.
+
+    asyncpg raises these unwrapped through Tortoise (it translates only data and integrity
+    errors): a closed connection (ConnectionDoesNotExistError, InterfaceError "... closed"), the
+    server shutting down or starting (57P01-57P03), a refused or reset socket, or a pooled
+    connection asyncpg left half-open when the server went away.
+    """
+    import asyncpg.exceptions as pg
+
+    shutdown = (pg.AdminShutdownError, pg.CrashShutdownError, pg.CannotConnectNowError)
+    for item in _chain(exc):
+        if isinstance(item, (pg.PostgresConnectionError, ConnectionError, *shutdown)):
+            return True
+        if isinstance(item, pg.InterfaceError) and "closed" in str(item):
+            return True
+        # A connection whose handshake the restart cut off is left half-open by asyncpg; its
+        # next statement fails before anything is sent ("cannot switch to state ...").
+        if isinstance(item, pg.InternalClientError) and "cannot switch to state" in str(item):
+            return True
+        if isinstance(item, OSError) and "Connect call failed" in str(item):
+            return True
+    return False
+
+
+def never_sent(exc: BaseException) -> bool:
+    """True if the lost connection failed while connecting, so no statement reached the server."""
+    import asyncpg.exceptions as pg
+
+    connecting = (
+        ConnectionRefusedError,
+        pg.CannotConnectNowError,
+        pg.ClientCannotConnectError,
+        pg.ConnectionRejectionError,
+    )
+    return any(
+        isinstance(item, connecting)
+        or (isinstance(item, OSError) and "Connect call failed" in str(item))
+        for item in _chain(exc)
+    )
