@@ -33,6 +33,7 @@ from coach_db import (
     transcript,
     user_history,
 )
+from coach_db.errors import connection_lost, never_sent
 from coach_db.limits import (
     MAX_CONTENT_CHARS,
     MAX_HISTORY_MESSAGES,
@@ -774,3 +775,34 @@ async def test_transcript_pages_backwards_with_before(raw: asyncpg.Connection) -
     assert [m.content for m in page] == ["m0", "m1"]
     with pytest.raises(ValueError, match="not both"):
         await transcript(session, after=everything[0], before=everything[1])
+
+
+# --- lost connections -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("exc", "lost", "unsent"),
+    [
+        (asyncpg.ConnectionDoesNotExistError("closed in the middle of operation"), True, False),
+        (asyncpg.AdminShutdownError("terminating connection"), True, False),
+        (asyncpg.CannotConnectNowError("the database system is starting up"), True, True),
+        (ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)"), True, True),
+        (ConnectionResetError(104, "Connection reset by peer"), True, False),
+        (asyncpg.InterfaceError("connection is closed"), True, False),
+        (asyncpg.InternalClientError("cannot switch to state 11; another operation"), True, False),
+        (asyncpg.InterfaceError("another operation is in progress"), False, False),
+        (asyncpg.UniqueViolationError("duplicate key"), False, False),
+        (asyncpg.QueryCanceledError("canceling statement due to statement timeout"), False, False),
+        (ValueError("x"), False, False),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v),
+)
+def test_lost_connections_are_told_apart_from_other_errors(
+    exc: BaseException, lost: bool, unsent: bool
+) -> None:
+    """What DatabaseConnectionLost and the studio's retry treat as a lost connection, also
+    when wrapped (as Tortoise's OperationalError wraps the driver's error)."""
+    wrapped = RuntimeError("wrapper")
+    wrapped.__cause__ = exc
+    for error in (exc, wrapped):
+        assert (connection_lost(error), never_sent(error)) == (lost, unsent and lost)
