@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import run_aerich
 from tests.processes import ROOT, free_port
-from tests.studio import STAFF_PASSWORD, _hash, sign_in
+from tests.studio import STAFF_PASSWORD, _hash, csrf, sign_in
 from tests.throwaway import ThrowawayPostgres, ThrowawayRedis
 
 STAFF_EMAIL = "faults@example.com"
@@ -157,6 +157,28 @@ async def test_a_postgresql_restart_under_the_studio_costs_no_error_page(
             statuses = [status for result in results for status in result]
             FIGURES["studio reads during PostgreSQL restarts"] += len(statuses)
             assert statuses == [200] * len(statuses), (mode, sorted(set(statuses)))
+
+
+async def test_a_studio_write_while_postgresql_is_down_is_a_clear_503_not_replayed(
+    studio: str, postgres: ThrowawayPostgres
+) -> None:
+    """A POST is never retried (it may have been committed): while the database is down it
+    gets a 503 page that says so, and the keep-alive connection stays usable."""
+    async with httpx.AsyncClient(base_url=studio, timeout=60) as client:
+        assert (await sign_in(client, STAFF_EMAIL)).status_code == 303
+        token = await csrf(client)
+        postgres.halt()
+        try:
+            response = await client.post(
+                "/admin/scenario/create", data={"csrf_token": token, "name": "During the outage"}
+            )
+        finally:
+            postgres.resume()
+        assert response.status_code == 503, response.text[:500]
+        assert "The database is not answering" in response.text
+        assert "check whether it was stored" in response.text
+        assert (await client.get("/admin/scenario/list")).status_code == 200
+    FIGURES["studio writes refused with 503 while PostgreSQL was down"] += 1
 
 
 def test_a_postgresql_restart_under_add_message_load_loses_no_acknowledged_write(

@@ -62,6 +62,11 @@ class ThrowawayPostgres:
             pgdata=self.pgdata,
             user=self.user,
         )
+        self.resume()
+        return self
+
+    def resume(self) -> None:
+        """Start the (initialised) server; after halt() too."""
         options = f"-h 127.0.0.1 -p {self.port} -k {self.folder} -c fsync=off"
         self._pg_ctl(
             ["-w", "-t", "60", "-o", options, "-l", str(self.log), "start"],
@@ -70,7 +75,10 @@ class ThrowawayPostgres:
             timeout=90,
         )
         _wait_for_port(self.port, "PostgreSQL", self.log)
-        return self
+
+    def halt(self) -> None:
+        """Stop the server, keeping its data, until resume()."""
+        self._pg_ctl(["-w", "-t", "60", "-m", "fast", "stop"], pgdata=self.pgdata, user=self.user)
 
     def restart(self, mode: str = "fast") -> None:
         """Stop (ending every connection) and start again on the same port and data."""
