@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,7 +13,7 @@ import asyncpg
 from coach_db import User
 from coach_db.passwords import verify_password
 from coach_db.schema import migration_files
-from tests.processes import coach_db_cmd
+from tests.processes import coach_db_cmd, subprocess_env
 
 CreateDatabase = Callable[[], Awaitable[str]]
 
@@ -42,7 +41,7 @@ async def test_status_exit_codes_follow_pending_migrations(create_database: Crea
 
 async def test_two_deploys_started_together_migrate_once(create_database: CreateDatabase) -> None:
     url = await create_database()
-    env = {**os.environ, "DATABASE_URL": url, "COACH_DB_HOME": "/nonexistent"}
+    env = subprocess_env(url)
 
     async def deploy() -> tuple[int | None, str]:
         proc = await asyncio.create_subprocess_exec(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,7 @@ from tortoise import connections
 
 from coach_db.config import database_url, mask_url, tortoise_config
 from coach_db.errors import DatabaseUrlInvalid, DatabaseUrlMissing
+from tests.processes import subprocess_env
 
 CONNECT_AND_COUNT = """
 import asyncio, coach_db
@@ -25,7 +25,7 @@ asyncio.run(main())
 
 def run_python(code: str, **env: str | None) -> subprocess.CompletedProcess[str]:
     """Run `code` in a fresh interpreter with DATABASE_URL etc. as given (None removes)."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "DB_"))}
+    full_env = {k: v for k, v in subprocess_env().items() if not k.startswith("DB_")}
     full_env.update({k: v for k, v in env.items() if v is not None})
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import asyncpg
 
 from coach_db.schema import check_drift
 from tests.conftest import ROOT, run_aerich
+from tests.processes import subprocess_env
 
 CHECKS = "SELECT count(*) FROM pg_constraint WHERE contype = 'c' AND conrelid <> 0"
 TRIGGERS = "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal"
@@ -116,10 +116,9 @@ def test_drift_check_catches_a_model_change_without_a_migration(tmp_path: Path) 
 
 
 def test_coach_db_check_command_needs_no_database() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     result = subprocess.run(
         [sys.executable, "-m", "coach_db", "check"],
-        env=env,
+        env=subprocess_env(),
         capture_output=True,
         text=True,
         timeout=120,

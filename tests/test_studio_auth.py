@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 import uuid
 from typing import Any
@@ -19,7 +18,7 @@ from admin.config import StudioSettings
 from coach_db import User
 from coach_db.passwords import hash_password, verification_count, verify_password
 from tests.factories import make_user
-from tests.processes import coach_db_cmd
+from tests.processes import coach_db_cmd, subprocess_env
 from tests.studio import (
     STAFF_PASSWORD,
     client_for,
@@ -401,7 +400,7 @@ async def test_createstaff_makes_the_first_staff_member_who_can_sign_in(
             "createstaff",
             email,
             "--password-stdin",
-            env={**os.environ, "DATABASE_URL": database_url},
+            env=subprocess_env(database_url),
             stdin=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )

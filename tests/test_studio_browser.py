@@ -6,7 +6,6 @@ saves screenshots under artifacts/ (git-ignored). Every request must stay on 127
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ import pytest
 from coach_db import MessageRole, Scenario, SessionStatus
 from tests.conftest import ROOT
 from tests.factories import make_message, make_scenario, make_session, make_user
-from tests.processes import free_port
+from tests.processes import free_port, subprocess_env
 from tests.studio import STAFF_PASSWORD, make_staff
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -45,12 +44,9 @@ pytestmark = pytest.mark.skipif(
 def studio_url(database_url: str, redis_url: str, studio_settings: Any) -> Iterator[str]:
     """`python -m admin` on a free port, as a developer starts it (assets installed if missing)."""
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "REDIS_PREFIX": studio_settings.redis_prefix,
-    }
+    env = subprocess_env(
+        database_url, REDIS_URL=redis_url, REDIS_PREFIX=studio_settings.redis_prefix
+    )
     ARTIFACTS.mkdir(exist_ok=True)
     log = (ARTIFACTS / "studio-server.log").open("w")
     server = subprocess.Popen(

@@ -16,14 +16,11 @@ import asyncpg
 import pytest
 
 from coach_db.embedded import running_state
-from tests.processes import ROOT, free_port, processes_under
+from tests.processes import ROOT, free_port, processes_under, subprocess_env
 
 
 def env_without_urls(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    env["COACH_DB_HOME"] = str(home)
-    env["SEED_ADMIN_PASSWORD"] = "studio-test-password"
-    return env
+    return subprocess_env(home=home, SEED_ADMIN_PASSWORD="studio-test-password")
 
 
 def start_studio(home: Path, port: int) -> subprocess.Popen[str]:
