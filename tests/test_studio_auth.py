@@ -380,10 +380,12 @@ async def test_staff_change_their_own_password(staff: Any) -> None:
 
 
 async def test_there_is_no_open_init_page(anonymous: Any) -> None:
-    assert (await anonymous.get("/admin/init")).status_code in (303, 404)
+    """fastapi-admin's /init makes an admin when none exists: the studio has no such route."""
+    assert (await anonymous.get("/admin/init")).status_code == 404
+    # With a valid CSRF token, so the request reaches routing rather than stopping at CSRF.
     assert (
         await post(anonymous, "/admin/init", {"username": "x", "password": "y"})
-    ).status_code in (303, 401, 404, 405)
+    ).status_code == 404
     assert not await User.filter(username="x").exists()
 
 
