@@ -594,12 +594,30 @@ async def test_user_history_of_a_missing_user_raises_not_found() -> None:
         await user_history(999_999)
 
 
-def test_conversation_errors_share_a_base() -> None:
-    for error in (
-        NotFound,
-        ScenarioInactive,
-        SessionNotActive,
-        SessionAlreadyEnded,
-        InvalidMessage,
-    ):
-        assert issubclass(error, ConversationError)
+async def test_every_refusal_is_caught_by_one_except_conversation_error(
+    raw: asyncpg.Connection,
+) -> None:
+    """What a service relies on: each refusal of the functions, not the class statements."""
+    user = await make_user()
+    inactive = await make_scenario(is_active=False)
+    active = await make_session(user=user)
+    ended = await make_session(user=user, status=SessionStatus.COMPLETED)
+    before = await raw.fetchval("SELECT count(*) FROM message") + await raw.fetchval(
+        "SELECT count(*) FROM conversation_session"
+    )
+    refusals: list[tuple[type[ConversationError], Callable[[], Any]]] = [
+        (NotFound, lambda: start_session(999_999, active.scenario_id)),  # type: ignore[attr-defined]
+        (ScenarioInactive, lambda: start_session(user, inactive)),
+        (SessionNotActive, lambda: add_message(ended, MessageRole.USER, "late")),
+        (SessionAlreadyEnded, lambda: end_session(ended, SessionStatus.ABANDONED)),
+        (InvalidMessage, lambda: add_message(active, MessageRole.USER, "")),
+        (InvalidMessage, lambda: add_message(active, "narrator", "hi")),
+    ]
+    for expected, call in refusals:
+        with pytest.raises(ConversationError) as caught:
+            await call()
+        assert type(caught.value) is expected
+    after = await raw.fetchval("SELECT count(*) FROM message") + await raw.fetchval(
+        "SELECT count(*) FROM conversation_session"
+    )
+    assert after == before
