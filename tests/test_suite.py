@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,3 +63,51 @@ def test_every_subprocess_environment_comes_from_subprocess_env() -> None:
         if HAND_BUILT_ENV.search(line)
     ]
     assert offenders == [], "use tests.processes.subprocess_env"
+
+
+def run_chromium_check(tmp_path: Path, ci: str) -> subprocess.CompletedProcess[str]:
+    """The browser module's chromium check alone, with chromium pointed at nothing."""
+    return subprocess.run(
+        [
+            *(sys.executable, "-m", "pytest", "--noconftest", "-p", "no:cacheprovider", "-q"),
+            *("tests/test_studio_browser.py", "-k", "chromium_is_installed"),
+        ],
+        cwd=ROOT,
+        env=subprocess_env(CI=ci, COACH_DB_TEST_CHROMIUM=str(tmp_path / "no-chromium")),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_without_chromium_the_browser_test_fails_under_ci_and_skips_elsewhere(
+    tmp_path: Path,
+) -> None:
+    in_ci = run_chromium_check(tmp_path, "true")
+    assert in_ci.returncode == 1, in_ci.stdout
+    assert "CI must run the browser test" in in_ci.stdout
+    assert "1 failed" in in_ci.stdout.splitlines()[-1]
+    elsewhere = run_chromium_check(tmp_path, "")
+    assert elsewhere.returncode == 0, elsewhere.stdout
+    assert "1 skipped" in elsewhere.stdout.splitlines()[-1]
+
+
+def test_ci_fails_when_pytest_collects_nothing_and_ends_with_each_closing_line() -> None:
+    """.ci/run's run_suite, with stand-ins for pytest: one passing run, one with no tests."""
+    script = (ROOT / ".ci" / "run").read_text()
+    function = script[script.index("summaries=()") : script.index("# The suite against")]
+    assert script.rstrip().endswith('printf \'%s\\n\' "${summaries[@]}"\nexit "$failed"')
+    harness = (
+        "set -euo pipefail\n"
+        + function
+        + 'run_suite "first" bash -c "echo ===== 3 passed in 1.00s =====; exit 0"\n'
+        + 'run_suite "second" bash -c "echo ===== no tests ran in 0.01s =====; exit 5"\n'
+        + 'printf \'%s\\n\' "${summaries[@]}"\nexit "$failed"\n'
+    )
+    result = subprocess.run(["bash", "-c", harness], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[-3:] == [
+        "first (exit 0): ===== 3 passed in 1.00s =====",
+        "second (exit 5): ===== no tests ran in 0.01s =====",
+        "  pytest collected no tests: that is a failure",
+    ]
