@@ -162,7 +162,7 @@ async def test_check_constraints_list_exactly_the_python_enums(raw: asyncpg.Conn
 
 async def test_orm_refuses_an_unknown_role_before_the_database() -> None:
     session = await make_session()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="'narrator' is not a valid MessageRole"):
         await Message.create(session=session, role="narrator", content="x")
     assert await Message.all().count() == 0
 

@@ -447,7 +447,7 @@ async def test_end_session_argument_errors() -> None:
     session = await make_session()
     with pytest.raises(ValueError, match="status must be completed or abandoned"):
         await end_session(session, SessionStatus.ACTIVE)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="'paused' is not a valid SessionStatus"):
         await end_session(session, "paused")
     with pytest.raises(NotFound, match="Session 999999 does not exist"):
         await end_session(999_999)

@@ -140,7 +140,7 @@ async def test_invalid_slug_is_rejected_by_the_orm(slug: str) -> None:
 
 
 async def test_unknown_status_is_rejected_by_the_orm() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="'paused' is not a valid SessionStatus"):
         await make_session(status="paused")
 
 
