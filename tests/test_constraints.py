@@ -206,7 +206,7 @@ async def test_raw_sql_invalid_slug_is_refused(raw: asyncpg.Connection, slug: st
 
 async def test_raw_sql_duplicate_slug_is_refused(raw: asyncpg.Connection) -> None:
     await make_scenario(slug="same")
-    with pytest.raises(asyncpg.UniqueViolationError):
+    with pytest.raises(asyncpg.UniqueViolationError, match="scenario_slug_key"):
         await insert_scenario(raw, "same")
 
 
