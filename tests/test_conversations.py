@@ -259,6 +259,18 @@ async def test_ending_a_session_during_concurrent_appends_keeps_it_consistent(
     assert row["last"] is None or row["last"] <= ended.ended_at  # nothing after the end
 
 
+async def blocked_by(conn: asyncpg.Connection) -> None:
+    """Return once another backend waits for a lock that `conn`'s transaction holds."""
+    query = (
+        "SELECT count(*) FROM pg_locks WHERE NOT granted"
+        " AND pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+    )
+    while True:
+        if await conn.fetchval(query):
+            return
+        await asyncio.sleep(0.01)
+
+
 async def test_a_session_ended_while_a_message_is_being_added_refuses_the_message(
     raw: asyncpg.Connection,
 ) -> None:
@@ -269,7 +281,8 @@ async def test_a_session_ended_while_a_message_is_being_added_refuses_the_messag
             "UPDATE conversation_session SET status = 'completed' WHERE id = $1", session.id
         )
         adding = asyncio.create_task(add_message(session, "user", "just too late"))
-        await asyncio.sleep(0.3)  # inserted, now waiting for the session row lock
+        # Until add_message's connection waits on a lock this transaction holds (no timing).
+        await asyncio.wait_for(blocked_by(raw), timeout=60)
         assert not adding.done()
     with pytest.raises(SessionNotActive, match=f"Session {session.id} has just ended"):
         await adding
