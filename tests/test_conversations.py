@@ -233,6 +233,14 @@ async def test_200_concurrent_appends_two_writers_per_session_keep_counters_exac
         assert (await ConversationSession.get(id=session.id)).total_messages == 20
 
 
+async def first_message_in(conn: asyncpg.Connection, session_id: int) -> None:
+    """Return once a message of the session is committed."""
+    while True:
+        if await conn.fetchval("SELECT count(*) FROM message WHERE session_id = $1", session_id):
+            return
+        await asyncio.sleep(0.01)
+
+
 async def test_ending_a_session_during_concurrent_appends_keeps_it_consistent(
     raw: asyncpg.Connection,
 ) -> None:
@@ -246,7 +254,7 @@ async def test_ending_a_session_during_concurrent_appends_keeps_it_consistent(
         return True
 
     appends = [asyncio.create_task(append(i)) for i in range(60)]
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(first_message_in(raw, session.id), timeout=60)  # mid-stream
     ended = await end_session(session)
     accepted = sum(await asyncio.gather(*appends))
     row = await raw.fetchrow(
@@ -256,7 +264,7 @@ async def test_ending_a_session_during_concurrent_appends_keeps_it_consistent(
         session.id,
     )
     assert row["total_messages"] == row["n"] == accepted
-    assert row["last"] is None or row["last"] <= ended.ended_at  # nothing after the end
+    assert accepted > 0 and row["last"] <= ended.ended_at  # nothing after the end
 
 
 async def blocked_by(conn: asyncpg.Connection) -> None:
