@@ -10,12 +10,15 @@ import tempfile
 from pathlib import Path
 
 import psutil
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # COACH_DB_HOME for every command the suite starts: no studio runs there (tests that start one
 # pass a home of their own), so a command without DATABASE_URL never finds the studio a
 # developer has open in .coach-db/ or in their own COACH_DB_HOME (and never seeds over it).
 NO_STUDIO_HOME = Path(tempfile.gettempdir()) / f"coach-db-tests-no-studio-{os.getpid()}"
+# CI sets CI=true: there a test whose tool is missing must fail, never skip.
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 # Settings a developer's shell may carry into a command the suite starts.
 _DEVELOPER_SETTINGS = ("DATABASE_URL", "REDIS_URL", "REDIS_PREFIX", "SEED_ADMIN_PASSWORD")
 
@@ -24,6 +27,11 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def needs(missing: str | None) -> pytest.MarkDecorator:
+    """Skip when `missing` names an absent tool, except under CI, where the test runs and fails."""
+    return pytest.mark.skipif(missing is not None and not IN_CI, reason=str(missing))
 
 
 def subprocess_env(

@@ -21,7 +21,7 @@ import pytest
 from coach_db import MessageRole, Scenario, SessionStatus
 from tests.conftest import ROOT
 from tests.factories import make_message, make_scenario, make_session, make_user
-from tests.processes import free_port, subprocess_env
+from tests.processes import free_port, needs, subprocess_env
 from tests.studio import STAFF_PASSWORD, make_staff
 
 # Debian's chromium (COACH_DB_TEST_CHROMIUM moves it: tests/test_suite.py points it at nothing).
@@ -42,8 +42,7 @@ NO_CHROMIUM = (
     None if CHROMIUM.exists() else f"{CHROMIUM} is not installed (apt-get install chromium)"
 )
 # Skipped on a developer's machine without chromium; under CI (CI=true) that is a failure.
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-pytestmark = pytest.mark.skipif(NO_CHROMIUM is not None and not IN_CI, reason=str(NO_CHROMIUM))
+pytestmark = needs(NO_CHROMIUM)
 
 
 def test_chromium_is_installed_so_the_browser_test_runs() -> None:
