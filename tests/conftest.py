@@ -18,7 +18,7 @@ import pytest
 
 import coach_db
 from coach_db.db import TABLES
-from tests.processes import free_port
+from tests.processes import NO_STUDIO_HOME, free_port, subprocess_env
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
@@ -34,6 +34,17 @@ def _local_server_answers() -> bool:
 
 def _with_database(url: str, database: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_developer_studio() -> Iterator[None]:
+    """In-process code that finds no DATABASE_URL never reaches a studio the developer has open.
+
+    (Processes the suite starts get the same from tests.processes.subprocess_env.)
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COACH_DB_HOME", str(NO_STUDIO_HOME))
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -61,11 +72,10 @@ def server_url() -> Iterator[str]:
 
 def run_aerich(*args: str, url: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     """Run the real `aerich` command, as a developer would, against `url`."""
-    env = {**os.environ, "DATABASE_URL": url}
     return subprocess.run(
         [sys.executable, "-m", "aerich", *args],
         cwd=cwd,
-        env=env,
+        env=subprocess_env(url),
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,9 +13,19 @@ import asyncpg
 from coach_db import User
 from coach_db.passwords import verify_password
 from coach_db.schema import migration_files
-from tests.processes import coach_db_cmd
+from tests.processes import coach_db_cmd, subprocess_env
 
 CreateDatabase = Callable[[], Awaitable[str]]
+TYPE_NAMES = [
+    "UserRead",
+    "UserCreate",
+    "ScenarioRead",
+    "ScenarioCreate",
+    "SessionRead",
+    "MessageRead",
+    "MessageCreate",
+    "UserWithSessions",
+]
 
 
 async def applied_versions(url: str) -> list[str]:
@@ -42,7 +51,7 @@ async def test_status_exit_codes_follow_pending_migrations(create_database: Crea
 
 async def test_two_deploys_started_together_migrate_once(create_database: CreateDatabase) -> None:
     url = await create_database()
-    env = {**os.environ, "DATABASE_URL": url, "COACH_DB_HOME": "/nonexistent"}
+    env = subprocess_env(url)
 
     async def deploy() -> tuple[int | None, str]:
         proc = await asyncio.create_subprocess_exec(
@@ -99,10 +108,12 @@ def test_migrate_on_an_up_to_date_database_reports_no_changes(database_url: str)
     assert migration_files() == before
 
 
-def test_reset_refuses_without_confirmation(database_url: str) -> None:
+async def test_reset_refuses_without_confirmation(database_url: str) -> None:
+    user = await User.create(email="kept@example.com", username="Kept")
     result = coach_db_cmd("reset", url=database_url)
     assert result.returncode == 1
     assert "confirm with --yes" in result.stderr
+    assert await User.exists(pk=user.pk)  # nothing was erased
 
 
 def test_reset_refuses_a_remote_host_even_with_yes() -> None:
@@ -142,20 +153,21 @@ async def test_createstaff_hashes_the_password_and_makes_staff(database_url: str
     assert "s3cret-pw" not in result.stdout + result.stderr
 
 
-def test_createstaff_refuses_a_short_password(database_url: str) -> None:
+async def test_createstaff_refuses_a_short_password(database_url: str) -> None:
     result = coach_db_cmd(
         "createstaff", "a@example.com", "--password-stdin", url=database_url, stdin="short\n"
     )
     assert result.returncode == 1
     assert "at least 8 characters" in result.stderr
+    assert not await User.exists(email="a@example.com")
 
 
 def test_generate_writes_json_schemas_without_password_hash(tmp_path: Path) -> None:
     result = coach_db_cmd("generate", "--out", str(tmp_path), url=None)
     assert result.returncode == 0, result.stderr
-    files = sorted(p.name for p in tmp_path.glob("*.schema.json"))
-    assert "UserWithSessions.schema.json" in files and "SessionWithHistory.schema.json" in files
-    assert len(files) == 9  # the eight types and the sessions nested in UserWithSessions
+    files = {p.name for p in tmp_path.glob("*.schema.json")}
+    # The eight types and the sessions nested in UserWithSessions.
+    assert files == {f"{name}.schema.json" for name in [*TYPE_NAMES, "SessionWithHistory"]}
     for path in tmp_path.glob("*.json"):
         assert "password_hash" not in path.read_text()
         json.loads(path.read_text())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ from pydantic_core import PydanticUndefined
 from coach_db import codegen, types
 from coach_db.typespec import reference_types
 from tests.conftest import ROOT
+from tests.processes import subprocess_env
 
 REFERENCE = reference_types()
 TYPESCRIPT = ROOT / "tests" / "typescript"
@@ -141,8 +141,7 @@ def test_a_model_change_shows_up_as_drift_of_the_generated_files(tmp_path: Path)
     )
     assert changed != models.read_text()
     models.write_text(changed)
-    env = {**os.environ, "PYTHONPATH": str(tmp_path), "COACH_DB_HOME": str(tmp_path / "home")}
-    env.pop("DATABASE_URL", None)
+    env = subprocess_env(home=tmp_path / "home", PYTHONPATH=str(tmp_path))
     result = subprocess.run(
         [sys.executable, "-m", "coach_db", "check"],
         cwd=tmp_path,

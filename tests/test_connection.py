@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from tortoise import connections
 
 from coach_db.config import database_url, mask_url, tortoise_config
 from coach_db.errors import DatabaseUrlInvalid, DatabaseUrlMissing
+from tests.processes import subprocess_env
 
 CONNECT_AND_COUNT = """
 import asyncio, coach_db
@@ -25,7 +26,7 @@ asyncio.run(main())
 
 def run_python(code: str, **env: str | None) -> subprocess.CompletedProcess[str]:
     """Run `code` in a fresh interpreter with DATABASE_URL etc. as given (None removes)."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "DB_"))}
+    full_env = {k: v for k, v in subprocess_env().items() if not k.startswith("DB_")}
     full_env.update({k: v for k, v in env.items() if v is not None})
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
@@ -167,9 +168,9 @@ async def test_unapplied_migrations_message_names_aerich_upgrade(
 
 
 async def test_wrong_user_is_access_denied_not_unreachable(database_url: str) -> None:
-    if "@" not in database_url.split("//", 1)[1]:
-        pytest.skip("URL has no user to replace")
-    url = "postgres://nobody:s3cret@" + database_url.split("@", 1)[1]
+    parts = urlsplit(database_url)  # any server: the user is swapped, host and query kept
+    host_port = parts.netloc.rsplit("@", 1)[-1]
+    url = urlunsplit(parts._replace(netloc=f"nobody:s3cret@{host_port}"))
     result = run_python(CONNECT_AND_COUNT, DATABASE_URL=url)
     assert "refused the login" in last_line(result)
     assert "s3cret" not in result.stdout + result.stderr

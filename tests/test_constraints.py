@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from enum import StrEnum
 
 import asyncpg
 import pytest
@@ -11,6 +13,11 @@ from tortoise.exceptions import IntegrityError
 from coach_db import ConversationSession, Message, MessageRole, SessionStatus, User
 from tests.factories import make_message, make_scenario, make_session, make_user
 
+# The CHECK constraint that holds each column to its enum, by name.
+ENUM_CHECKS: dict[str, type[StrEnum]] = {
+    "message_role_valid": MessageRole,
+    "conversation_session_status_valid": SessionStatus,
+}
 SCENARIO_COLUMNS = (
     "name, slug, description, partner_persona, partner_system_prompt, coach_system_prompt,"
     " partner_model, coach_model"
@@ -114,6 +121,14 @@ async def test_database_refuses_an_invalid_status_inserted_by_raw_sql(
 
 async def test_check_constraints_list_exactly_the_python_enums(raw: asyncpg.Connection) -> None:
     """The hand-written migration must stay in step with SessionStatus and MessageRole."""
+    for constraint, enum in ENUM_CHECKS.items():
+        definition = await raw.fetchval(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = $1", constraint
+        )
+        assert definition is not None, f"no constraint {constraint}"
+        assert set(re.findall(r"'([^']*)'", definition)) == {m.value for m in enum}, definition
+    # And so the database behaves: each value is stored, near misses are refused. (Not a
+    # trailing space: varchar(n) silently trims the spaces beyond n, so 'partner ' fits.)
     session_id = await insert_session(raw)
     for role in MessageRole:  # while the session is active: an ended one takes no new messages
         await raw.execute(
@@ -121,16 +136,33 @@ async def test_check_constraints_list_exactly_the_python_enums(raw: asyncpg.Conn
             session_id,
             role.value,
         )
+        for wrong in (role.value.upper(), role.value[:-1], ""):
+            with pytest.raises(asyncpg.CheckViolationError, match="message_role_valid"):
+                await raw.execute(
+                    "INSERT INTO message (session_id, role, content) VALUES ($1, $2, 'x')",
+                    session_id,
+                    wrong,
+                )
+    stored = await raw.fetch("SELECT role FROM message ORDER BY id")
+    assert [row["role"] for row in stored] == [role.value for role in MessageRole]
     for status in SessionStatus:
         await raw.execute(
             "UPDATE conversation_session SET status = $1 WHERE id = $2", status.value, session_id
         )
-    assert await raw.fetchval("SELECT count(DISTINCT role) FROM message") == len(MessageRole)
+        stored_status = "SELECT status FROM conversation_session WHERE id = $1"
+        assert await raw.fetchval(stored_status, session_id) == status.value
+        for wrong in (status.value.upper(), status.value[:-1], ""):
+            with pytest.raises(
+                asyncpg.CheckViolationError, match="conversation_session_status_valid"
+            ):
+                await raw.execute(
+                    "UPDATE conversation_session SET status = $1 WHERE id = $2", wrong, session_id
+                )
 
 
 async def test_orm_refuses_an_unknown_role_before_the_database() -> None:
     session = await make_session()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="'narrator' is not a valid MessageRole"):
         await Message.create(session=session, role="narrator", content="x")
     assert await Message.all().count() == 0
 
@@ -174,7 +206,7 @@ async def test_raw_sql_invalid_slug_is_refused(raw: asyncpg.Connection, slug: st
 
 async def test_raw_sql_duplicate_slug_is_refused(raw: asyncpg.Connection) -> None:
     await make_scenario(slug="same")
-    with pytest.raises(asyncpg.UniqueViolationError):
+    with pytest.raises(asyncpg.UniqueViolationError, match="scenario_slug_key"):
         await insert_scenario(raw, "same")
 
 

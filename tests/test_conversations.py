@@ -341,6 +341,14 @@ async def test_200_concurrent_appends_two_writers_per_session_keep_counters_exac
         assert (await ConversationSession.get(id=session.id)).total_messages == 20
 
 
+async def first_message_in(conn: asyncpg.Connection, session_id: int) -> None:
+    """Return once a message of the session is committed."""
+    while True:
+        if await conn.fetchval("SELECT count(*) FROM message WHERE session_id = $1", session_id):
+            return
+        await asyncio.sleep(0.01)
+
+
 async def test_ending_a_session_during_concurrent_appends_keeps_it_consistent(
     raw: asyncpg.Connection,
 ) -> None:
@@ -354,7 +362,7 @@ async def test_ending_a_session_during_concurrent_appends_keeps_it_consistent(
         return True
 
     appends = [asyncio.create_task(append(i)) for i in range(60)]
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(first_message_in(raw, session.id), timeout=60)  # mid-stream
     ended = await end_session(session)
     accepted = sum(await asyncio.gather(*appends))
     row = await raw.fetchrow(
@@ -364,7 +372,19 @@ async def test_ending_a_session_during_concurrent_appends_keeps_it_consistent(
         session.id,
     )
     assert row["total_messages"] == row["n"] == accepted
-    assert row["last"] is None or row["last"] <= ended.ended_at  # nothing after the end
+    assert accepted > 0 and row["last"] <= ended.ended_at  # nothing after the end
+
+
+async def blocked_by(conn: asyncpg.Connection) -> None:
+    """Return once another backend waits for a lock that `conn`'s transaction holds."""
+    query = (
+        "SELECT count(*) FROM pg_locks WHERE NOT granted"
+        " AND pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+    )
+    while True:
+        if await conn.fetchval(query):
+            return
+        await asyncio.sleep(0.01)
 
 
 async def test_a_session_ended_while_a_message_is_being_added_refuses_the_message(
@@ -377,7 +397,8 @@ async def test_a_session_ended_while_a_message_is_being_added_refuses_the_messag
             "UPDATE conversation_session SET status = 'completed' WHERE id = $1", session.id
         )
         adding = asyncio.create_task(add_message(session, "user", "just too late"))
-        await asyncio.sleep(0.3)  # inserted, now waiting for the session row lock
+        # Until add_message's connection waits on a lock this transaction holds (no timing).
+        await asyncio.wait_for(blocked_by(raw), timeout=60)
         assert not adding.done()
     with pytest.raises(SessionNotActive, match=f"Session {session.id} has just ended"):
         await adding
@@ -555,7 +576,7 @@ async def test_end_session_argument_errors() -> None:
     session = await make_session()
     with pytest.raises(ValueError, match="status must be completed or abandoned"):
         await end_session(session, SessionStatus.ACTIVE)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="'paused' is not a valid SessionStatus"):
         await end_session(session, "paused")
     with pytest.raises(NotFound, match="Session 999999 does not exist"):
         await end_session(999_999)
@@ -702,15 +723,33 @@ async def test_user_history_of_a_missing_user_raises_not_found() -> None:
         await user_history(999_999)
 
 
-def test_conversation_errors_share_a_base() -> None:
-    for error in (
-        NotFound,
-        ScenarioInactive,
-        SessionNotActive,
-        SessionAlreadyEnded,
-        InvalidMessage,
-    ):
-        assert issubclass(error, ConversationError)
+async def test_every_refusal_is_caught_by_one_except_conversation_error(
+    raw: asyncpg.Connection,
+) -> None:
+    """What a service relies on: each refusal of the functions, not the class statements."""
+    user = await make_user()
+    inactive = await make_scenario(is_active=False)
+    active = await make_session(user=user)
+    ended = await make_session(user=user, status=SessionStatus.COMPLETED)
+    before = await raw.fetchval("SELECT count(*) FROM message") + await raw.fetchval(
+        "SELECT count(*) FROM conversation_session"
+    )
+    refusals: list[tuple[type[ConversationError], Callable[[], Any]]] = [
+        (NotFound, lambda: start_session(999_999, active.scenario_id)),  # type: ignore[attr-defined]
+        (ScenarioInactive, lambda: start_session(user, inactive)),
+        (SessionNotActive, lambda: add_message(ended, MessageRole.USER, "late")),
+        (SessionAlreadyEnded, lambda: end_session(ended, SessionStatus.ABANDONED)),
+        (InvalidMessage, lambda: add_message(active, MessageRole.USER, "")),
+        (InvalidMessage, lambda: add_message(active, "narrator", "hi")),
+    ]
+    for expected, call in refusals:
+        with pytest.raises(ConversationError) as caught:
+            await call()
+        assert type(caught.value) is expected
+    after = await raw.fetchval("SELECT count(*) FROM message") + await raw.fetchval(
+        "SELECT count(*) FROM conversation_session"
+    )
+    assert after == before
 
 
 async def test_user_history_is_bounded_and_the_rest_is_reachable(raw: asyncpg.Connection) -> None:

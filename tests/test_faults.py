@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.conftest import run_aerich
-from tests.processes import ROOT, free_port
+from tests.processes import ROOT, free_port, subprocess_env
 from tests.studio import STAFF_PASSWORD, _hash, csrf, sign_in
 from tests.throwaway import ThrowawayPostgres, ThrowawayRedis
 
@@ -74,12 +74,11 @@ def studio(
     """`coach-db studio` on both throwaway servers, in a process of its own; its base URL."""
     asyncio.run(_make_staff(database_url(postgres)))
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    env |= {
-        "DATABASE_URL": database_url(postgres),
-        "REDIS_URL": redis_server.url,
-        "COACH_DB_HOME": str(tmp_path_factory.mktemp("home")),
-    }
+    env = subprocess_env(
+        database_url(postgres),
+        home=tmp_path_factory.mktemp("home"),
+        REDIS_URL=redis_server.url,
+    )
     log = tmp_path_factory.mktemp("studio") / "studio.log"
     with log.open("w") as out:
         proc = subprocess.Popen(

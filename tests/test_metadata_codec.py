@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 from tests.conftest import ROOT
+from tests.processes import subprocess_env
 
 # Stands in for orjson, which the suite does not install: the same behaviour for integers
 # beyond 64 bits (read as floats, refused when written).
@@ -40,7 +41,7 @@ print("exact")
 
 def test_metadata_keeps_big_integers_exact_when_orjson_is_installed(tmp_path: Path) -> None:
     (tmp_path / "orjson.py").write_text(textwrap.dedent(FAKE_ORJSON))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    env = subprocess_env(PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
     check = "import tortoise.fields.data as d, orjson; assert d.JSON_LOADS is orjson.loads"
     # The stand-in is what Tortoise picks up as its default JSON codec ...
     assert subprocess.run([sys.executable, "-c", check], env=env).returncode == 0

@@ -115,7 +115,7 @@ async def test_user_sessions_come_newest_first() -> None:
 
 async def test_duplicate_email_is_rejected_case_insensitively() -> None:
     await make_user(email="Test@Example.com")
-    with pytest.raises(IntegrityError):
+    with pytest.raises(IntegrityError, match="email"):
         await make_user(email="test@example.com")
     assert await User.filter(email="TEST@example.COM").count() == 1
 
@@ -128,19 +128,19 @@ async def test_email_is_stored_lower_case_and_found_in_any_case() -> None:
 
 async def test_duplicate_slug_is_rejected() -> None:
     await make_scenario(slug="difficult-coworker")
-    with pytest.raises(IntegrityError):
+    with pytest.raises(IntegrityError, match="slug"):
         await make_scenario(slug="difficult-coworker")
 
 
 @pytest.mark.parametrize("slug", ["Has-Caps", "with space", "trailing-", "-leading", "a--b", ""])
 async def test_invalid_slug_is_rejected_by_the_orm(slug: str) -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="slug"):
         await make_scenario(slug=slug)
     assert await Scenario.all().count() == 0
 
 
 async def test_unknown_status_is_rejected_by_the_orm() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="'paused' is not a valid SessionStatus"):
         await make_session(status="paused")
 
 

@@ -16,14 +16,12 @@ import asyncpg
 import pytest
 
 from coach_db.embedded import running_state
-from tests.processes import ROOT, free_port, processes_under
+from seed import data
+from tests.processes import ROOT, free_port, processes_under, subprocess_env
 
 
 def env_without_urls(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    env["COACH_DB_HOME"] = str(home)
-    env["SEED_ADMIN_PASSWORD"] = "studio-test-password"
-    return env
+    return subprocess_env(home=home, SEED_ADMIN_PASSWORD="studio-test-password")
 
 
 def start_studio(home: Path, port: int) -> subprocess.Popen[str]:
@@ -82,7 +80,8 @@ def test_studio_starts_embedded_servers_keeps_data_and_stops_cleanly(tmp_path: P
         state = running_state(home)
         assert state is not None and state.database_url and state.redis_url
         seeded = users_in(state.database_url)
-        assert seeded >= 2  # the empty database was seeded
+        # The empty database was seeded: the test user, the admin and the demo users.
+        assert seeded == 2 + len(data.DEMO_USER_NAMES)
         # Other commands find the embedded database without DATABASE_URL.
         other = subprocess.run(
             [
