@@ -25,7 +25,8 @@ from coach_db import (
     end_session,
     limits,
 )
-from tests.factories import make_session, make_user
+from tests.factories import make_scenario, make_session, make_user
+from tests.studio import post, row_version
 
 ROOT = Path(__file__).resolve().parent.parent
 AFTER_END = "message_not_after_session_end"
@@ -188,6 +189,52 @@ async def test_raw_sql_naming_an_old_version_is_refused_and_every_write_bumps_it
             session.version,
         )
     assert refused.value.constraint_name == "conversation_session_version_current"
+
+
+async def test_a_stale_studio_form_changes_nothing(staff: Any) -> None:
+    """Two staff members open the same session form; the second save comes too late."""
+    session = await make_session()
+    url = f"/admin/conversationsession/update/{session.pk}"
+    form = {"user_id": session.user_id, "scenario_id": session.scenario_id, "ended_at": ""}  # type: ignore[attr-defined]
+    opened_first = await row_version(staff, url)
+    opened_second = await row_version(staff, url)
+    assert opened_first is not None and opened_first == opened_second
+    saved = await post(staff, url, {**form, "status": "completed", "row_version": opened_first})
+    assert saved.status_code == 303
+    late = await post(staff, url, {**form, "status": "active", "row_version": opened_second})
+    assert late.status_code == 409
+    assert "changed by someone else since you opened it" in late.text
+    assert f'name="row_version" value="{opened_second}"' not in late.text  # the current one
+    stored = await ConversationSession.get(pk=session.pk)
+    assert stored.status is SessionStatus.COMPLETED and stored.ended_at is not None
+
+
+async def test_a_stale_studio_form_of_a_scenario_changes_nothing(staff: Any) -> None:
+    """Models without a version column use PostgreSQL's xmin as the form's token."""
+    scenario = await make_scenario(name="Before")
+    url = f"/admin/scenario/update/{scenario.pk}"
+    opened = await row_version(staff, url)
+    await ConversationSession.filter(pk=-1).update(status="active")  # unrelated write
+    await type(scenario).filter(pk=scenario.pk).update(name="Changed meanwhile")
+    form = {
+        "name": "Stale edit",
+        "slug": scenario.slug,
+        "description": "d",
+        "partner_persona": "p",
+        "partner_system_prompt": "p",
+        "coach_system_prompt": "c",
+        "partner_model": "m",
+        "coach_model": "m",
+        "row_version": opened,
+    }
+    late = await post(staff, url, form)
+    assert late.status_code == 409 and "changed by someone else" in late.text
+    await scenario.refresh_from_db()
+    assert scenario.name == "Changed meanwhile"
+    fresh = await post(staff, url, {**form, "row_version": await row_version(staff, url)})
+    assert fresh.status_code == 303
+    await scenario.refresh_from_db()
+    assert scenario.name == "Stale edit"
 
 
 # --- 3. e-mails -----------------------------------------------------------------------------
