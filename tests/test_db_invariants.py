@@ -383,19 +383,29 @@ async def test_raw_sql_at_each_limit_is_accepted(raw: asyncpg.Connection) -> Non
     [
         {},
         {"a": 1, "b": [1, 2, 3], "c": {"d": None, "e": True, "f": False}},
-        {"tricky": 'a, b: c", \\ \n\t "d": [1, 2]', "key, with: seps": "x"},
+        {"tricky": 'a, b: c", \\ \n\t "d": [1, 2]', "key, with: seps": "x", "q": '\\"'},
         {"unicode": "héllo 👋 \u2028", "control": "\x01\x1f", "quote": '"'},
         {"numbers": [0, -1, 1.5, 123456789012345678901234567890, 0.125]},
-        {"nested": [[{"a": [{}]}], [], {}]},
+        {"nested": [[{"a": [{}]}], [], {}], "many": list(range(2000))},
     ],
 )
 async def test_database_counts_metadata_bytes_as_compact_json(
-    raw: asyncpg.Connection, value: Any
+    raw: asyncpg.Connection, value: dict[str, Any]
 ) -> None:
-    """The rule of limits.MAX_METADATA_BYTES, computed by the database on its jsonb."""
-    assert await raw.fetchval(
-        "SELECT jsonb_compact_bytes($1::jsonb)", json.dumps(value)
-    ) == compact(value)
+    """The rule of limits.MAX_METADATA_BYTES: padded to exactly the limit in compact UTF-8 JSON
+    the metadata is stored; one byte more and message_metadata_max_bytes refuses it."""
+    session = await make_session()
+    insert = (
+        "INSERT INTO message (session_id, role, content, metadata) VALUES ($1, 'user', 'x', $2)"
+    )
+    padded = {**value, "pad": ""}
+    padded["pad"] = "x" * (limits.MAX_METADATA_BYTES - compact(padded))
+    assert compact(padded) == limits.MAX_METADATA_BYTES
+    await raw.execute(insert, session.pk, json.dumps(padded))
+    padded["pad"] += "x"
+    with pytest.raises(asyncpg.CheckViolationError) as refused:
+        await raw.execute(insert, session.pk, json.dumps(padded))
+    assert refused.value.constraint_name == "message_metadata_max_bytes"
 
 
 async def test_migration_limits_are_the_ones_of_coach_db_limits(raw: asyncpg.Connection) -> None:
@@ -405,9 +415,9 @@ async def test_migration_limits_are_the_ones_of_coach_db_limits(raw: asyncpg.Con
         " WHERE conrelid = 'message'::regclass AND conname = ANY($1)",
         ["message_content_max_chars", "message_metadata_max_bytes", "message_metadata_max_depth"],
     )
-    numbers = {row["conname"]: [int(n) for n in re.findall(r"\b\d+\b", row["def"])] for row in rows}
+    numbers = {row["conname"]: {int(n) for n in re.findall(r"\b\d+\b", row["def"])} for row in rows}
     assert numbers == {
-        "message_content_max_chars": [limits.MAX_CONTENT_CHARS],
-        "message_metadata_max_bytes": [limits.MAX_METADATA_BYTES],
-        "message_metadata_max_depth": [limits.MAX_METADATA_DEPTH],
+        "message_content_max_chars": {limits.MAX_CONTENT_CHARS},
+        "message_metadata_max_bytes": {limits.MAX_METADATA_BYTES},
+        "message_metadata_max_depth": {limits.MAX_METADATA_DEPTH},
     }
