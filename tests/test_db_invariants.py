@@ -318,6 +318,17 @@ async def test_orm_still_stores_e_mails_in_lower_case() -> None:
     ]
 
 
+async def test_every_e_mail_the_orm_lower_cases_passes_the_check(raw: asyncpg.Connection) -> None:
+    """Python's lower() and PostgreSQL's agree: no character the ORM stores breaks the CHECK."""
+    lowered = [chr(i).strip().lower() for i in range(1, 0x110000) if not 0xD800 <= i <= 0xDFFF]
+    assert (
+        await raw.fetchval(
+            "SELECT count(*) FROM unnest($1::text[]) s WHERE s <> lower(btrim(s))", lowered
+        )
+        == 0
+    )
+
+
 # --- 4. size limits -------------------------------------------------------------------------
 
 
