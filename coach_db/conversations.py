@@ -38,8 +38,11 @@ no message after the end
     is its transaction's start, so a transaction that began before ``end_session`` committed
     could add a message after the end with an "earlier" time. Why a backfill at all: the demo
     seed and imports COPY sessions that ended long ago together with their history (session
-    row first, then its messages). ``add_message`` accepts active sessions only, checked in
-    the same statement as the INSERT; the trigger covers a session ending concurrently.
+    row first, then its messages). ``SET LOCAL``, never ``SET``: it ends with the transaction,
+    also behind PgBouncer. Moving an existing message to another session (an administrator's
+    correction) keeps its own timestamp and follows only the time rule. ``add_message``
+    accepts active sessions only, checked in the same statement as the INSERT; the trigger
+    covers a session ending concurrently.
 
 a stale write does not undo a newer one
     ``conversation_session.version`` is bumped by the database on every direct write (not by
