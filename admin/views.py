@@ -37,7 +37,13 @@ from admin.auth import require_staff
 from admin.resources import StudioModel
 from admin.templating import render
 from coach_db import conversations
-from coach_db.limits import MAX_CONTENT_CHARS, MAX_TRANSCRIPT_PAGE
+from coach_db.errors import SessionChanged
+from coach_db.limits import (
+    MAX_CONTENT_CHARS,
+    MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH,
+    MAX_TRANSCRIPT_PAGE,
+)
 from coach_db.models import ConversationSession, Message, Scenario, SessionStatus, User
 
 router = APIRouter(dependencies=[Depends(require_staff)])
@@ -50,6 +56,13 @@ MAX_PAGE_SIZE = 200
 DASHBOARD_DAYS = 30
 # asyncpg's detail for a unique violation: 'Key (email)=(a@b.c) already exists.'
 _DUPLICATE_KEY = re.compile(r"Key \((?P<column>[^)]+)\)=")
+# Optimistic concurrency: an edit form carries the row's version as it was when the form was
+# opened (a hidden field); the save is refused when the row has changed since.
+ROW_VERSION = "row_version"
+CHANGED_ELSEWHERE = (
+    "This row was changed by someone else since you opened it: nothing was saved. The form now "
+    "shows the current values; make your change again."
+)
 # The CHECK constraints of migrations/, in words (the database has the last say).
 _CONSTRAINTS = {
     "user_email_format": "Email: not an e-mail address.",
@@ -70,8 +83,14 @@ _CONSTRAINTS = {
         "Duration: it is computed from the start and end times."
     ),
     "message_not_after_session_end": (
-        "Timestamp: the session ended before this time, and no message may come after its end."
+        "Session: it has ended and no message may come after its end (to add one, reopen the "
+        "session first)."
     ),
+    "user_email_lower_trimmed": "Email: must be lower case, without surrounding spaces.",
+    "message_content_max_chars": f"Content: longer than {MAX_CONTENT_CHARS:,} characters.",
+    "message_metadata_max_bytes": f"Metadata: larger than {MAX_METADATA_BYTES:,} bytes.",
+    "message_metadata_max_depth": f"Metadata: nested deeper than {MAX_METADATA_DEPTH} levels.",
+    "conversation_session_version_current": CHANGED_ELSEWHERE,
 }
 
 
@@ -272,6 +291,10 @@ async def update(
     obj, errors = await _save(request, model_resource, model, form, stored)
     if obj is None:
         stored = await _get_row(model, pk)  # as it is in the database: untouched
+        if errors == [CHANGED_ELSEWHERE]:  # show the current row (and version), not the form
+            return await _form_page(
+                request, resource, model_resource, resources, obj=stored, errors=errors
+            )
         return await _form_page(
             request, resource, model_resource, resources, obj=stored, form=form, errors=errors
         )
@@ -334,10 +357,28 @@ async def _save(
             if obj is None:
                 obj = await model.create(**values)
             else:
+                # Locked until the commit: nobody writes between this comparison and the save.
+                if await _row_version(model, obj.pk, lock=True) != form.get(ROW_VERSION):
+                    return None, [CHANGED_ELSEWHERE]
+                await obj.refresh_from_db()
                 await obj.update_from_dict(values).save()
+    except SessionChanged:
+        return None, [CHANGED_ELSEWHERE]
     except (IntegrityError, ValidationError, ValueError) as exc:
         return None, [_explain(model_resource, exc)]
     return obj, []
+
+
+async def _row_version(model: type[Model], pk: Any, lock: bool = False) -> str | None:
+    """The row's version token: its `version` column where the model has one (sessions: the
+    message counters do not bump it), else PostgreSQL's xmin, which every UPDATE changes."""
+    column = '"version"' if "version" in model._meta.fields_map else "xmin"
+    rows = await connections.get("default").execute_query_dict(
+        f'SELECT {column}::text AS v FROM "{model._meta.db_table}" WHERE "{model._meta.pk_attr}"'
+        f" = $1{' FOR UPDATE' if lock else ''}",
+        [pk],
+    )
+    return str(rows[0]["v"]) if rows else None
 
 
 async def _parse_form(
@@ -440,11 +481,21 @@ async def _form_page(
         "obj": obj,
         "links": links,
         "errors": errors or [],
+        # After a refused save, the version the form was opened at: still checked on resubmit.
+        "row_version": (
+            None
+            if obj is None
+            else form.get(ROW_VERSION)
+            if form is not None
+            else await _row_version(model_resource.model, obj.pk)
+        ),
         "saved": request.query_params.get("saved"),
         "page_title": model_resource.page_title,
         "page_pre_title": model_resource.page_pre_title,
     }
     status_code = HTTP_422_UNPROCESSABLE_CONTENT if errors else 200
+    if errors == [CHANGED_ELSEWHERE]:
+        status_code = HTTP_409_CONFLICT
     return render(request, "form.html", context, status_code)
 
 

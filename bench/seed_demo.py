@@ -78,6 +78,7 @@ async def main(target: int, random_seed: int, orm: bool) -> None:
             session_rows, message_rows = to_rows(sessions, ids, user_ids, scenario_ids)
             started = time.perf_counter()
             async with conn.transaction():
+                await conn.execute("SET LOCAL coach_db.backfill = 'on'")  # ended sessions
                 await copy_rows(conn, session_rows, message_rows)
             results.append(
                 ("raw asyncpg COPY, same rows prebuilt", time.perf_counter() - started, messages)
@@ -111,7 +112,8 @@ async def _clear(user_ids: list[int]) -> None:
 async def _orm_load(
     sessions: list[DemoSession], user_ids: list[int], scenario_ids: dict[str, int]
 ) -> None:
-    async with in_transaction():
+    async with in_transaction() as conn:
+        await conn.execute_query("SET LOCAL coach_db.backfill = 'on'")  # ended sessions
         for session in sessions:
             row = await ConversationSession.create(
                 user_id=user_ids[session.user],

@@ -21,6 +21,7 @@ from coach_db.errors import (
     NotFound,
     ScenarioInactive,
     SessionAlreadyEnded,
+    SessionChanged,
     SessionNotActive,
 )
 from coach_db.models import (
@@ -49,6 +50,7 @@ __all__ = [
     "Scenario",
     "ScenarioInactive",
     "SessionAlreadyEnded",
+    "SessionChanged",
     "SessionNotActive",
     "SessionStatus",
     "User",

@@ -28,15 +28,28 @@ an ended session has ``ended_at``, an active one has not
     (CHECK), so a stale or wrong duration is refused rather than stored.
 
 no message after the end
-    Decision: inserting a message into an ended session by raw SQL is an error *when its
-    timestamp is after the session's end* (SQLSTATE 23514, constraint name
-    ``message_not_after_session_end``), and so is moving ``ended_at`` before an existing
-    message. Why not refuse every message into an ended session: the demo seed and any import
-    COPY sessions that ended long ago together with their history (session row first, then its
-    messages); the true invariant is that a transcript does not grow after its end. A message
-    stamped with the current time (the column default, or the ORM's clock) is always refused.
-    ``add_message`` is stricter, as the API promises: only active sessions, checked in the
-    same statement as the INSERT; the trigger covers a session ending concurrently.
+    A session that is not active accepts no new message, unless the transaction declares an
+    explicit backfill with ``SET LOCAL coach_db.backfill = 'on'`` (migration
+    ``3_…_invariants``); even then no message may be timestamped after the session's end, and
+    moving ``ended_at`` before an existing message is refused too (SQLSTATE 23514, constraint
+    name ``message_not_after_session_end``). The trigger reads the status from the session
+    row it has locked, so an end committed by another transaction meanwhile is always seen.
+    Why not compare timestamps only (the rule of migration 2): a message's default timestamp
+    is its transaction's start, so a transaction that began before ``end_session`` committed
+    could add a message after the end with an "earlier" time. Why a backfill at all: the demo
+    seed and imports COPY sessions that ended long ago together with their history (session
+    row first, then its messages). ``SET LOCAL``, never ``SET``: it ends with the transaction,
+    also behind PgBouncer. Moving an existing message to another session (an administrator's
+    correction) keeps its own timestamp and follows only the time rule. ``add_message``
+    accepts active sessions only, checked in the same statement as the INSERT; the trigger
+    covers a session ending concurrently.
+
+a stale write does not undo a newer one
+    ``conversation_session.version`` is bumped by the database on every direct write (not by
+    the message counters). A write that sets ``version`` must name the stored one, else it is
+    refused (``conversation_session_version_current``); ``ConversationSession.save()`` always
+    sends the version it read, so saving a stale object raises ``SessionChanged`` instead of
+    writing an old status over a newer one.
 
 an inactive scenario offers no new sessions
     Only in ``start_session`` (one INSERT … SELECT that checks ``is_active``), not in the

@@ -201,3 +201,16 @@ def never_sent(exc: BaseException) -> bool:
         or (isinstance(item, OSError) and "Connect call failed" in str(item))
         for item in _chain(exc)
     )
+
+
+class SessionChanged(ConversationError):
+    """A save() of a session object read before someone else's write (optimistic concurrency)."""
+
+    def __init__(self, session_id: int, version: int) -> None:
+        self.session_id = session_id
+        self.version = version
+        super().__init__(
+            f"Session {session_id} was changed by someone else since it was read (this copy is "
+            f"version {version}): nothing was written. Read it again (refresh_from_db()), then "
+            "redo the change."
+        )

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
 from tortoise import fields
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
 from tortoise.fields.db_defaults import SqlDefault
 from tortoise.indexes import Index
 from tortoise.models import Model
 from tortoise.validators import MinLengthValidator, RegexValidator
 
+from coach_db.errors import SessionChanged
+
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+# The database trigger's refusal of a write by a stale object (migration 3_…_invariants).
+VERSION_CONSTRAINT = "conversation_session_version_current"
 # Every default also lives in the database, so rows written by raw SQL or other services get it.
 NOW = SqlDefault("CURRENT_TIMESTAMP")
 
@@ -131,6 +138,11 @@ class ConversationSession(Model):
         default=0, db_default=0, description="Number of messages, kept exact"
     )
     duration_seconds = fields.IntField(null=True, description="ended_at - started_at, seconds")
+    version = fields.IntField(
+        default=1,
+        db_default=1,
+        description="Bumped by the database on every write; a stale writer is refused",
+    )
 
     messages: fields.ReverseRelation[Message]
 
@@ -141,6 +153,31 @@ class ConversationSession(Model):
 
     def __str__(self) -> str:
         return f"Session {self.id} ({self.status})"
+
+    async def save(
+        self,
+        using_db: BaseDBAsyncClient | None = None,
+        update_fields: Iterable[str] | None = None,
+        force_create: bool = False,
+        force_update: bool = False,
+    ) -> None:
+        """Tortoise's save(); an update also sends the version this object was read at.
+
+        The database refuses it when the row has been written since (the trigger compares the
+        versions and then bumps it): SessionChanged, nothing written. So a stale object cannot
+        write an old status, end time or scenario over a newer one, whichever fields it lists.
+        """
+        updating = self._saved_in_db and not force_create and self.pk is not None
+        if updating and update_fields is not None and "version" not in update_fields:
+            update_fields = [*update_fields, "version"]
+        try:
+            await super().save(using_db, update_fields, force_create, force_update)
+        except IntegrityError as exc:
+            if getattr(exc.__cause__, "constraint_name", None) == VERSION_CONSTRAINT:
+                raise SessionChanged(self.pk, self.version) from None
+            raise
+        if updating:
+            self.version += 1  # what the trigger stored
 
 
 class Message(Model):

@@ -20,6 +20,8 @@ _Range: TypeAlias = tuple[_T, _T] | list[_T]
 
 SLUG_PATTERN: str
 
+VERSION_CONSTRAINT: str
+
 NOW: SqlDefault
 
 class SessionStatus(StrEnum):
@@ -299,6 +301,17 @@ class UserLookups(TypedDict, total=False):
     sessions__duration_seconds__lt: int
     sessions__duration_seconds__lte: int
     sessions__duration_seconds__range: _Range[int]
+    sessions__version: int
+    sessions__version__not: int
+    sessions__version__in: _Many[int]
+    sessions__version__not_in: _Many[int]
+    sessions__version__isnull: bool
+    sessions__version__not_isnull: bool
+    sessions__version__gt: int
+    sessions__version__gte: int
+    sessions__version__lt: int
+    sessions__version__lte: int
+    sessions__version__range: _Range[int]
     sessions__scenario_id: int
     sessions__scenario_id__not: int
     sessions__scenario_id__in: _Many[int]
@@ -1089,6 +1102,17 @@ class ScenarioLookups(TypedDict, total=False):
     sessions__duration_seconds__lt: int
     sessions__duration_seconds__lte: int
     sessions__duration_seconds__range: _Range[int]
+    sessions__version: int
+    sessions__version__not: int
+    sessions__version__in: _Many[int]
+    sessions__version__not_in: _Many[int]
+    sessions__version__isnull: bool
+    sessions__version__not_isnull: bool
+    sessions__version__gt: int
+    sessions__version__gte: int
+    sessions__version__lt: int
+    sessions__version__lte: int
+    sessions__version__range: _Range[int]
     sessions__scenario_id: int
     sessions__scenario_id__not: int
     sessions__scenario_id__in: _Many[int]
@@ -1415,6 +1439,7 @@ class ConversationSession(Model):
     ended_at: datetime | None
     total_messages: int
     duration_seconds: int | None
+    version: int
     scenario_id: int
     user_id: int
     messages: MessageRelation
@@ -1535,6 +1560,17 @@ class ConversationSessionLookups(TypedDict, total=False):
     duration_seconds__lt: int
     duration_seconds__lte: int
     duration_seconds__range: _Range[int]
+    version: int
+    version__not: int
+    version__in: _Many[int]
+    version__not_in: _Many[int]
+    version__isnull: bool
+    version__not_isnull: bool
+    version__gt: int
+    version__gte: int
+    version__lt: int
+    version__lte: int
+    version__range: _Range[int]
     scenario_id: int
     scenario_id__not: int
     scenario_id__in: _Many[int]
@@ -2051,6 +2087,7 @@ class ConversationSessionUpdate(TypedDict, total=False):
     ended_at: datetime | None | Expression
     total_messages: int | Expression
     duration_seconds: int | None | Expression
+    version: int | Expression
     scenario_id: int | Expression
     user_id: int | Expression
 
@@ -2333,6 +2370,17 @@ class MessageLookups(TypedDict, total=False):
     session__duration_seconds__lt: int
     session__duration_seconds__lte: int
     session__duration_seconds__range: _Range[int]
+    session__version: int
+    session__version__not: int
+    session__version__in: _Many[int]
+    session__version__not_in: _Many[int]
+    session__version__isnull: bool
+    session__version__not_isnull: bool
+    session__version__gt: int
+    session__version__gte: int
+    session__version__lt: int
+    session__version__lte: int
+    session__version__range: _Range[int]
     session__scenario_id: int
     session__scenario_id__not: int
     session__scenario_id__in: _Many[int]

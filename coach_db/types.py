@@ -120,6 +120,13 @@ class SessionRead(PydanticModel):
         ge=-2147483648,
         le=2147483647,
     )
+    version: int = Field(
+        default=1,
+        title="Version",
+        description="Bumped by the database on every write; a stale writer is refused",
+        ge=-2147483648,
+        le=2147483647,
+    )
     scenario_id: int = Field(title="Scenario Id", ge=-2147483648, le=2147483647)
     user_id: int = Field(title="User Id", ge=-2147483648, le=2147483647)
 

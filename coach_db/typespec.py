@@ -64,7 +64,12 @@ def reference_types() -> dict[str, type[PydanticModel]]:
     user_with_sessions = pydantic_model_creator(
         User,
         name="UserWithSessions",
-        exclude=("sessions.user", "sessions.scenario.sessions", "sessions.messages.session"),
+        exclude=(
+            "sessions.user",
+            "sessions.version",  # a token for writing a session, not history
+            "sessions.scenario.sessions",
+            "sessions.messages.session",
+        ),
     )
 
     user_base = pydantic_model_creator(

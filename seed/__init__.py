@@ -130,6 +130,10 @@ async def seed(
         if demo:
             from seed.demo import load_demo  # kept apart: only --demo needs the generator
 
+            # The demo COPYs ended sessions with their past messages: an explicit backfill, the
+            # only way into a session that is not active (migration 3_…_invariants).
+            await conn.execute_query("SET LOCAL coach_db.backfill = 'on'")
+
             await load_demo(demo, random_seed, result, progress=progress)
     result.seconds = time.perf_counter() - started
     return result

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from tortoise.transactions import in_transaction
 
 from coach_db import ConversationSession, Message, MessageRole, Scenario, SessionStatus, User
 
@@ -51,3 +55,11 @@ async def make_message(**overrides: Any) -> Message:
         overrides["session"] = await make_session()
     values: dict[str, Any] = {"role": MessageRole.USER, "content": unique("Hello")}
     return await Message.create(**(values | overrides))
+
+
+@asynccontextmanager
+async def backfill() -> AsyncIterator[None]:
+    """A transaction that may add past messages to ended sessions, as an import declares it."""
+    async with in_transaction() as conn:
+        await conn.execute_query("SET LOCAL coach_db.backfill = 'on'")
+        yield

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
@@ -51,8 +52,20 @@ def csrf_cookie(client: httpx.AsyncClient) -> str | None:
 async def post(
     client: httpx.AsyncClient, url: str, data: dict[str, Any] | None = None
 ) -> httpx.Response:
-    """A form POST as the studio's own pages send it: with the CSRF token."""
-    return await client.post(url, data={"csrf_token": await csrf(client), **(data or {})})
+    """A form POST as the studio's own pages send it: with the CSRF token, and for an edit the
+    row version of the form, loaded just before (as a browser does) unless `data` has one."""
+    data = {"csrf_token": await csrf(client), **(data or {})}
+    if "/update/" in url and "row_version" not in data:
+        version = await row_version(client, url)
+        if version is not None:
+            data["row_version"] = version
+    return await client.post(url, data=data)
+
+
+async def row_version(client: httpx.AsyncClient, url: str) -> str | None:
+    """The hidden row version of the edit form at `url`, as the page gives it now."""
+    match = re.search(r'name="row_version" value="([^"]*)"', (await client.get(url)).text)
+    return match[1] if match else None
 
 
 async def delete(client: httpx.AsyncClient, url: str) -> httpx.Response:

@@ -212,8 +212,10 @@ async def test_raw_sql_duplicate_slug_is_refused(raw: asyncpg.Connection) -> Non
 
 async def test_raw_sql_duplicate_email_in_other_case_is_refused(raw: asyncpg.Connection) -> None:
     await make_user(email="test@example.com")
-    with pytest.raises(asyncpg.UniqueViolationError, match="uid_user_email_lower"):
-        await insert_user(raw, "TEST@Example.com")
+    with pytest.raises(asyncpg.CheckViolationError, match="user_email_lower_trimmed"):
+        await insert_user(raw, "TEST@Example.com")  # stored e-mails are lower case
+    with pytest.raises(asyncpg.UniqueViolationError, match="user_email_key"):
+        await insert_user(raw, "test@example.com")
     assert await User.all().count() == 1
 
 

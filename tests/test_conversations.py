@@ -510,8 +510,10 @@ async def test_database_refuses_messages_after_the_end_but_takes_backfilled_hist
     insert = (
         "INSERT INTO message (session_id, role, content, timestamp) VALUES ($1, 'user', $2, $3)"
     )
-    await raw.execute(insert, session.id, "history", started + timedelta(minutes=3))
-    await raw.execute(insert, session.id, "last word", started + timedelta(minutes=9))
+    async with raw.transaction():  # history goes into an ended session only as a backfill
+        await raw.execute("SET LOCAL coach_db.backfill = 'on'")
+        await raw.execute(insert, session.id, "history", started + timedelta(minutes=3))
+        await raw.execute(insert, session.id, "last word", started + timedelta(minutes=9))
     with pytest.raises(asyncpg.CheckViolationError, match=r"ended at .* cannot be added") as info:
         await raw.execute(
             "INSERT INTO message (session_id, role, content) VALUES ($1, 'user', 'late')",

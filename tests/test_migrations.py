@@ -51,6 +51,12 @@ TRIGGERS_FUNCTIONS = {
     "message_count_updated",
     "message_count_truncated",
 }
+INVARIANTS_CHECKS = {
+    "user_email_lower_trimmed",
+    "message_content_max_chars",
+    "message_metadata_max_bytes",
+    "message_metadata_max_depth",
+}
 
 
 async def names(conn: asyncpg.Connection, query: str) -> set[str]:
@@ -103,7 +109,7 @@ async def test_upgrade_builds_the_schema_on_an_empty_database(
     finally:
         await conn.close()
     assert tables == {"user", "scenario", "conversation_session", "message", "aerich"}
-    assert checks == CONSTRAINTS_CHECKS | TRIGGERS_CHECKS
+    assert checks == CONSTRAINTS_CHECKS | TRIGGERS_CHECKS | INVARIANTS_CHECKS
     assert triggers == TRIGGERS_TRIGGERS
     assert applied == len(migration_files(ROOT))
 
@@ -115,6 +121,18 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
     assert run_aerich("upgrade", url=url).returncode == 0
     conn = await asyncpg.connect(url)
     try:
+        down = run_aerich("downgrade", "--yes", url=url)  # invariants
+        assert down.returncode == 0, down.stderr
+        found = [await names(conn, q) for q in (CHECKS, TRIGGERS, FUNCTIONS)]
+        assert found == [
+            CONSTRAINTS_CHECKS | TRIGGERS_CHECKS,
+            TRIGGERS_TRIGGERS,
+            TRIGGERS_FUNCTIONS,
+        ]
+        columns = (
+            "SELECT attname FROM pg_attribute WHERE attrelid = 'conversation_session'::regclass"
+        )
+        assert "version" not in await names(conn, columns)
         down = run_aerich("downgrade", "--yes", url=url)  # conversation_triggers
         assert down.returncode == 0, down.stderr
         found = [await names(conn, q) for q in (CHECKS, TRIGGERS, FUNCTIONS)]
@@ -124,7 +142,11 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
         assert await names(conn, CHECKS) == set()
         assert run_aerich("upgrade", url=url).returncode == 0
         found = [await names(conn, q) for q in (CHECKS, TRIGGERS, FUNCTIONS)]
-        everything = [CONSTRAINTS_CHECKS | TRIGGERS_CHECKS, TRIGGERS_TRIGGERS, TRIGGERS_FUNCTIONS]
+        everything = [
+            CONSTRAINTS_CHECKS | TRIGGERS_CHECKS | INVARIANTS_CHECKS,
+            TRIGGERS_TRIGGERS,
+            TRIGGERS_FUNCTIONS,
+        ]
         assert found == everything
     finally:
         await conn.close()

@@ -151,10 +151,15 @@ async def test_changed_scenario_prompt_in_data_updates_only_that_row(
 async def test_existing_user_is_matched_by_email_case_insensitively(
     raw: asyncpg.Connection,
 ) -> None:
-    # Written by another service without lower-casing, and with a password someone changed.
+    # Another service cannot store it in mixed case (user_email_lower_trimmed) ...
+    with pytest.raises(asyncpg.CheckViolationError, match="user_email_lower_trimmed"):
+        await raw.execute(
+            """INSERT INTO "user" (email, username) VALUES ('Test@Example.COM', 'T')"""
+        )
+    # ... so it wrote it in lower case, with a password someone changed.
     await raw.execute(
         """INSERT INTO "user" (email, username, password_hash)
-           VALUES ('Test@Example.COM', 'T', 'x')"""
+           VALUES ('test@example.com', 'T', 'x')"""
     )
     result = await seed()
     rows = await raw.fetch("""SELECT * FROM "user" WHERE lower(email) = 'test@example.com'""")

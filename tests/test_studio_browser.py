@@ -20,7 +20,7 @@ import pytest
 
 from coach_db import MessageRole, Scenario, SessionStatus
 from tests.conftest import ROOT
-from tests.factories import make_message, make_scenario, make_session, make_user
+from tests.factories import backfill, make_message, make_scenario, make_session, make_user
 from tests.processes import free_port, needs, subprocess_env
 from tests.studio import STAFF_PASSWORD, make_staff
 
@@ -146,25 +146,26 @@ async def test_sign_in_browse_a_user_to_the_transcript_and_edit_a_scenario(
         started_at=start,
         ended_at=start + timedelta(seconds=754),  # the database derives the 12:34 duration
     )
-    await make_message(
-        session=session,
-        role=MessageRole.USER,
-        content="I'd like to talk about my salary.",
-        timestamp=start + timedelta(seconds=5),
-    )
-    await make_message(
-        session=session,
-        role=MessageRole.PARTNER,
-        content="<script>alert('xss')</script> Sure, what did you have in mind?",
-        metadata={"tokens": 31, "model": "claude-sonnet-4-5"},
-        timestamp=start + timedelta(seconds=20),
-    )
-    await make_message(
-        session=session,
-        role=MessageRole.COACH,
-        content="Good opening: clear and calm.",
-        timestamp=start + timedelta(seconds=30),
-    )
+    async with backfill():  # history of a session that has ended
+        await make_message(
+            session=session,
+            role=MessageRole.USER,
+            content="I'd like to talk about my salary.",
+            timestamp=start + timedelta(seconds=5),
+        )
+        await make_message(
+            session=session,
+            role=MessageRole.PARTNER,
+            content="<script>alert('xss')</script> Sure, what did you have in mind?",
+            metadata={"tokens": 31, "model": "claude-sonnet-4-5"},
+            timestamp=start + timedelta(seconds=20),
+        )
+        await make_message(
+            session=session,
+            role=MessageRole.COACH,
+            content="Good opening: clear and calm.",
+            timestamp=start + timedelta(seconds=30),
+        )
 
     await page.goto(f"{studio_url}/admin/")
     assert page.url.endswith("/admin/login?next=/admin/")
