@@ -37,7 +37,7 @@ async def test_forms_have_the_right_widgets(staff: Any) -> None:
     html = (await staff.get(f"/admin/message/update/{message.pk}")).text
     assert 'id="json-metadata"' in html and "jsoneditor.min.js" in html  # JSON editor
     assert '<select class="form-select" name="role"' in html  # enum select
-    assert '<select class="form-select" name="session_id"' in html  # foreign key select
+    assert 'type="number"' in html and 'list="options-session_id"' in html  # foreign key
     html = (await staff.get(f"/admin/conversationsession/update/{session.pk}")).text
     assert 'type="datetime-local"' in html and 'name="ended_at"' in html  # date-time picker
     assert 'name="user_id"' in html and 'name="scenario_id"' in html and 'name="status"' in html
@@ -278,7 +278,7 @@ async def test_invalid_json_metadata_is_a_form_error(
     [
         ("status", "paused", "unknown value"),
         ("user_id", "999999", "there is no row"),
-        ("scenario_id", "abc", "choose one of the listed rows"),
+        ("scenario_id", "abc", "type a row number (#, digits 0-9)"),
         ("ended_at", "yesterday", "not a date and time"),
         ("ended_at", "2030-01-01T00:00:00", "only a completed or abandoned session has an end"),
         ("ended_at", "2000-01-01T00:00:00", "may not be before the start"),

@@ -1,0 +1,70 @@
+"""Studio pages at production size: no form lists a whole table, a list page runs a fixed
+number of statements, and counts stop at a cap (issue 10)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from admin.widgets import FOREIGN_KEY_SUGGESTIONS
+from coach_db import Message
+from tests.factories import make_message, make_scenario, make_session, make_user
+from tests.studio import post
+
+
+def suggestions(html: str, name: str) -> list[tuple[int, bool]]:
+    """(row number, selected) of each suggestion of a foreign-key input."""
+    datalist = re.search(rf'<datalist id="options-{name}">(.*?)</datalist>', html, re.S)
+    assert datalist is not None, html[:2000]
+    return [
+        (int(pk), bool(selected))
+        for pk, selected in re.findall(r'<option value="(\d+)"( selected)?>', datalist[1])
+    ]
+
+
+async def test_a_foreign_key_input_suggests_a_bounded_number_of_rows(staff: Any) -> None:
+    user, scenario = await make_user(), await make_scenario()
+    oldest = await make_session(user=user, scenario=scenario)
+    message = await make_message(session=oldest)
+    for _ in range(FOREIGN_KEY_SUGGESTIONS + 5):
+        await make_session(user=user, scenario=scenario)
+
+    html = (await staff.get(f"/admin/message/update/{message.pk}")).text
+    listed = suggestions(html, "session_id")
+    assert len(listed) <= FOREIGN_KEY_SUGGESTIONS + 1
+    assert (oldest.pk, True) in listed  # the current row, older than every suggestion
+    assert f'name="session_id"\n           value="{oldest.pk}"' in html
+    assert len(suggestions((await staff.get("/admin/message/create")).text, "session_id")) == (
+        FOREIGN_KEY_SUGGESTIONS
+    )
+
+
+async def test_a_typed_row_number_is_saved_and_an_unknown_one_is_a_form_error(
+    staff: Any,
+) -> None:
+    first = await make_session()
+    message = await make_message(session=first)
+    for _ in range(FOREIGN_KEY_SUGGESTIONS + 1):
+        await make_session()
+    other = await make_session()
+    form = {
+        "session_id": str(first.pk),
+        "role": "coach",
+        "content": "moved",
+        "timestamp": message.timestamp.strftime("%Y-%m-%dT%H:%M:%S"),
+        "audio_url": "",
+        "metadata": "{}",
+        "save": "",
+    }
+    refused = await post(
+        staff, f"/admin/message/update/{message.pk}", {**form, "session_id": "999999999"}
+    )
+    assert refused.status_code == 422
+    assert "there is no row #999999999" in refused.text
+    assert (await Message.get(pk=message.pk)).session_id == first.pk  # nothing changed
+
+    saved = await post(
+        staff, f"/admin/message/update/{message.pk}", {**form, "session_id": str(other.pk)}
+    )
+    assert saved.status_code == 303, saved.text[:2000]
+    assert (await Message.get(pk=message.pk)).session_id == other.pk
