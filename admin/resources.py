@@ -256,7 +256,7 @@ class SessionResource(StudioModel):
         # Kept by database triggers from the message rows and the two times (migration 2).
         display_only(ConversationSession, "total_messages"),
         display_only(ConversationSession, "duration_seconds"),
-        widgets.RelatedRows("Messages", Message, "session_id"),
+        widgets.RelatedRows("Messages", Message, "session_id", count_field="total_messages"),
         widgets.RowLink("Transcript", "conversationsession/transcript/{id}", "Read"),
     ]
 

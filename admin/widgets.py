@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.status import HTTP_400_BAD_REQUEST
 from tortoise.expressions import Q
+from tortoise.functions import Count
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
@@ -88,6 +89,19 @@ class Link(displays.Display):  # type: ignore[misc]
     template = "widgets/displays/link.html"
 
 
+def prefetched(request: Request) -> dict[Any, Any]:
+    """What a list page loaded once for all its rows (labels, counts), kept on the request."""
+    cache: dict[Any, Any] | None = getattr(request.state, "prefetched", None)
+    if cache is None:
+        cache = request.state.prefetched = {}
+    return cache
+
+
+def label_columns(model: type[Model]) -> list[str]:
+    """The columns a row's str() reads: a scenario's prompts stay in the database."""
+    return [n for n in ("id", "email", "name", "status") if n in model._meta.db_fields]
+
+
 class Related(displays.Display):  # type: ignore[misc]
     """A foreign key id as a link to the related row, labelled with its `str()`."""
 
@@ -97,11 +111,18 @@ class Related(displays.Display):  # type: ignore[misc]
         super().__init__()
         self.model = model
 
+    async def prefetch(self, request: Request, ids: set[Any]) -> None:
+        """Load the labels of a whole list page in one query, not one per row."""
+        rows = await self.model.filter(pk__in=ids).only(*label_columns(self.model))
+        prefetched(request).update({(self.model, row.pk): str(row) for row in rows})
+
     async def render(self, request: Request, value: Any) -> Any:
         if value is None:
             return await super().render(request, None)
-        obj = await self.model.get_or_none(pk=value)
-        text = str(obj) if obj is not None else f"#{value} (missing)"
+        text = prefetched(request).get((self.model, value))
+        if text is None:
+            obj = await self.model.get_or_none(pk=value)
+            text = str(obj) if obj is not None else f"#{value} (missing)"
         url = admin_url(request, f"{resource_name(self.model)}/update/{value}")
         return await super().render(request, (url, text))
 
@@ -117,15 +138,39 @@ class Duration(displays.Display):  # type: ignore[misc]
 
 
 class RelatedRows(ComputeField):  # type: ignore[misc]
-    """A list column linking to the rows that point at this one, with their count."""
+    """A list column linking to the rows that point at this one, with their count.
 
-    def __init__(self, label: str, model: type[Model], foreign_key: str) -> None:
+    The count is the row's own `count_field` when the database keeps one (a session's
+    `total_messages`), else counted for the whole page in one query.
+    """
+
+    def __init__(
+        self, label: str, model: type[Model], foreign_key: str, count_field: str | None = None
+    ) -> None:
         super().__init__(name=f"{resource_name(model)}_{foreign_key}", label=label, display=Link())
         self.model = model
         self.foreign_key = foreign_key
+        self.count_field = count_field
+
+    async def prefetch(self, request: Request, ids: set[Any]) -> None:
+        if self.count_field is not None:
+            return
+        rows = (
+            await self.model.filter(**{f"{self.foreign_key}__in": ids})
+            .annotate(n=Count("id"))
+            .group_by(self.foreign_key)
+            .values(self.foreign_key, "n")
+        )
+        counts = {row[self.foreign_key]: row["n"] for row in rows}
+        prefetched(request).update({(self, pk): counts.get(pk, 0) for pk in ids})
 
     async def get_value(self, request: Request, obj: dict[str, Any]) -> tuple[str, str]:
-        count = await self.model.filter(**{self.foreign_key: obj["id"]}).count()
+        if self.count_field is not None:
+            count = obj[self.count_field]
+        else:
+            count = prefetched(request).get((self, obj["id"]))
+            if count is None:
+                count = await self.model.filter(**{self.foreign_key: obj["id"]}).count()
         url = admin_url(request, f"{resource_name(self.model)}/list?{self.foreign_key}={obj['id']}")
         return url, f"{count} →"
 
@@ -230,9 +275,8 @@ class ForeignKey(inputs.Input):  # type: ignore[misc]
         return await super().render(request, value)
 
     async def _recent(self) -> list[Model]:
-        # Only the columns a row's str() reads: a scenario's prompts stay in the database.
-        columns = [n for n in ("id", "email", "name", "status") if n in self.model._meta.db_fields]
-        return await self.model.all().order_by("-id").limit(self.limit).only(*columns)
+        query = self.model.all().order_by("-id").limit(self.limit)
+        return await query.only(*label_columns(self.model))
 
     async def parse_value(self, request: Request, value: Any) -> Any:
         if value in (None, "") and self.context.get("null"):

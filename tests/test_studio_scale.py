@@ -3,8 +3,11 @@ number of statements, and counts stop at a cap (issue 10)."""
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
+
+import pytest
 
 from admin.widgets import FOREIGN_KEY_SUGGESTIONS
 from coach_db import Message
@@ -68,3 +71,40 @@ async def test_a_typed_row_number_is_saved_and_an_unknown_one_is_a_form_error(
     )
     assert saved.status_code == 303, saved.text[:2000]
     assert (await Message.get(pk=message.pk)).session_id == other.pk
+
+
+async def statements_of(client: Any, url: str, caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The SQL statements the studio ran to answer one GET (Tortoise logs each one)."""
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="tortoise.db_client"):
+        response = await client.get(url)
+    assert response.status_code == 200, response.text[:2000]
+    return [r.getMessage() for r in caplog.records if r.name == "tortoise.db_client"]
+
+
+@pytest.mark.parametrize("resource", ["conversationsession", "message", "user", "scenario"])
+async def test_a_list_page_runs_as_many_statements_for_20_rows_as_for_1(
+    staff: Any, caplog: pytest.LogCaptureFixture, resource: str
+) -> None:
+    user, scenario = await make_user(), await make_scenario()
+    sessions = []
+    for i in range(20):
+        # Different users and scenarios per row: a query per row would show in the count.
+        session = await make_session(
+            user=user if i == 0 else await make_user(),
+            scenario=scenario if i == 0 else await make_scenario(),
+        )
+        await make_message(session=sessions[-1] if sessions else session)
+        await make_message(session=session)
+        sessions.append(session)
+    narrow = {
+        "conversationsession": f"user_id={user.pk}",
+        "message": f"session_id={sessions[0].pk}",
+    }
+    single = await statements_of(
+        staff, f"/admin/{resource}/list?page_size=1&{narrow.get(resource, '')}", caplog
+    )
+    many = await statements_of(staff, f"/admin/{resource}/list?page_size=20", caplog)
+    assert len(single) == len(many), "\n".join(many)
+    page = (await staff.get(f"/admin/{resource}/list?page_size=20")).text
+    assert page.count('data-id="') == 20  # the 20 rows are all there
