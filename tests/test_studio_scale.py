@@ -12,7 +12,8 @@ import pytest
 from admin.widgets import FOREIGN_KEY_SUGGESTIONS
 from coach_db import Message
 from tests.factories import make_message, make_scenario, make_session, make_user
-from tests.studio import post
+from tests.studio import client_for, make_staff, post, sign_in, studio_with
+from tests.test_studio_pages import ids_in
 
 
 def suggestions(html: str, name: str) -> list[tuple[int, bool]]:
@@ -108,3 +109,47 @@ async def test_a_list_page_runs_as_many_statements_for_20_rows_as_for_1(
     assert len(single) == len(many), "\n".join(many)
     page = (await staff.get(f"/admin/{resource}/list?page_size=20")).text
     assert page.count('data-id="') == 20  # the 20 rows are all there
+
+
+def next_is_enabled(html: str) -> bool:
+    """Whether a list page's "Next" link can be followed."""
+    item = re.search(r'<li class="page-item ?(\w*)">\s*<a class="page-link" [^>]*>Next', html)
+    assert item is not None
+    return item[1] != "disabled"
+
+
+async def test_a_list_counts_up_to_the_cap_and_every_page_stays_reachable(
+    studio_settings: Any,
+) -> None:
+    session = await make_session()
+    for i in range(13):
+        await make_message(session=session, content=f"turn {i}")
+    few = await make_session()
+    for _ in range(4):
+        await make_message(session=few)
+    order = await Message.filter(session_id=session.pk).order_by("timestamp", "id")
+    expected = [m.pk for m in order]
+    user = await make_staff()
+    async with (
+        studio_with(studio_settings, studio_exact_count_limit=5) as app,
+        client_for(app) as client,
+    ):
+        assert (await sign_in(client, user.email)).status_code == 303
+        url = f"/admin/message/list?session_id={session.pk}&page_size=5&page_num="
+
+        first = (await client.get(f"{url}1")).text
+        assert "more than 5 rows" in first and "of more than 5</p>" in first
+        assert ids_in(first) == expected[:5]
+        assert next_is_enabled(first)
+
+        second = (await client.get(f"{url}2")).text
+        assert "more than 10 rows" in second and ids_in(second) == expected[5:10]
+        assert next_is_enabled(second)
+
+        last = (await client.get(f"{url}3")).text  # counted through its page: exact
+        assert "13 rows" in last and "Showing 11 to 13 of 13</p>" in last
+        assert ids_in(last) == expected[10:]
+        assert not next_is_enabled(last)
+
+        below = (await client.get(f"/admin/message/list?session_id={few.pk}")).text
+        assert "4 rows" in below and "Showing 1 to 4 of 4</p>" in below
