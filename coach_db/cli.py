@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import sys
+import traceback
 from collections.abc import Callable, Coroutine
 from functools import wraps
 from pathlib import Path
@@ -14,10 +15,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
-from coach_db.config import database_url, mask_url
+from coach_db.config import database_url, mask_url, scrub
 from coach_db.errors import CoachDbError
 from coach_db.schema import check_drift, deploy, make_migration, migration_status
 
@@ -50,12 +52,17 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except (typer.Exit, typer.Abort):
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
-        except (CoachDbError, OSError, RuntimeError) as exc:
-            if _debug:
-                raise
-            console.print(f"[red]Error:[/] {exc}")
+        except Exception as exc:
+            if _debug or not isinstance(exc, (CoachDbError, OSError, RuntimeError)):
+                # Any URL in the traceback (a parser's message, a repr) loses its password.
+                trace = "".join(traceback.format_exception(exc))
+                print(scrub(trace), file=sys.stderr, end="")
+            else:
+                # Our own errors mask URLs already; an OSError may quote anything.
+                message = str(exc) if isinstance(exc, CoachDbError) else scrub(str(exc))
+                console.print(f"[red]Error:[/] {escape(message)}")
             raise typer.Exit(1) from None
 
     return wrapper
