@@ -294,12 +294,11 @@ def reset(
 
 
 async def _drop_all(url: str) -> None:
-    from coach_db.schema import connect_raw
+    from coach_db.schema import connect_raw, drop_project_objects
 
     conn = await connect_raw(url)
     try:
-        # The whole schema, so tables, triggers and functions of any migration go too.
-        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        await drop_project_objects(conn)
     finally:
         await conn.close()
 

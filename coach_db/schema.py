@@ -171,3 +171,51 @@ async def make_migration(url: str, name: str, migrations: Path = MIGRATIONS) -> 
         return await cmd.migrate(name, no_input=True, offline=True) or None
     finally:
         await cmd.aclose()
+
+
+# Objects in the current schema that no extension owns (an extension's tables, functions and
+# types go with the extension, and the extension stays).
+_NOT_FROM_EXTENSION = """
+    NOT EXISTS (SELECT 1 FROM pg_depend d
+                WHERE d.classid = {catalog}::regclass AND d.objid = {oid} AND d.deptype = 'e')
+"""
+_PROJECT_OBJECTS = {
+    "VIEW": "SELECT c.oid::regclass::text FROM pg_class c WHERE c.relkind = 'v' AND "
+    "c.relnamespace = current_schema()::regnamespace AND "
+    + _NOT_FROM_EXTENSION.format(catalog="'pg_class'", oid="c.oid"),
+    "MATERIALIZED VIEW": "SELECT c.oid::regclass::text FROM pg_class c WHERE c.relkind = 'm' "
+    "AND c.relnamespace = current_schema()::regnamespace AND "
+    + _NOT_FROM_EXTENSION.format(catalog="'pg_class'", oid="c.oid"),
+    "TABLE": "SELECT c.oid::regclass::text FROM pg_class c WHERE c.relkind IN ('r', 'p') "
+    "AND NOT c.relispartition AND c.relnamespace = current_schema()::regnamespace AND "
+    + _NOT_FROM_EXTENSION.format(catalog="'pg_class'", oid="c.oid"),
+    "SEQUENCE": "SELECT c.oid::regclass::text FROM pg_class c WHERE c.relkind = 'S' AND "
+    "c.relnamespace = current_schema()::regnamespace AND "
+    + _NOT_FROM_EXTENSION.format(catalog="'pg_class'", oid="c.oid"),
+    "ROUTINE": "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.prokind IN ('f', 'p') "
+    "AND p.pronamespace = current_schema()::regnamespace AND "
+    + _NOT_FROM_EXTENSION.format(catalog="'pg_proc'", oid="p.oid"),
+    "TYPE": "SELECT t.oid::regtype::text FROM pg_type t WHERE t.typtype IN ('e', 'd', 'c') "
+    "AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c') "
+    "AND t.typnamespace = current_schema()::regnamespace AND "
+    + _NOT_FROM_EXTENSION.format(catalog="'pg_type'", oid="t.oid"),
+}
+
+
+async def drop_project_objects(conn: asyncpg.Connection) -> list[str]:
+    """Drop every table, view, sequence, routine and type of the current schema, in one
+    transaction; returns what was dropped.
+
+    The schema itself stays, with its owner, grants and default privileges, and so do the
+    extensions installed in it: the same roles can use the database as before (`DROP SCHEMA
+    public CASCADE` lost all of that, and needs to own the extensions).
+    """
+    dropped: list[str] = []
+    async with conn.transaction():
+        for kind, query in _PROJECT_OBJECTS.items():
+            names = [row[0] for row in await conn.fetch(query)]
+            if names:
+                # The names come from regclass/regprocedure/regtype: already quoted.
+                await conn.execute(f"DROP {kind} IF EXISTS {', '.join(names)} CASCADE")
+                dropped += names
+    return dropped

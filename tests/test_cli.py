@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -177,3 +179,75 @@ def test_every_command_has_help() -> None:
     for command in ["check", "status", "deploy", "migrate", "reset", "createstaff", "generate"]:
         result = coach_db_cmd(command, "--help", url=None)
         assert result.returncode == 0 and "Usage" in result.stdout, command
+
+
+async def test_reset_leaves_the_schema_usable_by_the_same_roles(server_url: str) -> None:
+    """A non-superuser application role owns the database; a reader role has grants and
+    default privileges; an extension lives in the schema. After `coach-db reset` (run as the
+    application role) all of that is still there and works on the new tables."""
+    suffix = uuid.uuid4().hex[:10]
+    app_role, reader, database = f"coach_app_{suffix}", f"coach_ro_{suffix}", f"coach_rs_{suffix}"
+    admin = await asyncpg.connect(server_url)
+    await admin.execute(f'CREATE ROLE "{app_role}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE')
+    await admin.execute(f'CREATE ROLE "{reader}" LOGIN NOSUPERUSER')
+    await admin.execute(f'CREATE DATABASE "{database}" OWNER "{app_role}"')
+    owner_url = urlunsplit(urlsplit(server_url)._replace(path=f"/{database}"))
+    parts = urlsplit(owner_url)
+    host = parts.netloc.rpartition("@")[2]
+    app_url = urlunsplit(parts._replace(netloc=f"{app_role}@{host}"))
+    reader_url = urlunsplit(parts._replace(netloc=f"{reader}@{host}"))
+    try:
+        setup = await asyncpg.connect(owner_url)  # as the superuser, like a DBA
+        try:
+            await setup.execute("CREATE EXTENSION citext SCHEMA public")
+            await setup.execute(f'GRANT USAGE ON SCHEMA public TO "{reader}"')
+            await setup.execute(
+                f'ALTER DEFAULT PRIVILEGES FOR ROLE "{app_role}" IN SCHEMA public '
+                f'GRANT SELECT ON TABLES TO "{reader}"'
+            )
+            schema_owner = await setup.fetchval(
+                "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'public'"
+            )
+        finally:
+            await setup.close()
+        deployed = coach_db_cmd("deploy", url=app_url)
+        assert deployed.returncode == 0, deployed.stderr
+        result = coach_db_cmd("reset", "--yes", "--no-seed", url=app_url)
+        assert result.returncode == 0, result.stderr
+        assert await applied_versions(app_url) == migration_files()
+
+        after = await asyncpg.connect(owner_url)
+        try:
+            assert (
+                await after.fetchval(
+                    "SELECT extnamespace::regnamespace::text FROM pg_extension "
+                    "WHERE extname = 'citext'"
+                )
+                == "public"
+            )
+            assert (
+                await after.fetchval(
+                    "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'public'"
+                )
+                == schema_owner
+            )
+        finally:
+            await after.close()
+        app = await asyncpg.connect(app_url)
+        try:  # the application role writes, as before
+            await app.execute(
+                "INSERT INTO \"user\" (email, username) VALUES ('r@example.com', 'R')"
+            )
+            assert await app.fetchval("SELECT 'A'::citext = 'a'::citext")
+        finally:
+            await app.close()
+        read = await asyncpg.connect(reader_url)
+        try:  # the reader's grants came back with the new tables
+            assert await read.fetchval('SELECT email FROM "user"') == "r@example.com"
+        finally:
+            await read.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        for role in (app_role, reader):
+            await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        await admin.close()
