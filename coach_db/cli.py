@@ -243,10 +243,18 @@ def status() -> None:
 
 @app.command("deploy")
 @friendly
-def deploy_command() -> None:
+def deploy_command(
+    lock_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds to wait for another deploy's migration lock (DEPLOY_LOCK_TIMEOUT, 300).",
+            min=0.001,
+        ),
+    ] = None,
+) -> None:
     """Apply pending migrations (non-interactive, safe when several containers start at once)."""
     url = database_url()
-    applied = run(deploy(url))
+    applied = run(deploy(url, lock_timeout=lock_timeout))
     for name in applied:
         console.print(f"[green]Applied[/] {name}")
     console.print(f"Database {mask_url(url)} is up to date ({len(applied)} applied now).")

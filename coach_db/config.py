@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     # CLOSE ALL and pg_advisory_unlock_all(), one more round trip per query (1.5x slower small
     # queries), for services that SET session settings or take session locks on the pool.
     db_pool_reset: Literal["light", "full"] = "light"
+    # Seconds `coach-db deploy` waits for another deploy's migration lock (5 minutes: long
+    # enough for a migration that rewrites a big table, short enough to notice one that hangs).
+    deploy_lock_timeout: float = Field(default=300, gt=0)
 
 
 def get_settings() -> Settings:
