@@ -142,7 +142,8 @@ def studio(
         where = f"http://{_display_host(settings.studio_host)}:{settings.studio_port}/admin/"
         console.print(
             f"\n[bold green]Studio:[/] {where}\nSign in as a staff user: admin@example.com with "
-            "the password the first seed printed (or SEED_ADMIN_PASSWORD), or make one with "
+            "the password the first seed showed (SEED_ADMIN_PASSWORD, or without a terminal "
+            f"{home() / 'admin-password.txt'}), or make one with "
             "`coach-db createstaff EMAIL`. Ctrl-C stops the studio"
             + (" and the embedded servers." if need_postgres or need_redis else ".")
         )
@@ -357,10 +358,25 @@ def createstaff(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
+    password_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--password-file",
+            help="Read the password from the first line of this file (a Docker secret, "
+            "e.g. /run/secrets/studio_admin_password).",
+        ),
+    ] = None,
 ) -> None:
-    """Create a staff user for the studio (or make an existing user staff); asks for a password."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
+    """Create a staff user for the studio (or make an existing user staff); asks for a password.
+
+    Running it again for the same e-mail sets the new password.
+    """
+    if password_stdin and password_file:
+        raise CoachDbError("Pass either --password-stdin or --password-file, not both.")
+    if password_file is not None:
+        password = _read_password_file(password_file)
+    elif password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     if len(password) < 8:
@@ -368,6 +384,16 @@ def createstaff(
     created = run(_createstaff(email, username, password))
     verb = "Created" if created else "Updated"
     console.print(f"[green]{verb}[/] staff user {email.strip().lower()}.")
+
+
+def _read_password_file(path: Path) -> str:
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not text"
+        raise CoachDbError(f"Can't read the password file {path}: {reason}.") from None
+    # The first line: files written by echo or an editor end with a newline.
+    return text.splitlines()[0] if text.strip() else ""
 
 
 async def _createstaff(email: str, username: str | None, password: str) -> bool:

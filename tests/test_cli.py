@@ -155,6 +155,37 @@ async def test_createstaff_hashes_the_password_and_makes_staff(database_url: str
     assert "s3cret-pw" not in result.stdout + result.stderr
 
 
+async def test_createstaff_reads_the_password_from_a_secret_file(
+    database_url: str, tmp_path: Path
+) -> None:
+    secret = tmp_path / "studio_admin_password"
+    secret.write_text("from-a-docker-secret\n")  # as `echo ... > file` writes it
+    result = coach_db_cmd(
+        "createstaff", "boss@example.com", "--password-file", str(secret), url=database_url
+    )
+    assert result.returncode == 0, result.stderr
+    user = await User.get(email="boss@example.com")
+    assert user.is_staff and verify_password("from-a-docker-secret", user.password_hash)
+    assert "from-a-docker-secret" not in result.stdout + result.stderr
+
+
+def test_createstaff_password_file_errors_are_one_line(database_url: str, tmp_path: Path) -> None:
+    missing = coach_db_cmd(
+        "createstaff", "a@example.com", "--password-file", str(tmp_path / "nope"), url=database_url
+    )
+    assert missing.returncode == 1
+    assert missing.stderr.strip().startswith("Error: Can't read the password file")
+    both = coach_db_cmd(
+        "createstaff",
+        "a@example.com",
+        "--password-stdin",
+        "--password-file",
+        str(tmp_path / "nope"),
+        url=database_url,
+    )
+    assert both.returncode == 1 and "not both" in both.stderr
+
+
 async def test_createstaff_refuses_a_short_password(database_url: str) -> None:
     result = coach_db_cmd(
         "createstaff", "a@example.com", "--password-stdin", url=database_url, stdin="short\n"
