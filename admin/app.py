@@ -32,7 +32,7 @@ from admin.config import ADMIN_PATH, StudioSettings, get_studio_settings
 from admin.outages import OutageMiddleware
 from admin.resources import RESOURCES
 from admin.templating import render, use_studio_templates
-from coach_db.config import credentials_problem, mask_url, redact
+from coach_db.config import credentials_problem, mask_url, redact, remember_secrets
 
 logger = logging.getLogger("admin")
 
@@ -61,6 +61,7 @@ def redis_client(url: str, **options: Any) -> Redis:
     silently points the client at localhost)."""
     if problem := credentials_problem(url):
         raise RedisUrlInvalid(url, problem)
+    remember_secrets(url)  # scrubbed from log records from now on
     try:
         # A Redis that stopped answering gives the 503 page within seconds instead of a hang. A
         # burst of requests waits for a free connection (redis-py's default pool refuses the

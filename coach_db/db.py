@@ -30,8 +30,9 @@ from coach_db.errors import (
 )
 
 logger = logging.getLogger("coach_db")
-# Tortoise logs its connection settings (the URL with the password) at DEBUG.
-for _name in ("tortoise", "coach_db"):
+# Tortoise logs its connection settings (the URL with the password) at DEBUG; the others may
+# log an error message that quotes a URL. (A filter acts on its own logger's records only.)
+for _name in ("tortoise", "coach_db", "aerich", "admin", "uvicorn.error"):
     if not any(isinstance(f, SecretsFilter) for f in logging.getLogger(_name).filters):
         logging.getLogger(_name).addFilter(SecretsFilter())
 
