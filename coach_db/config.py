@@ -99,8 +99,10 @@ def mask_url(url: str) -> str:
     if not prefix and ":" in rest and password is None and not user:
         # Not a URL at all (`coach:secret`): keep what precedes the first colon only.
         return rest.split(":", 1)[0] + ":***"
-    if password is not None:
+    if password:
         credentials = f"{user}:***@"
+    elif password is not None:
+        credentials = f"{user}:@"  # an empty password (a local socket): nothing to hide
     elif user:
         credentials = "***@" if _RESERVED.search(user) else f"{user}@"
     else:
@@ -170,12 +172,17 @@ def database_url(url: str | None = None) -> str:
 # --- keeping passwords out of logs ------------------------------------------------------------
 
 _SEEN_SECRETS: set[str] = set()
+MIN_SCRUBBED = 4
 _URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]*")
 
 
 def remember_secrets(url: str) -> None:
-    """Note `url`'s password, so that SecretsFilter scrubs it from log records."""
-    _SEEN_SECRETS.update(url_secrets(url))
+    """Note `url`'s password, so that SecretsFilter scrubs it from log records.
+
+    Passwords shorter than MIN_SCRUBBED are not noted: replacing every "x" or "pw" in every log
+    line would garble the logs, and such a password protects nothing anyway.
+    """
+    _SEEN_SECRETS.update(s for s in url_secrets(url) if len(s) >= MIN_SCRUBBED)
 
 
 def scrub(text: str) -> str:
@@ -183,7 +190,9 @@ def scrub(text: str) -> str:
     text = _URL_IN_TEXT.sub(lambda m: mask_url(m.group(0)), text)
     for secret in sorted(_SEEN_SECRETS, key=len, reverse=True):
         # Tortoise's own masking keeps the first third of a password: take that out too.
-        text = text.replace(f"{secret[: len(secret) // 3]}***", "***").replace(secret, "***")
+        if len(secret) // 3 >= 2:  # (one character is no clue)
+            text = text.replace(f"{secret[: len(secret) // 3]}***", "***")
+        text = text.replace(secret, "***")
     return text
 
 

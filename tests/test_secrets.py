@@ -254,3 +254,13 @@ async def test_an_encoded_password_works_and_never_shows(
         output = result.stdout + result.stderr
         assert result.returncode == 0, output
         assert_no_piece(output, password, quote(password, safe=""))
+
+
+def test_short_passwords_do_not_garble_the_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """A one-letter password elsewhere in the process must not turn every "p" into ***."""
+    remember_secrets("postgres://u:p@127.0.0.1:1/d")
+    logger = logging.getLogger("test-secrets-short")
+    logger.addFilter(SecretsFilter())
+    with caplog.at_level(logging.DEBUG, logger=logger.name):
+        logger.debug("connected to postgres")
+    assert "connected to postgres" in caplog.text

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -151,10 +153,15 @@ def kill_everything_under(home: Path) -> None:
     psutil.wait_procs(victims, timeout=30)
 
 
-def test_studio_starts_again_after_its_process_group_was_killed(tmp_path: Path) -> None:
+def test_studio_starts_again_after_its_process_group_was_killed(
+    request: pytest.FixtureRequest,
+) -> None:
     """kill -9 of the whole studio and its servers (a crash, a reboot) leaves pid files that
     name dead processes: the next start recovers by itself."""
-    home, port = tmp_path / "home", free_port()
+    # Not under pytest's tmp_path: another pytest session on the machine resets the permissions
+    # of /tmp/pytest-of-<user>, which the embedded server's system user must traverse.
+    home, port = Path(tempfile.mkdtemp(prefix="coach-db-killed-")) / "home", free_port()
+    request.addfinalizer(lambda: shutil.rmtree(home.parent, ignore_errors=True))
     studio = start_studio(home, port)
     try:
         wait_until_up(studio, port)
