@@ -122,7 +122,12 @@ def pgbouncer(server_url: str) -> Iterator[str]:
         path.chmod(0o666)
     args = [PGBOUNCER, str(ini)]
     if os.geteuid() == 0:
-        args[1:1] = ["-u", "nobody"]
+        # PgBouncer refuses to run as root. Behind a Unix socket (the embedded server) it runs
+        # as the socket directory's owner, the only user who may reach it.
+        import pwd
+
+        owner = pwd.getpwuid(Path(host).stat().st_uid).pw_name if host.startswith("/") else ""
+        args[1:1] = ["-u", owner if owner and owner != "root" else "nobody"]
     server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         for _ in range(200):
