@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from coach_db.config import APP_LABEL, get_settings, tortoise_config
-from coach_db.errors import DeployLockTimeout, PendingMigrations
+from coach_db.errors import CoachDbError, DeployLockTimeout, PendingMigrations
 
 ROOT = Path(__file__).resolve().parent.parent
 TORTOISE_ORM_PATH = "coach_db.config.TORTOISE_ORM"
@@ -268,11 +268,17 @@ async def drop_project_objects(conn: asyncpg.Connection) -> list[str]:
     public CASCADE` lost all of that, and needs to own the extensions).
     """
     dropped: list[str] = []
-    async with conn.transaction():
-        for kind, query in _PROJECT_OBJECTS.items():
-            names = [row[0] for row in await conn.fetch(query)]
-            if names:
-                # The names come from regclass/regprocedure/regtype: already quoted.
-                await conn.execute(f"DROP {kind} IF EXISTS {', '.join(names)} CASCADE")
-                dropped += names
+    try:
+        async with conn.transaction():
+            for kind, query in _PROJECT_OBJECTS.items():
+                names = [row[0] for row in await conn.fetch(query)]
+                if names:
+                    # The names come from regclass/regprocedure/regtype: already quoted.
+                    await conn.execute(f"DROP {kind} IF EXISTS {', '.join(names)} CASCADE")
+                    dropped += names
+    except asyncpg.InsufficientPrivilegeError as exc:
+        raise CoachDbError(
+            f"Nothing was dropped: {exc}. Reset as the role that owns the objects of the schema "
+            "(or remove the others first)."
+        ) from None
     return dropped

@@ -282,3 +282,40 @@ async def test_reset_leaves_the_schema_usable_by_the_same_roles(server_url: str)
         for role in (app_role, reader):
             await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
         await admin.close()
+
+
+async def test_reset_of_objects_the_role_does_not_own_is_one_line_and_drops_nothing(
+    server_url: str, create_database: CreateDatabase
+) -> None:
+    suffix = uuid.uuid4().hex[:10]
+    role = f"coach_app_{suffix}"
+    url = await create_database()
+    admin = await asyncpg.connect(server_url)
+    await admin.execute(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER')
+    try:
+        owner = await asyncpg.connect(url)
+        try:
+            await owner.execute(f'GRANT CREATE, USAGE ON SCHEMA public TO "{role}"')
+            await owner.execute("CREATE TABLE someone_elses (id int)")
+        finally:
+            await owner.close()
+        parts = urlsplit(url)
+        role_url = urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}"))
+        assert coach_db_cmd("deploy", url=role_url).returncode == 0
+        result = coach_db_cmd("reset", "--yes", "--no-seed", url=role_url)
+        assert result.returncode == 1
+        assert result.stderr.startswith("Error: Nothing was dropped: must be owner of table")
+        assert "Traceback" not in result.stderr
+        assert await applied_versions(url) == migration_files()  # the role's tables stayed
+    finally:
+        await admin.close()
+        cleanup = await asyncpg.connect(url)
+        try:
+            await cleanup.execute(f'DROP OWNED BY "{role}" CASCADE')
+        finally:
+            await cleanup.close()
+        admin = await asyncpg.connect(server_url)
+        try:
+            await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        finally:
+            await admin.close()
