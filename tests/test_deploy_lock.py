@@ -22,14 +22,14 @@ import asyncpg
 import pytest
 
 from coach_db.schema import DEPLOY_LOCK_KEY, migration_files
-from tests.processes import IN_CI, ROOT, free_port
+from tests.processes import IN_CI, ROOT, free_port, subprocess_env
 
 CreateDatabase = Callable[[], Awaitable[str]]
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 
 
 def deploy_env(url: str, **extra: str) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": url, "COACH_DB_HOME": "/nonexistent", **extra}
+    return subprocess_env(url, **extra)
 
 
 async def deploy(url: str, *args: str, **env: str) -> tuple[int | None, str]:

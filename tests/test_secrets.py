@@ -7,7 +7,6 @@ must still mask them. The check: no 3-character piece of the password appears an
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterable
@@ -23,7 +22,7 @@ from admin.config import StudioSettings
 from coach_db.config import SecretsFilter, Settings, database_url, mask_url, remember_secrets
 from coach_db.db import connection_errors
 from coach_db.errors import CoachDbError
-from tests.processes import ROOT, free_port
+from tests.processes import ROOT, free_port, subprocess_env
 
 CreateDatabase = Callable[[], Awaitable[str]]
 
@@ -160,11 +159,16 @@ def run(
 
 
 def base_env(tmp_path: Path, **values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    # No studio of the developer's answers for the test.
-    env["COACH_DB_HOME"] = str(tmp_path / "home")
-    env["SEED_ADMIN_PASSWORD"] = "secrets-test-pw"
-    return {**env, **values}
+    # No studio of the developer's answers for the test; REDIS_URL only when given.
+    env = subprocess_env(
+        values.pop("DATABASE_URL", None),
+        home=tmp_path / "home",
+        SEED_ADMIN_PASSWORD="secrets-test-pw",
+        **values,
+    )
+    if "REDIS_URL" not in values:
+        env.pop("REDIS_URL", None)
+    return env
 
 
 def commands() -> list[tuple[str, list[str], str]]:
