@@ -32,7 +32,7 @@ from admin.config import ADMIN_PATH, StudioSettings, get_studio_settings
 from admin.outages import OutageMiddleware
 from admin.resources import RESOURCES
 from admin.templating import render, use_studio_templates
-from coach_db.config import mask_url
+from coach_db.config import credentials_problem, mask_url, redact, remember_secrets
 
 logger = logging.getLogger("admin")
 
@@ -42,9 +42,43 @@ _TITLES = {401: "Sign-in needed", 403: "Not allowed", 404: "Not found", 405: "No
 class RedisUnreachable(coach_db.CoachDbError):
     def __init__(self, url: str, reason: str) -> None:
         super().__init__(
-            f"Can't reach Redis at {mask_url(url)} ({reason}): the studio keeps its sign-ins "
-            "there. Start Redis or point REDIS_URL at it."
+            f"Can't reach Redis at {mask_url(url)} ({redact(reason, url)}): the studio keeps its "
+            "sign-ins there. Start Redis or point REDIS_URL at it."
         )
+
+
+class RedisUrlInvalid(coach_db.CoachDbError):
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(
+            f"REDIS_URL {mask_url(url)!r} is not a valid Redis URL: {reason}. "
+            "Expected redis://[:password@]host:6379/0 or unix:///path/to/redis.sock"
+        )
+
+
+def redis_client(url: str, **options: Any) -> Redis:
+    """A Redis client for `url`; a malformed URL is a RedisUrlInvalid that never shows the
+    password (redis-py's own message quotes it, and an un-encoded `/` or `#` in the password
+    silently points the client at localhost)."""
+    if problem := credentials_problem(url):
+        raise RedisUrlInvalid(url, problem)
+    remember_secrets(url)  # scrubbed from log records from now on
+    try:
+        # A Redis that stopped answering gives the 503 page within seconds instead of a hang. A
+        # burst of requests waits for a free connection (redis-py's default pool refuses the
+        # 101st at once).
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=64,
+            timeout=10,
+            socket_connect_timeout=5,
+            socket_timeout=5,
+            **options,
+        )
+    except ValueError as exc:
+        # Never the parser's message: it quotes pieces of the URL.
+        reason = "the port must be a number" if "port" in str(exc).lower() else "malformed"
+        raise RedisUrlInvalid(url, reason) from None
+    return Redis.from_pool(pool)
 
 
 def create_app(settings: StudioSettings | None = None, *, connect_db: bool = True) -> FastAPI:
@@ -85,7 +119,7 @@ def create_app(settings: StudioSettings | None = None, *, connect_db: bool = Tru
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = _redis_client(settings.redis_url, decode_responses=True)
+        redis = redis_client(settings.redis_url, decode_responses=True)
         try:
             await _ping(redis, settings.redis_url)
             await studio.configure(
@@ -112,15 +146,6 @@ def create_app(settings: StudioSettings | None = None, *, connect_db: bool = Tru
         return RedirectResponse(f"{ADMIN_PATH}/", status_code=HTTP_303_SEE_OTHER)
 
     return app
-
-
-def _redis_client(url: str, **options: Any) -> Redis:
-    # A Redis that stopped answering gives the 503 page within seconds instead of a hang. A burst
-    # of requests waits for a free connection (redis-py's default pool refuses the 101st at once).
-    pool = BlockingConnectionPool.from_url(
-        url, max_connections=64, timeout=10, socket_connect_timeout=5, socket_timeout=5, **options
-    )
-    return Redis.from_pool(pool)
 
 
 async def _ping(redis: Redis, url: str) -> None:
@@ -183,7 +208,7 @@ async def serve(
     assets.ensure()
     async with coach_db.connect(settings.database_url):
         pass  # fail here with coach_db's message rather than in uvicorn's traceback
-    redis = _redis_client(settings.redis_url)
+    redis = redis_client(settings.redis_url)
     try:
         await _ping(redis, settings.redis_url)
     finally:

@@ -15,7 +15,8 @@ ADMIN_PATH = "/admin"
 class StudioSettings(Settings):
     """coach_db's settings (DATABASE_URL, pool sizes) plus the studio's own."""
 
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    # repr=False: a logged or printed settings object never shows the password.
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", repr=False)
     # Every studio key in Redis starts with this, so one Redis can serve several studios.
     redis_prefix: str = "studio:"
     studio_host: str = "127.0.0.1"

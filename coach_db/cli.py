@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import sys
+import traceback
 from collections.abc import Callable, Coroutine
 from functools import wraps
 from pathlib import Path
@@ -14,10 +15,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
-from coach_db.config import database_url, mask_url
+from coach_db.config import database_url, mask_url, scrub
 from coach_db.errors import CoachDbError
 from coach_db.schema import check_drift, deploy, make_migration, migration_status
 
@@ -50,12 +52,17 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except (typer.Exit, typer.Abort):
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
-        except (CoachDbError, OSError, RuntimeError) as exc:
-            if _debug:
-                raise
-            console.print(f"[red]Error:[/] {exc}")
+        except Exception as exc:
+            if _debug or not isinstance(exc, (CoachDbError, OSError, RuntimeError)):
+                # Any URL in the traceback (a parser's message, a repr) loses its password.
+                trace = "".join(traceback.format_exception(exc))
+                print(scrub(trace), file=sys.stderr, end="")
+            else:
+                # Our own errors mask URLs already; an OSError may quote anything.
+                message = str(exc) if isinstance(exc, CoachDbError) else scrub(str(exc))
+                console.print(f"[red]Error:[/] {escape(message)}")
             raise typer.Exit(1) from None
 
     return wrapper
@@ -135,7 +142,8 @@ def studio(
         where = f"http://{_display_host(settings.studio_host)}:{settings.studio_port}/admin/"
         console.print(
             f"\n[bold green]Studio:[/] {where}\nSign in as a staff user: admin@example.com with "
-            "the password the first seed printed (or SEED_ADMIN_PASSWORD), or make one with "
+            "the password the first seed showed (SEED_ADMIN_PASSWORD, or without a terminal "
+            f"{home() / 'admin-password.txt'}), or make one with "
             "`coach-db createstaff EMAIL`. Ctrl-C stops the studio"
             + (" and the embedded servers." if need_postgres or need_redis else ".")
         )
@@ -236,10 +244,18 @@ def status() -> None:
 
 @app.command("deploy")
 @friendly
-def deploy_command() -> None:
+def deploy_command(
+    lock_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds to wait for another deploy's migration lock (DEPLOY_LOCK_TIMEOUT, 300).",
+            min=0.001,
+        ),
+    ] = None,
+) -> None:
     """Apply pending migrations (non-interactive, safe when several containers start at once)."""
     url = database_url()
-    applied = run(deploy(url))
+    applied = run(deploy(url, lock_timeout=lock_timeout))
     for name in applied:
         console.print(f"[green]Applied[/] {name}")
     console.print(f"Database {mask_url(url)} is up to date ({len(applied)} applied now).")
@@ -287,12 +303,11 @@ def reset(
 
 
 async def _drop_all(url: str) -> None:
-    from coach_db.schema import connect_raw
+    from coach_db.schema import connect_raw, drop_project_objects
 
     conn = await connect_raw(url)
     try:
-        # The whole schema, so tables, triggers and functions of any migration go too.
-        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        await drop_project_objects(conn)
     finally:
         await conn.close()
 
@@ -343,10 +358,25 @@ def createstaff(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
+    password_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--password-file",
+            help="Read the password from the first line of this file (a Docker secret, "
+            "e.g. /run/secrets/studio_admin_password).",
+        ),
+    ] = None,
 ) -> None:
-    """Create a staff user for the studio (or make an existing user staff); asks for a password."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
+    """Create a staff user for the studio (or make an existing user staff); asks for a password.
+
+    Running it again for the same e-mail sets the new password.
+    """
+    if password_stdin and password_file:
+        raise CoachDbError("Pass either --password-stdin or --password-file, not both.")
+    if password_file is not None:
+        password = _read_password_file(password_file)
+    elif password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     if len(password) < 8:
@@ -354,6 +384,16 @@ def createstaff(
     created = run(_createstaff(email, username, password))
     verb = "Created" if created else "Updated"
     console.print(f"[green]{verb}[/] staff user {email.strip().lower()}.")
+
+
+def _read_password_file(path: Path) -> str:
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not text"
+        raise CoachDbError(f"Can't read the password file {path}: {reason}.") from None
+    # The first line: files written by echo or an editor end with a newline.
+    return text.splitlines()[0] if text.strip() else ""
 
 
 async def _createstaff(email: str, username: str | None, password: str) -> bool:

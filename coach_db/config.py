@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,7 +15,11 @@ from coach_db.errors import DatabaseUrlInvalid, DatabaseUrlMissing
 
 MODELS_MODULE = "coach_db.models"
 APP_LABEL = "models"
-_CREDENTIALS = re.compile(r"(?P<user>[^:/?#@\s]*):(?P<password>[^@/\s]+)@")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+# Characters that URL parsers read as delimiters inside credentials; a space is not a URL
+# character at all.
+_RESERVED = re.compile(r"[/?#@\[\]\s]")
+_HOST_START = re.compile(r"[\w.\-\[\]%]*(?::\d*)?(?:[/?]|$)")
 _SCHEMES = {"postgres", "postgresql", "asyncpg", "postgresql+asyncpg"}
 
 
@@ -23,7 +28,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    database_url: str | None = None
+    # repr=False: a logged or printed Settings object never shows the password.
+    database_url: str | None = Field(default=None, repr=False)
     # Pool sizes and asyncpg's prepared-statement cache; set DB_STATEMENT_CACHE_SIZE=0 behind
     # PgBouncer in transaction mode. A value in the URL's query string wins over these.
     db_pool_min_size: int = Field(default=1, ge=0)
@@ -37,6 +43,9 @@ class Settings(BaseSettings):
     # CLOSE ALL and pg_advisory_unlock_all(), one more round trip per query (1.5x slower small
     # queries), for services that SET session settings or take session locks on the pool.
     db_pool_reset: Literal["light", "full"] = "light"
+    # Seconds `coach-db deploy` waits for another deploy's migration lock (5 minutes: long
+    # enough for a migration that rewrites a big table, short enough to notice one that hangs).
+    deploy_lock_timeout: float = Field(default=300, gt=0)
 
 
 def get_settings() -> Settings:
@@ -44,19 +53,82 @@ def get_settings() -> Settings:
     return Settings()
 
 
+def _credentials(url: str) -> tuple[str, str, str | None, str]:
+    """(`scheme://`, user, password or None, the rest after the credentials) of a raw URL.
+
+    Located in the raw string, not by a URL parser: the credentials run up to the LAST `@`, so
+    a password pasted without percent-encoding (`ab/cd`, `abc#def`, `p@ss:w0rd`) is still found
+    whole. Without an `@` there are no credentials.
+    """
+    url = url.strip()
+    scheme = _SCHEME.match(url)
+    prefix = scheme.group(0) if scheme else ""
+    body = url[len(prefix) :]
+    if "@" not in body:
+        return prefix, "", None, body
+    # The last `@` followed by something that can be a host; `@` in a query value comes later.
+    ats = [i for i, char in enumerate(body) if char == "@"]
+    at = next((i for i in reversed(ats) if _HOST_START.match(body, i + 1)), ats[-1])
+    userinfo, rest = body[:at], body[at + 1 :]
+    user, colon, password = userinfo.partition(":")
+    return prefix, user, password if colon else None, rest
+
+
+def url_secrets(url: str) -> list[str]:
+    """The password of `url` as written and percent-decoded (longest first), to scrub from text."""
+    _, user, password, _ = _credentials(url)
+    found = {password, unquote(password)} if password else set()
+    if password is None and _RESERVED.search(user):
+        found |= {user, unquote(user)}  # not a user name: an un-encoded secret, hide it
+    return sorted((s for s in found if s), key=len, reverse=True)
+
+
+def redact(text: str, url: str) -> str:
+    """`text` with every form of `url`'s password replaced by ***."""
+    for secret in url_secrets(url):
+        text = text.replace(secret, "***")
+    return text
+
+
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by *** and its query dropped, safe to log or show."""
-    # A regex rather than urlsplit alone, so that malformed URLs are masked too.
-    masked = _CREDENTIALS.sub(lambda m: f"{m['user']}:***@", url, count=1)
-    if masked.startswith("unix://"):
-        return masked.split("?", 1)[0]  # a socket path, nothing secret in it
-    try:
-        parts = urlsplit(masked)
-        # Keep a socket directory (it says where the server is); drop pool settings and secrets.
-        host = dict(parse_qsl(parts.query)).get("host")
-        return urlunsplit(parts._replace(query=f"host={host}" if host else ""))
-    except ValueError:
-        return masked.split("?", 1)[0]
+    """The URL with its password replaced by *** and its query dropped, safe to log or show.
+
+    Never raises: any string (malformed, or with an un-encoded password) is masked.
+    """
+    prefix, user, password, rest = _credentials(url)
+    if not prefix and ":" in rest and password is None and not user:
+        # Not a URL at all (`coach:secret`): keep what precedes the first colon only.
+        return rest.split(":", 1)[0] + ":***"
+    if password:
+        credentials = f"{user}:***@"
+    elif password is not None:
+        credentials = f"{user}:@"  # an empty password (a local socket): nothing to hide
+    elif user:
+        credentials = "***@" if _RESERVED.search(user) else f"{user}@"
+    else:
+        credentials = ""
+    where, _, query = rest.partition("?")
+    where = where.split("#", 1)[0]
+    # Keep a socket directory (it says where the server is); drop pool settings and secrets.
+    host = next((v for k, v in parse_qsl(query.split("#", 1)[0]) if k == "host"), None)
+    return f"{prefix}{credentials}{where}" + (f"?host={host}" if host else "")
+
+
+def credentials_problem(url: str) -> str | None:
+    """Why the user name or password of `url` cannot be read reliably, or None.
+
+    URL parsers disagree on un-encoded reserved characters (asyncpg splits at the first `@`,
+    urllib at the last; `/ ? #` end the host part), so such a URL would reach the wrong host or
+    fail with the parser's own message, which quotes the password.
+    """
+    _, user, password, _ = _credentials(url)
+    if _RESERVED.search(user) or (password and _RESERVED.search(password)):
+        return (
+            "the user name or password contains a character that must be percent-encoded "
+            "(/ ? # @ [ ] space as %2F %3F %23 %40 %5B %5D %20, "
+            "e.g. with Python's urllib.parse.quote(password, safe=''))"
+        )
+    return None
 
 
 def database_url(url: str | None = None) -> str:
@@ -68,11 +140,20 @@ def database_url(url: str | None = None) -> str:
     if not raw:
         raise DatabaseUrlMissing()
     masked = mask_url(raw)
+    if problem := credentials_problem(raw):
+        raise DatabaseUrlInvalid(masked, problem)
     try:
         parts = urlsplit(raw)
         parts.port  # noqa: B018 - raises ValueError on a non-numeric port
     except ValueError as exc:
-        raise DatabaseUrlInvalid(masked, str(exc)) from None
+        # Never the parser's own message: it quotes pieces of the URL (the password, too).
+        reason = (
+            "the port must be a number from 0 to 65535"
+            if "port" in str(exc).lower()
+            else "the host is malformed (an IPv6 address goes in [brackets])"
+        )
+        raise DatabaseUrlInvalid(masked, reason) from None
+    remember_secrets(raw)
     if parts.scheme not in _SCHEMES:
         raise DatabaseUrlInvalid(masked, f"unsupported scheme {parts.scheme or '(none)'!r}")
     query = dict(parse_qsl(parts.query))
@@ -86,6 +167,48 @@ def database_url(url: str | None = None) -> str:
     query.setdefault("timeout", str(settings.db_connect_timeout))
     # Tortoise and Aerich know postgres:// but not SQLAlchemy's postgresql+asyncpg://.
     return urlunsplit(parts._replace(scheme="postgres", query=urlencode(query)))
+
+
+# --- keeping passwords out of logs ------------------------------------------------------------
+
+_SEEN_SECRETS: set[str] = set()
+MIN_SCRUBBED = 4
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]*")
+
+
+def remember_secrets(url: str) -> None:
+    """Note `url`'s password, so that SecretsFilter scrubs it from log records.
+
+    Passwords shorter than MIN_SCRUBBED are not noted: replacing every "x" or "pw" in every log
+    line would garble the logs, and such a password protects nothing anyway.
+    """
+    _SEEN_SECRETS.update(s for s in url_secrets(url) if len(s) >= MIN_SCRUBBED)
+
+
+def scrub(text: str) -> str:
+    """`text` with every URL's password, and every password seen so far, replaced by ***."""
+    text = _URL_IN_TEXT.sub(lambda m: mask_url(m.group(0)), text)
+    for secret in sorted(_SEEN_SECRETS, key=len, reverse=True):
+        # Tortoise's own masking keeps the first third of a password: take that out too.
+        if len(secret) // 3 >= 2:  # (one character is no clue)
+            text = text.replace(f"{secret[: len(secret) // 3]}***", "***")
+        text = text.replace(secret, "***")
+    return text
+
+
+class SecretsFilter(logging.Filter):
+    """A logging filter that scrubs database passwords from every record it sees.
+
+    Tortoise logs its connection settings at DEBUG: the URL with a percent-encoded password in
+    full, a plain one with its first third showing.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = scrub(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
 
 
 def tortoise_config(url: str | None = None) -> dict[str, Any]:

@@ -14,7 +14,14 @@ from tortoise import Tortoise, connections
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import DBConnectionError
 
-from coach_db.config import database_url, get_settings, mask_url, tortoise_config
+from coach_db.config import (
+    SecretsFilter,
+    database_url,
+    get_settings,
+    mask_url,
+    redact,
+    tortoise_config,
+)
 from coach_db.errors import (
     DatabaseAccessDenied,
     DatabaseMissing,
@@ -23,6 +30,11 @@ from coach_db.errors import (
 )
 
 logger = logging.getLogger("coach_db")
+# Tortoise logs its connection settings (the URL with the password) at DEBUG; the others may
+# log an error message that quotes a URL. (A filter acts on its own logger's records only.)
+for _name in ("tortoise", "coach_db", "aerich", "admin", "uvicorn.error"):
+    if not any(isinstance(f, SecretsFilter) for f in logging.getLogger(_name).filters):
+        logging.getLogger(_name).addFilter(SecretsFilter())
 
 TABLES = ("user", "scenario", "conversation_session", "message")
 
@@ -46,9 +58,9 @@ def connection_errors(url: str) -> Iterator[None]:
         # Tortoise wraps only the missing-database case in DBConnectionError.
         raise DatabaseMissing(database, host, port) from None
     except asyncpg.InvalidAuthorizationSpecificationError as exc:  # also wrong password
-        raise DatabaseAccessDenied(host, port, masked, str(exc)) from None
+        raise DatabaseAccessDenied(host, port, masked, redact(str(exc), url)) from None
     except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-        raise DatabaseUnreachable(host, port, masked, _reason(exc)) from None
+        raise DatabaseUnreachable(host, port, masked, redact(_reason(exc), url)) from None
 
 
 async def _check(url: str) -> None:

@@ -38,6 +38,13 @@ class State:
     pid: int
     database_url: str | None
     redis_url: str | None
+    # Start time of `pid` (see _start_ticks), so that a reused pid is not taken for the studio.
+    started: int | None = None
+
+
+def _cmdline(pid: int) -> str:
+    """The command line of a live process; FileNotFoundError when it is gone."""
+    return Path(f"/proc/{pid}/cmdline").read_text(errors="replace").replace("\0", " ")
 
 
 def _alive(pid: int) -> bool:
@@ -57,7 +64,26 @@ def running_state(folder: Path | None = None) -> State | None:
         state = State(**json.loads(path.read_text()))
     except (OSError, ValueError, TypeError):
         return None
-    return state if _alive(state.pid) else None
+    return state if _alive(state.pid) and _same_process(state) else None
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When `pid` started (clock ticks since boot, /proc/<pid>/stat), None without /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: count from its end.
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def _same_process(state: State) -> bool:
+    """Whether state.pid is still the studio that wrote the state, not a process that reused
+    its pid after a crash or a container restart (the state file outlives its process)."""
+    if state.started is None:
+        return True
+    now = _start_ticks(state.pid)
+    return now is None or now == state.started
 
 
 def _wait_for_socket(path: Path, what: str, log: Path, timeout: float = 20) -> None:
@@ -156,8 +182,10 @@ class EmbeddedServers:
             pid = int(pidfile.read_text().strip())
         except (OSError, ValueError):
             return
-        with contextlib.suppress(ProcessLookupError):
-            if "redis-server" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
+        # A pid file that names a dead process (the server was killed too, or the machine
+        # restarted) has nothing to stop: /proc/<pid> is gone.
+        with contextlib.suppress(ProcessLookupError, FileNotFoundError, PermissionError):
+            if "redis-server" in _cmdline(pid):
                 os.kill(pid, signal.SIGTERM)
                 for _ in range(100):
                     if not _alive(pid):
@@ -185,7 +213,12 @@ class EmbeddedServers:
         except BaseException:
             self.stop()
             raise
-        state = State(pid=os.getpid(), database_url=self.database_url, redis_url=self.redis_url)
+        state = State(
+            pid=os.getpid(),
+            database_url=self.database_url,
+            redis_url=self.redis_url,
+            started=_start_ticks(os.getpid()),
+        )
         (self.folder / "state.json").write_text(json.dumps(asdict(state)))
         return self
 

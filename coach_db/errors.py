@@ -73,6 +73,17 @@ class PendingMigrations(CoachDbError):
         )
 
 
+class DeployLockTimeout(CoachDbError):
+    def __init__(self, waited: float, holder: str) -> None:
+        self.waited = waited
+        super().__init__(
+            f"Waited {waited:g} s for the migration lock, held by {holder}: another "
+            "`coach-db deploy` is still migrating, or hangs. Nothing was applied. Let it finish "
+            "(or end it: SELECT pg_terminate_backend(pid)), then deploy again; "
+            "DEPLOY_LOCK_TIMEOUT or --lock-timeout sets the wait."
+        )
+
+
 # --- conversations (coach_db.conversations): each refusal writes nothing ---------------------
 
 

@@ -13,8 +13,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from coach_db.config import APP_LABEL, tortoise_config
-from coach_db.errors import PendingMigrations
+from coach_db.config import APP_LABEL, get_settings, tortoise_config
+from coach_db.errors import CoachDbError, DeployLockTimeout, PendingMigrations
 
 ROOT = Path(__file__).resolve().parent.parent
 TORTOISE_ORM_PATH = "coach_db.config.TORTOISE_ORM"
@@ -86,8 +86,9 @@ def check_drift(
 # --- applied / pending / deploy, against a live database ------------------------------------
 
 MIGRATIONS = ROOT / "migrations"
-# pg_advisory_lock key held while migrating, so containers starting together migrate once.
+# pg_advisory_xact_lock key held while migrating, so containers starting together migrate once.
 DEPLOY_LOCK_KEY = 0x636F6163_68646200  # "coachdb\0"
+DEPLOY_APPLICATION_NAME = "coach-db deploy"
 # Tortoise's pool settings in our URLs; asyncpg would send them to the server as settings.
 _TORTOISE_PARAMS = {"minsize", "maxsize", "statement_cache_size", "timeout"}
 
@@ -113,12 +114,21 @@ def migration_files(migrations: Path = MIGRATIONS) -> list[str]:
     return sorted(files, key=lambda name: int(name.split("_")[0]))
 
 
-async def connect_raw(url: str) -> asyncpg.Connection:
-    """A plain asyncpg connection, with the same clear errors as coach_db.connect()."""
+async def connect_raw(url: str, application_name: str | None = None) -> asyncpg.Connection:
+    """A plain asyncpg connection, with the same clear errors as coach_db.connect().
+
+    It keeps the URL's statement_cache_size (0 behind PgBouncer in transaction mode, where
+    named prepared statements of one transaction are unknown in the next).
+    """
     from coach_db.db import connection_errors
 
+    query = dict(parse_qsl(urlsplit(url).query))
+    cache = int(query.get("statement_cache_size", 100))
+    settings = {"application_name": application_name} if application_name else None
     with connection_errors(url):
-        return await asyncpg.connect(asyncpg_dsn(url))
+        return await asyncpg.connect(
+            asyncpg_dsn(url), statement_cache_size=cache, server_settings=settings
+        )
 
 
 async def migration_status(url: str, migrations: Path = MIGRATIONS) -> MigrationStatus:
@@ -138,19 +148,66 @@ async def migration_status(url: str, migrations: Path = MIGRATIONS) -> Migration
     return MigrationStatus(applied=applied, pending=[f for f in files if f not in applied])
 
 
-async def deploy(url: str, migrations: Path = MIGRATIONS) -> list[str]:
-    """Apply pending migrations under an advisory lock; returns the ones this call applied."""
+async def deploy(
+    url: str, migrations: Path = MIGRATIONS, lock_timeout: float | None = None
+) -> list[str]:
+    """Apply pending migrations under the deploy lock; returns the ones this call applied.
+
+    The lock is a transaction-level advisory lock held by an open transaction on a connection
+    of its own: it holds behind PgBouncer in transaction mode (which pins the server connection
+    to an open transaction, where a session-level lock stays on a pooled server connection
+    whatever the client does) and ends with the transaction, also when the process dies.
+    Waiting for it is bounded by `lock_timeout` seconds (default DEPLOY_LOCK_TIMEOUT); then
+    DeployLockTimeout says who holds it. Needs two connections: the lock's and Aerich's.
+    """
     from aerich import Command  # imported here: it patches asyncio policy on import
 
-    lock = await connect_raw(url)
+    if lock_timeout is None:
+        lock_timeout = get_settings().deploy_lock_timeout
+    lock = await connect_raw(url, application_name=DEPLOY_APPLICATION_NAME)
     try:
-        await lock.execute("SELECT pg_advisory_lock($1)", DEPLOY_LOCK_KEY)
-        if not (await migration_status(url, migrations)).pending:
-            return []
-        async with Command(tortoise_config(url), app=APP_LABEL, location=str(migrations)) as cmd:
-            return await cmd.upgrade(run_in_transaction=True)
+        async with lock.transaction():
+            # SET LOCAL: the timeout ends with this transaction, also behind PgBouncer.
+            await lock.execute(f"SET LOCAL lock_timeout = '{max(1, round(lock_timeout * 1000))}ms'")
+            try:
+                await lock.execute("SELECT pg_advisory_xact_lock($1)", DEPLOY_LOCK_KEY)
+            except asyncpg.LockNotAvailableError:
+                raise DeployLockTimeout(lock_timeout, await _lock_holder(url)) from None
+            if not (await migration_status(url, migrations)).pending:
+                return []
+            async with Command(
+                tortoise_config(url), app=APP_LABEL, location=str(migrations)
+            ) as cmd:
+                applied: list[str] = await cmd.upgrade(run_in_transaction=True)
+                return applied
     finally:
-        await lock.close()  # closing the session releases the advisory lock
+        await lock.close()
+
+
+async def _lock_holder(url: str) -> str:
+    """Who holds the deploy lock, for the timeout message (best effort)."""
+    try:
+        conn = await connect_raw(url)
+    except Exception:  # only a better message is at stake
+        return "unknown"
+    try:
+        row = await conn.fetchrow(
+            "SELECT a.pid, a.application_name, a.client_addr::text AS addr, "
+            "date_trunc('second', now() - a.xact_start)::text AS held "
+            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted "
+            "AND l.classid = ($1::bigint >> 32)::oid AND l.objid = ($1::bigint & 4294967295)::oid",
+            DEPLOY_LOCK_KEY,
+        )
+    except asyncpg.PostgresError:
+        return "unknown"
+    finally:
+        await conn.close()
+    if row is None:
+        return "nobody now (it was just released: run it again)"
+    name = row["application_name"] or "a client"
+    where = row["addr"] or "a local socket"
+    return f"{name} (server pid {row['pid']}, from {where}, for {row['held']})"
 
 
 async def make_migration(url: str, name: str, migrations: Path = MIGRATIONS) -> str | None:
@@ -171,3 +228,57 @@ async def make_migration(url: str, name: str, migrations: Path = MIGRATIONS) -> 
         return await cmd.migrate(name, no_input=True, offline=True) or None
     finally:
         await cmd.aclose()
+
+
+# Objects in the current schema that no extension owns (an extension's tables, functions and
+# types go with the extension, and the extension stays).
+_NOT_FROM_EXTENSION = """
+    NOT EXISTS (SELECT 1 FROM pg_depend d
+                WHERE d.classid = {catalog}::regclass AND d.objid = {oid} AND d.deptype = 'e')
+"""
+_PROJECT_OBJECTS = {
+    "VIEW": "SELECT c.oid::regclass::text FROM pg_class c WHERE c.relkind = 'v' AND "
+    "c.relnamespace = current_schema()::regnamespace AND "
+    + _NOT_FROM_EXTENSION.format(catalog="'pg_class'", oid="c.oid"),
+    "MATERIALIZED VIEW": "SELECT c.oid::regclass::text FROM pg_class c WHERE c.relkind = 'm' "
+    "AND c.relnamespace = current_schema()::regnamespace AND "
+    + _NOT_FROM_EXTENSION.format(catalog="'pg_class'", oid="c.oid"),
+    "TABLE": "SELECT c.oid::regclass::text FROM pg_class c WHERE c.relkind IN ('r', 'p') "
+    "AND NOT c.relispartition AND c.relnamespace = current_schema()::regnamespace AND "
+    + _NOT_FROM_EXTENSION.format(catalog="'pg_class'", oid="c.oid"),
+    "SEQUENCE": "SELECT c.oid::regclass::text FROM pg_class c WHERE c.relkind = 'S' AND "
+    "c.relnamespace = current_schema()::regnamespace AND "
+    + _NOT_FROM_EXTENSION.format(catalog="'pg_class'", oid="c.oid"),
+    "ROUTINE": "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.prokind IN ('f', 'p') "
+    "AND p.pronamespace = current_schema()::regnamespace AND "
+    + _NOT_FROM_EXTENSION.format(catalog="'pg_proc'", oid="p.oid"),
+    "TYPE": "SELECT t.oid::regtype::text FROM pg_type t WHERE t.typtype IN ('e', 'd', 'c') "
+    "AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c') "
+    "AND t.typnamespace = current_schema()::regnamespace AND "
+    + _NOT_FROM_EXTENSION.format(catalog="'pg_type'", oid="t.oid"),
+}
+
+
+async def drop_project_objects(conn: asyncpg.Connection) -> list[str]:
+    """Drop every table, view, sequence, routine and type of the current schema, in one
+    transaction; returns what was dropped.
+
+    The schema itself stays, with its owner, grants and default privileges, and so do the
+    extensions installed in it: the same roles can use the database as before (`DROP SCHEMA
+    public CASCADE` lost all of that, and needs to own the extensions).
+    """
+    dropped: list[str] = []
+    try:
+        async with conn.transaction():
+            for kind, query in _PROJECT_OBJECTS.items():
+                names = [row[0] for row in await conn.fetch(query)]
+                if names:
+                    # The names come from regclass/regprocedure/regtype: already quoted.
+                    await conn.execute(f"DROP {kind} IF EXISTS {', '.join(names)} CASCADE")
+                    dropped += names
+    except asyncpg.InsufficientPrivilegeError as exc:
+        raise CoachDbError(
+            f"Nothing was dropped: {exc}. Reset as the role that owns the objects of the schema "
+            "(or remove the others first)."
+        ) from None
+    return dropped

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 import coach_db
 from coach_db import CoachDbError
+from coach_db.embedded import home
 from seed import (
     DEFAULT_DEMO,
     DEFAULT_RANDOM_SEED,
@@ -37,7 +40,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         ),
         epilog=(
             "SEED_ADMIN_PASSWORD sets the admin's password (and resets it on a re-run); "
-            "without it a new admin gets a generated password, printed once."
+            "without it a new admin gets a generated password, printed once on a terminal, "
+            "else written to admin-password.txt (mode 0600) in COACH_DB_HOME."
         ),
     )
     parser.add_argument(
@@ -81,7 +85,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m seed") -> int
         # The seed runs in one transaction, which the cancelled task rolls back.
         print(f"{prog}: interrupted, nothing was changed.", file=sys.stderr)
         return 130
-    print_summary(result, Console())
+    # A generated password goes to the terminal, never into a log: without a terminal
+    # (a container, CI, a pipe) it is written to a file only its owner can read.
+    print_summary(
+        result, Console(), password_file=None if sys.stdout.isatty() else password_file_path
+    )
     return 0
 
 
@@ -97,8 +105,11 @@ async def _run(demo: int, random_seed: int) -> SeedResult:
         )
 
 
-def print_summary(result: SeedResult, console: Console) -> None:
-    """The table of what was created, updated or left alone, then the one-time admin password."""
+def print_summary(
+    result: SeedResult, console: Console, password_file: Callable[[], Path] | None = None
+) -> None:
+    """The table of what was created, updated or left alone, then the one-time admin password
+    (or, with `password_file`, the path of the 0600 file it was written to)."""
     table = Table(title="Seed summary", title_justify="left")
     table.add_column("Rows")
     for action in Action:
@@ -118,7 +129,17 @@ def print_summary(result: SeedResult, console: Console) -> None:
             f"in {result.demo_seconds:.2f} s ({rate:,.0f} messages/s)."
         )
     console.print(f"Done in {result.seconds:.2f} s.")
-    if result.generated_admin_password:
+    if result.generated_admin_password and password_file is not None:
+        path = save_password(password_file(), result.generated_admin_password)
+        console.print(
+            f"\nGenerated a password for {data.ADMIN_USER['email']}: it is in {path} (readable "
+            "by its owner only). Store it, then delete the file; or set one with `coach-db "
+            "createstaff`.",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,  # the path on one line, so that it copies cleanly
+        )
+    elif result.generated_admin_password:
         console.print(
             f"\nGenerated a password for {data.ADMIN_USER['email']}; it is shown only this once "
             "(set SEED_ADMIN_PASSWORD to choose your own):",
@@ -128,3 +149,18 @@ def print_summary(result: SeedResult, console: Console) -> None:
         console.print(
             result.generated_admin_password, markup=False, highlight=False, soft_wrap=True
         )
+
+
+def password_file_path() -> Path:
+    """Where a generated admin password goes when there is no terminal to show it on."""
+    return home() / "admin-password.txt"
+
+
+def save_password(path: Path, password: str) -> Path:
+    """Write `password` to `path`, readable and writable by the owner only (0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+    with os.fdopen(fd, "w") as file:
+        file.write(password + "\n")
+    return path

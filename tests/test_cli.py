@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -153,6 +155,37 @@ async def test_createstaff_hashes_the_password_and_makes_staff(database_url: str
     assert "s3cret-pw" not in result.stdout + result.stderr
 
 
+async def test_createstaff_reads_the_password_from_a_secret_file(
+    database_url: str, tmp_path: Path
+) -> None:
+    secret = tmp_path / "studio_admin_password"
+    secret.write_text("from-a-docker-secret\n")  # as `echo ... > file` writes it
+    result = coach_db_cmd(
+        "createstaff", "boss@example.com", "--password-file", str(secret), url=database_url
+    )
+    assert result.returncode == 0, result.stderr
+    user = await User.get(email="boss@example.com")
+    assert user.is_staff and verify_password("from-a-docker-secret", user.password_hash)
+    assert "from-a-docker-secret" not in result.stdout + result.stderr
+
+
+def test_createstaff_password_file_errors_are_one_line(database_url: str, tmp_path: Path) -> None:
+    missing = coach_db_cmd(
+        "createstaff", "a@example.com", "--password-file", str(tmp_path / "nope"), url=database_url
+    )
+    assert missing.returncode == 1
+    assert missing.stderr.strip().startswith("Error: Can't read the password file")
+    both = coach_db_cmd(
+        "createstaff",
+        "a@example.com",
+        "--password-stdin",
+        "--password-file",
+        str(tmp_path / "nope"),
+        url=database_url,
+    )
+    assert both.returncode == 1 and "not both" in both.stderr
+
+
 async def test_createstaff_refuses_a_short_password(database_url: str) -> None:
     result = coach_db_cmd(
         "createstaff", "a@example.com", "--password-stdin", url=database_url, stdin="short\n"
@@ -177,3 +210,112 @@ def test_every_command_has_help() -> None:
     for command in ["check", "status", "deploy", "migrate", "reset", "createstaff", "generate"]:
         result = coach_db_cmd(command, "--help", url=None)
         assert result.returncode == 0 and "Usage" in result.stdout, command
+
+
+async def test_reset_leaves_the_schema_usable_by_the_same_roles(server_url: str) -> None:
+    """A non-superuser application role owns the database; a reader role has grants and
+    default privileges; an extension lives in the schema. After `coach-db reset` (run as the
+    application role) all of that is still there and works on the new tables."""
+    suffix = uuid.uuid4().hex[:10]
+    app_role, reader, database = f"coach_app_{suffix}", f"coach_ro_{suffix}", f"coach_rs_{suffix}"
+    admin = await asyncpg.connect(server_url)
+    await admin.execute(f'CREATE ROLE "{app_role}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE')
+    await admin.execute(f'CREATE ROLE "{reader}" LOGIN NOSUPERUSER')
+    await admin.execute(f'CREATE DATABASE "{database}" OWNER "{app_role}"')
+    owner_url = urlunsplit(urlsplit(server_url)._replace(path=f"/{database}"))
+    parts = urlsplit(owner_url)
+    host = parts.netloc.rpartition("@")[2]
+    app_url = urlunsplit(parts._replace(netloc=f"{app_role}@{host}"))
+    reader_url = urlunsplit(parts._replace(netloc=f"{reader}@{host}"))
+    try:
+        setup = await asyncpg.connect(owner_url)  # as the superuser, like a DBA
+        try:
+            await setup.execute("CREATE EXTENSION citext SCHEMA public")
+            await setup.execute(f'GRANT USAGE ON SCHEMA public TO "{reader}"')
+            await setup.execute(
+                f'ALTER DEFAULT PRIVILEGES FOR ROLE "{app_role}" IN SCHEMA public '
+                f'GRANT SELECT ON TABLES TO "{reader}"'
+            )
+            schema_owner = await setup.fetchval(
+                "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'public'"
+            )
+        finally:
+            await setup.close()
+        deployed = coach_db_cmd("deploy", url=app_url)
+        assert deployed.returncode == 0, deployed.stderr
+        result = coach_db_cmd("reset", "--yes", "--no-seed", url=app_url)
+        assert result.returncode == 0, result.stderr
+        assert await applied_versions(app_url) == migration_files()
+
+        after = await asyncpg.connect(owner_url)
+        try:
+            assert (
+                await after.fetchval(
+                    "SELECT extnamespace::regnamespace::text FROM pg_extension "
+                    "WHERE extname = 'citext'"
+                )
+                == "public"
+            )
+            assert (
+                await after.fetchval(
+                    "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'public'"
+                )
+                == schema_owner
+            )
+        finally:
+            await after.close()
+        app = await asyncpg.connect(app_url)
+        try:  # the application role writes, as before
+            await app.execute(
+                "INSERT INTO \"user\" (email, username) VALUES ('r@example.com', 'R')"
+            )
+            assert await app.fetchval("SELECT 'A'::citext = 'a'::citext")
+        finally:
+            await app.close()
+        read = await asyncpg.connect(reader_url)
+        try:  # the reader's grants came back with the new tables
+            assert await read.fetchval('SELECT email FROM "user"') == "r@example.com"
+        finally:
+            await read.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        for role in (app_role, reader):
+            await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        await admin.close()
+
+
+async def test_reset_of_objects_the_role_does_not_own_is_one_line_and_drops_nothing(
+    server_url: str, create_database: CreateDatabase
+) -> None:
+    suffix = uuid.uuid4().hex[:10]
+    role = f"coach_app_{suffix}"
+    url = await create_database()
+    admin = await asyncpg.connect(server_url)
+    await admin.execute(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER')
+    try:
+        owner = await asyncpg.connect(url)
+        try:
+            await owner.execute(f'GRANT CREATE, USAGE ON SCHEMA public TO "{role}"')
+            await owner.execute("CREATE TABLE someone_elses (id int)")
+        finally:
+            await owner.close()
+        parts = urlsplit(url)
+        role_url = urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}"))
+        assert coach_db_cmd("deploy", url=role_url).returncode == 0
+        result = coach_db_cmd("reset", "--yes", "--no-seed", url=role_url)
+        assert result.returncode == 1
+        assert result.stderr.startswith("Error: Nothing was dropped: must be owner of table")
+        assert "Traceback" not in result.stderr
+        assert await applied_versions(url) == migration_files()  # the role's tables stayed
+    finally:
+        await admin.close()
+        cleanup = await asyncpg.connect(url)
+        try:
+            await cleanup.execute(f'DROP OWNED BY "{role}" CASCADE')
+        finally:
+            await cleanup.close()
+        admin = await asyncpg.connect(server_url)
+        try:
+            await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        finally:
+            await admin.close()

@@ -84,13 +84,55 @@ def test_the_schema_check_can_fail(compose_schema: dict[str, Any]) -> None:
 
 def test_services_and_startup_order(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"db", "redis", "migrate", "admin"}
+    assert set(services) == {"db", "redis", "migrate", "seed", "createstaff", "admin"}
     assert services["migrate"]["depends_on"] == {"db": {"condition": "service_healthy"}}
     assert services["admin"]["depends_on"] == {
         "migrate": {"condition": "service_completed_successfully"},
         "redis": {"condition": "service_healthy"},
     }
-    assert services["migrate"]["restart"] == "no"
+    for name in ("seed", "createstaff"):
+        assert services[name]["depends_on"] == {
+            "migrate": {"condition": "service_completed_successfully"}
+        }, name
+    for name in ("migrate", "seed", "createstaff"):
+        assert services[name]["restart"] == "no", name
+
+
+def default_services(compose: dict[str, Any]) -> dict[str, Any]:
+    """What a plain `docker compose up` (no --profile) starts: production."""
+    return {n: s for n, s in compose["services"].items() if not s.get("profiles")}
+
+
+def test_production_up_applies_migrations_and_nothing_else(compose: dict[str, Any]) -> None:
+    production = default_services(compose)
+    assert set(production) == {"db", "redis", "migrate", "admin"}
+    assert production["migrate"]["command"] == ["coach-db", "deploy"]
+    commands = [_cli_words(s["command"]) for s in production.values() if "command" in s]
+    assert not any(c[:2] == ["coach-db", "seed"] for words in commands for c in words)
+    for service in production.values():  # no development password reaches production
+        assert "SEED_ADMIN_PASSWORD" not in service.get("environment", {})
+
+
+def test_the_development_seed_runs_only_in_the_dev_profile(compose: dict[str, Any]) -> None:
+    seed = compose["services"]["seed"]
+    assert seed["profiles"] == ["dev"]
+    assert seed["command"] == ["coach-db", "seed"]
+
+
+def test_the_first_staff_account_comes_from_a_secret_file(compose: dict[str, Any]) -> None:
+    service = compose["services"]["createstaff"]
+    assert service["profiles"] == ["setup"]  # run on request, not by `up`
+    assert service["secrets"] == ["studio_admin_password"]
+    command = service["command"]
+    assert command[:2] == ["coach-db", "createstaff"]
+    assert command[command.index("--password-file") + 1] == "/run/secrets/studio_admin_password"
+    secret = compose["secrets"]["studio_admin_password"]["file"]
+    assert secret == "${STUDIO_ADMIN_PASSWORD_FILE:-./studio_admin_password.txt}"
+    default = secret.split(":-", 1)[1].rstrip("}").removeprefix("./")
+    ignored = (ROOT / ".gitignore").read_text().split() + (
+        ROOT / ".dockerignore"
+    ).read_text().split()
+    assert ignored.count(default) == 2  # neither committed nor copied into the image
 
 
 def test_postgres_is_pinned_to_a_major_version_with_a_named_volume(
@@ -121,7 +163,7 @@ def test_studio_port_and_urls_line_up(compose: dict[str, Any]) -> None:
     db_env = services["db"]["environment"]
     user, database = db_env["POSTGRES_USER"], db_env["POSTGRES_DB"]
     expected = f"postgres://{user}:${{POSTGRES_PASSWORD}}@db:5432/{database}"
-    for name in ("migrate", "admin"):
+    for name in ("migrate", "seed", "createstaff", "admin"):
         assert services[name]["environment"]["DATABASE_URL"] == expected, name
     assert "${POSTGRES_PASSWORD:?" in db_env["POSTGRES_PASSWORD"]  # no default password
 
@@ -144,12 +186,13 @@ def _cli_words(command: list[str] | str) -> list[list[str]]:
 def test_container_commands_are_real_cli_commands(compose: dict[str, Any]) -> None:
     commands = [
         cmd
-        for service in ("migrate", "admin")
+        for service in ("migrate", "seed", "createstaff", "admin")
         for cmd in _cli_words(compose["services"][service]["command"])
     ]
     assert [c[:2] for c in commands] == [
         ["coach-db", "deploy"],
         ["coach-db", "seed"],
+        ["coach-db", "createstaff"],
         ["coach-db", "studio"],
     ]
     for cmd in commands:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -43,5 +44,14 @@ def test_embedded_servers_are_found_stopped_and_keep_their_data(tmp_path: Path) 
 def test_a_stale_state_file_of_a_dead_process_is_ignored(tmp_path: Path) -> None:
     (tmp_path / "state.json").write_text(
         '{"pid": 999999999, "database_url": "postgres://x@/y?host=/nope", "redis_url": null}'
+    )
+    assert running_state(tmp_path) is None
+
+
+def test_a_state_file_whose_pid_was_reused_is_ignored(tmp_path: Path) -> None:
+    """After a crash or a container restart another process may hold the studio's old pid."""
+    (tmp_path / "state.json").write_text(
+        f'{{"pid": {os.getpid()}, "database_url": "postgres://x@/y?host=/nope", '
+        '"redis_url": null, "started": 1}'
     )
     assert running_state(tmp_path) is None

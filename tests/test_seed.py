@@ -429,7 +429,7 @@ class Run:
 
 async def run_cli(*args: str, url: str | None, tmp_path: Path) -> Run:
     """The real command in a clean environment (and a cwd without .env)."""
-    env = subprocess_env(url, PYTHONPATH=str(ROOT))
+    env = subprocess_env(url, home=tmp_path / "home", PYTHONPATH=str(ROOT))
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -506,16 +506,20 @@ def test_cli_on_database_without_migrations_says_to_run_aerich_upgrade(
     )
 
 
-async def test_cli_seeds_and_ends_with_the_generated_admin_password(
+async def test_cli_without_a_terminal_writes_the_generated_password_to_a_private_file(
     database_url: str, raw: asyncpg.Connection, tmp_path: Path
 ) -> None:
+    """In a container the output is a log: the password goes to a 0600 file, not the log."""
     result = await run_cli("--demo", url=database_url, tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Seed summary" in result.stdout
     assert "20 conversations" in result.stdout  # --demo alone means 20
-    assert "Generated a password for admin@example.com" in result.stdout
-    password = result.stdout.strip().splitlines()[-1]
+    path = tmp_path / "home" / "admin-password.txt"
+    assert f"Generated a password for admin@example.com: it is in {path}" in result.stdout
+    assert path.stat().st_mode & 0o777 == 0o600
+    password = path.read_text().strip()
     assert verify_password(password, await password_hash(raw, ADMIN))
+    assert password not in result.stdout + result.stderr
 
 
 async def test_summary_counts_rows_per_kind_and_shows_the_password_only_once() -> None:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 import asyncpg
+import psutil
 import pytest
 
 from coach_db.embedded import running_state
@@ -134,3 +138,48 @@ def test_a_port_in_use_is_a_clear_message(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"Port {port} on 127.0.0.1 is already in use" in result.stderr
     assert processes_under(tmp_path) == []  # nothing was started
+
+
+def kill_everything_under(home: Path) -> None:
+    """SIGKILL every process of the embedded servers, as a reboot or the OOM killer would."""
+    victims = [
+        proc
+        for proc in psutil.process_iter(["cmdline"])
+        if str(home) in " ".join(proc.info["cmdline"] or [])
+    ]
+    for proc in victims:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(victims, timeout=30)
+
+
+def test_studio_starts_again_after_its_process_group_was_killed(
+    request: pytest.FixtureRequest,
+) -> None:
+    """kill -9 of the whole studio and its servers (a crash, a reboot) leaves pid files that
+    name dead processes: the next start recovers by itself."""
+    # Not under pytest's tmp_path: another pytest session on the machine resets the permissions
+    # of /tmp/pytest-of-<user>, which the embedded server's system user must traverse.
+    home, port = Path(tempfile.mkdtemp(prefix="coach-db-killed-")) / "home", free_port()
+    request.addfinalizer(lambda: shutil.rmtree(home.parent, ignore_errors=True))
+    studio = start_studio(home, port)
+    try:
+        wait_until_up(studio, port)
+    finally:
+        if studio.poll() is None:
+            os.killpg(studio.pid, signal.SIGKILL)
+        studio.communicate(timeout=60)
+        kill_everything_under(home)
+    stale = int((home / "redis" / "redis.pid").read_text())
+    assert not psutil.pid_exists(stale) or psutil.Process(stale).status() == "zombie"
+
+    studio = start_studio(home, port)
+    try:
+        wait_until_up(studio, port)
+        state = running_state(home)
+        assert state is not None and state.pid == studio.pid
+    finally:
+        output = ctrl_c(studio)
+    assert studio.returncode == 0, output
+    assert "Studio stopped." in output
+    assert processes_under(home) == []

@@ -1,0 +1,203 @@
+"""`coach-db deploy`'s migration lock: one deploy at a time, a bounded wait, and behind PgBouncer.
+
+PgBouncer (Debian's `pgbouncer`, `.ci/run` installs it) is started by the tests on a free port
+in transaction pooling mode in front of the test server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from coach_db.schema import DEPLOY_LOCK_KEY, migration_files
+from tests.processes import IN_CI, ROOT, free_port, subprocess_env
+
+CreateDatabase = Callable[[], Awaitable[str]]
+PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+
+
+def deploy_env(url: str, **extra: str) -> dict[str, str]:
+    return subprocess_env(url, **extra)
+
+
+async def deploy(url: str, *args: str, **env: str) -> tuple[int | None, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "coach_db",
+        "deploy",
+        *args,
+        env=deploy_env(url, **env),
+        cwd=ROOT,
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    # A guard against a hang (the bug this file is about), not a timing assertion.
+    _, err = await asyncio.wait_for(proc.communicate(), timeout=240)
+    return proc.returncode, err.decode()
+
+
+def applied_now(stderr: str) -> int:
+    return int(stderr.rsplit("(", 1)[1].split()[0])
+
+
+async def applied_versions(url: str) -> list[str]:
+    conn = await asyncpg.connect(url.split("?")[0], statement_cache_size=0)
+    try:
+        if await conn.fetchval("SELECT to_regclass('aerich')") is None:
+            return []
+        return [r["version"] for r in await conn.fetch("SELECT version FROM aerich ORDER BY id")]
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
+async def lock_held(url: str) -> AsyncIterator[None]:
+    """Hold the deploy lock the way a deploy does (an open transaction), from another client."""
+    conn = await asyncpg.connect(url.split("?")[0], statement_cache_size=0)
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", DEPLOY_LOCK_KEY)
+            yield
+    finally:
+        await conn.close()
+
+
+def with_database(url: str, database: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+def _pgbouncer_answers(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def pgbouncer(server_url: str) -> Iterator[str]:
+    """A PgBouncer in transaction mode in front of the test server; yields its server URL."""
+    if not Path(PGBOUNCER).exists():
+        message = "pgbouncer is not installed (apt-get install pgbouncer; .ci/run does)"
+        if IN_CI:  # CI must run it: fail rather than skip
+            pytest.fail(message)
+        pytest.skip(message)
+    parts = urlsplit(server_url)
+    query = dict(parse_qsl(parts.query))
+    host = parts.hostname or query.get("host", "127.0.0.1")
+    server_port = parts.port or int(query.get("port", 5432))
+    user = parts.username or "postgres"
+    port = free_port()
+    # Not under pytest's tmp_path: PgBouncer refuses to run as root, and the user it switches
+    # to must read its files.
+    folder = Path(tempfile.mkdtemp(prefix="coach-db-pgbouncer-"))
+    folder.chmod(0o777)
+    (folder / "users.txt").write_text(f'"{user}" ""\n')
+    ini = folder / "pgbouncer.ini"
+    ini.write_text(
+        "[databases]\n"
+        f"* = host={host} port={server_port}\n"
+        "[pgbouncer]\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        f"auth_type = trust\nauth_file = {folder / 'users.txt'}\n"
+        "pool_mode = transaction\ndefault_pool_size = 6\nmax_client_conn = 100\n"
+        f"logfile = {folder / 'pgbouncer.log'}\npidfile = {folder / 'pgbouncer.pid'}\n"
+    )
+    for path in folder.iterdir():
+        path.chmod(0o666)
+    args = [PGBOUNCER, str(ini)]
+    if os.geteuid() == 0:
+        # PgBouncer refuses to run as root. Behind a Unix socket (the embedded server) it runs
+        # as the socket directory's owner, the only user who may reach it.
+        import pwd
+
+        owner = pwd.getpwuid(Path(host).stat().st_uid).pw_name if host.startswith("/") else ""
+        args[1:1] = ["-u", owner if owner and owner != "root" else "nobody"]
+    server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(200):
+            if _pgbouncer_answers(port) or server.poll() is not None:
+                break
+            time.sleep(0.05)
+        if server.poll() is not None:
+            log = folder / "pgbouncer.log"
+            text = log.read_text() if log.exists() else ""
+            pytest.fail(f"pgbouncer did not start: {server.stderr.read()!r} {text}")
+        yield f"postgres://{user}@127.0.0.1:{port}/postgres"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def through(pgbouncer: str, direct_url: str) -> str:
+    """The database of `direct_url`, reached through PgBouncer (no prepared statements)."""
+    database = urlsplit(direct_url).path.lstrip("/")
+    return with_database(pgbouncer, database) + "?statement_cache_size=0"
+
+
+# --- direct -----------------------------------------------------------------------------------
+
+
+async def test_a_held_lock_gives_a_clear_timeout_message(create_database: CreateDatabase) -> None:
+    url = await create_database()
+    async with lock_held(url):
+        code, err = await deploy(url, "--lock-timeout", "1")
+    assert code == 1, err
+    assert "Waited 1 s for the migration lock, held by" in err
+    assert "Nothing was applied" in err and "Traceback" not in err
+    assert await applied_versions(url) == []
+
+
+async def test_deploy_lock_timeout_comes_from_the_environment(
+    create_database: CreateDatabase,
+) -> None:
+    url = await create_database()
+    async with lock_held(url):
+        code, err = await deploy(url, DEPLOY_LOCK_TIMEOUT="0.5")
+    assert code == 1 and "Waited 0.5 s for the migration lock" in err, err
+
+
+# --- through PgBouncer in transaction mode ---------------------------------------------------
+
+
+async def test_two_deploys_through_pgbouncer_migrate_once_and_release_the_lock(
+    pgbouncer: str, create_database: CreateDatabase
+) -> None:
+    url = through(pgbouncer, await create_database())
+    outputs = await asyncio.gather(deploy(url), deploy(url))
+    assert [code for code, _ in outputs] == [0, 0], outputs
+    assert sorted(applied_now(err) for _, err in outputs) == [0, len(migration_files())]
+    assert await applied_versions(url) == migration_files()
+    # The lock ended with the deploys: a session-level lock would stay on a pooled server
+    # connection, and this deploy would wait for it forever.
+    code, err = await deploy(url)
+    assert (code, applied_now(err)) == (0, 0), err
+
+
+async def test_a_held_lock_times_out_through_pgbouncer(
+    pgbouncer: str, create_database: CreateDatabase
+) -> None:
+    url = through(pgbouncer, await create_database())
+    async with lock_held(url):
+        code, err = await deploy(url, "--lock-timeout", "1")
+    assert code == 1, err
+    assert "Waited 1 s for the migration lock, held by" in err
+    assert await applied_versions(url) == []
+    code, err = await deploy(url)  # and once it is released, the deploy goes through
+    assert (code, applied_now(err)) == (0, len(migration_files())), err
