@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from coach_db.schema import DEPLOY_LOCK_KEY, migration_files
+from coach_db.schema import DEPLOY_LOCK_KEY, asyncpg_dsn, migration_files
 from tests.processes import IN_CI, ROOT, free_port, subprocess_env
 
 CreateDatabase = Callable[[], Awaitable[str]]
@@ -54,7 +54,7 @@ def applied_now(stderr: str) -> int:
 
 
 async def applied_versions(url: str) -> list[str]:
-    conn = await asyncpg.connect(url.split("?")[0], statement_cache_size=0)
+    conn = await asyncpg.connect(asyncpg_dsn(url), statement_cache_size=0)
     try:
         if await conn.fetchval("SELECT to_regclass('aerich')") is None:
             return []
@@ -66,7 +66,7 @@ async def applied_versions(url: str) -> list[str]:
 @asynccontextmanager
 async def lock_held(url: str) -> AsyncIterator[None]:
     """Hold the deploy lock the way a deploy does (an open transaction), from another client."""
-    conn = await asyncpg.connect(url.split("?")[0], statement_cache_size=0)
+    conn = await asyncpg.connect(asyncpg_dsn(url), statement_cache_size=0)
     try:
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", DEPLOY_LOCK_KEY)
