@@ -149,7 +149,8 @@ class ConversationSession(Model):
     class Meta:
         table = "conversation_session"
         ordering = ["-started_at", "-id"]
-        indexes = [Index(fields=("user_id", "started_at"))]
+        # (started_at, id): the studio's newest-first session list reads it backwards.
+        indexes = [Index(fields=("user_id", "started_at")), Index(fields=("started_at", "id"))]
 
     def __str__(self) -> str:
         return f"Session {self.id} ({self.status})"
@@ -204,7 +205,12 @@ class Message(Model):
     class Meta:
         table = "message"
         ordering = ["timestamp", "id"]
-        indexes = [Index(fields=("session_id", "timestamp", "id"))]
+        # (timestamp, id): the studio's message list and the dashboard's latest message, which
+        # otherwise scan and sort the whole table (1.3-1.8 s at 10M messages).
+        indexes = [
+            Index(fields=("session_id", "timestamp", "id")),
+            Index(fields=("timestamp", "id")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:40]}"

@@ -264,7 +264,8 @@ async def migrate_to_2_then(create_database: Any, before_3: str) -> tuple[str, A
     migrations = ROOT / "migrations" / "models"
     third = next(migrations.glob("3_*.py"))
     assert run_aerich("upgrade", url=url).returncode == 0
-    assert run_aerich("downgrade", "--yes", url=url).returncode == 0  # back to 2
+    # back to 2 (-v 3 reverts 3 itself, and whatever came after it)
+    assert run_aerich("downgrade", "-v", "3", "--yes", url=url).returncode == 0
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(before_3)

@@ -17,6 +17,15 @@ from tests.processes import subprocess_env
 CHECKS = "SELECT conname FROM pg_constraint WHERE contype = 'c' AND conrelid <> 0"
 TRIGGERS = "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
 FUNCTIONS = "SELECT proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace"
+INDEXES = "SELECT indexname || ' ' || indexdef FROM pg_indexes WHERE schemaname = 'public'"
+
+# Migration 4 (studio_indexes): newest-first studio lists and the latest message, by name.
+STUDIO_INDEXES = {
+    "idx_conversatio_started_be669c CREATE INDEX idx_conversatio_started_be669c ON "
+    "public.conversation_session USING btree (started_at, id)",
+    "idx_message_timesta_b99ce8 CREATE INDEX idx_message_timesta_b99ce8 ON "
+    'public.message USING btree ("timestamp", id)',
+}
 
 # What each hand-written migration adds, by name.
 CONSTRAINTS_CHECKS = {
@@ -105,12 +114,14 @@ async def test_upgrade_builds_the_schema_on_an_empty_database(
         }
         checks = await names(conn, CHECKS)
         triggers = await names(conn, TRIGGERS)
+        indexes = await names(conn, INDEXES)
         applied = await conn.fetchval("SELECT count(*) FROM aerich")
     finally:
         await conn.close()
     assert tables == {"user", "scenario", "conversation_session", "message", "aerich"}
     assert checks == CONSTRAINTS_CHECKS | TRIGGERS_CHECKS | INVARIANTS_CHECKS
     assert triggers == TRIGGERS_TRIGGERS
+    assert indexes >= STUDIO_INDEXES
     assert applied == len(migration_files(ROOT))
 
 
@@ -121,6 +132,9 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
     assert run_aerich("upgrade", url=url).returncode == 0
     conn = await asyncpg.connect(url)
     try:
+        down = run_aerich("downgrade", "--yes", url=url)  # studio_indexes
+        assert down.returncode == 0, down.stderr
+        assert STUDIO_INDEXES.isdisjoint(await names(conn, INDEXES))
         down = run_aerich("downgrade", "--yes", url=url)  # invariants
         assert down.returncode == 0, down.stderr
         found = [await names(conn, q) for q in (CHECKS, TRIGGERS, FUNCTIONS)]
@@ -148,6 +162,7 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
             TRIGGERS_FUNCTIONS,
         ]
         assert found == everything
+        assert await names(conn, INDEXES) >= STUDIO_INDEXES
     finally:
         await conn.close()
 
