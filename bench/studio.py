@@ -146,6 +146,8 @@ async def ensure_database(server: str, size: Size, log: Callable[[str], None]) -
         finally:
             await conn.close()
         log(f"  built in {time.perf_counter() - started:.0f} s")
+    else:  # a database built by an older checkout gets this one's migrations
+        _cli("deploy", env=env)
     return url
 
 

@@ -20,7 +20,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from coach_db.config import database_url, mask_url, scrub
-from coach_db.errors import CoachDbError
+from coach_db.errors import CoachDbError, PendingMigrations
 from coach_db.schema import check_drift, deploy, make_migration, migration_status
 
 app = typer.Typer(
@@ -139,6 +139,9 @@ def studio(
             if run(_count_users(url)) == 0:
                 console.print("The database is empty: seeding it.")
                 _run_seed(demo=20, random_seed=None)
+        elif pending := run(migration_status(url)).pending:
+            # The models would ask for columns the database lacks: every such page a 500.
+            raise PendingMigrations(pending)
         where = f"http://{_display_host(settings.studio_host)}:{settings.studio_port}/admin/"
         console.print(
             f"\n[bold green]Studio:[/] {where}\nSign in as a staff user: admin@example.com with "

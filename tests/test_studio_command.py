@@ -14,6 +14,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import psutil
@@ -183,3 +184,31 @@ def test_studio_starts_again_after_its_process_group_was_killed(
     assert studio.returncode == 0, output
     assert "Studio stopped." in output
     assert processes_under(home) == []
+
+
+async def test_studio_without_migrating_refuses_a_database_behind_the_migrations(
+    create_database: Any, redis_url: str, tmp_path: Path
+) -> None:
+    """--no-migrate on a database at migration 2: one line naming the pending ones, no studio
+    whose pages would fail on the columns the models expect."""
+    from tests.conftest import run_aerich
+
+    url = await create_database()
+    assert run_aerich("upgrade", url=url).returncode == 0
+    assert run_aerich("downgrade", "-v", "3", "--yes", url=url).returncode == 0
+    done = _studio_no_migrate(url, redis_url, tmp_path)
+    assert done.returncode != 0
+    assert "behind the committed migrations (3_" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def _studio_no_migrate(url: str, redis_url: str, home: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "coach_db", "studio", "--no-migrate", "--port", str(free_port())],
+        cwd=ROOT,
+        env=subprocess_env(url, home=home, REDIS_URL=redis_url),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
