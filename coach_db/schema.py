@@ -236,19 +236,23 @@ _NOT_FROM_EXTENSION = """
     NOT EXISTS (SELECT 1 FROM pg_depend d
                 WHERE d.classid = {catalog}::regclass AND d.objid = {oid} AND d.deptype = 'e')
 """
+
+
+def _relations(relkinds: str, also: str = "") -> str:
+    """The current schema's relations of these pg_class.relkind values, no extension's."""
+    return (
+        "SELECT c.oid::regclass::text FROM pg_class c "
+        f"WHERE c.relkind IN ({relkinds}) {also}"
+        "AND c.relnamespace = current_schema()::regnamespace AND "
+        + _NOT_FROM_EXTENSION.format(catalog="'pg_class'", oid="c.oid")
+    )
+
+
 _PROJECT_OBJECTS = {
-    "VIEW": "SELECT c.oid::regclass::text FROM pg_class c WHERE c.relkind = 'v' AND "
-    "c.relnamespace = current_schema()::regnamespace AND "
-    + _NOT_FROM_EXTENSION.format(catalog="'pg_class'", oid="c.oid"),
-    "MATERIALIZED VIEW": "SELECT c.oid::regclass::text FROM pg_class c WHERE c.relkind = 'm' "
-    "AND c.relnamespace = current_schema()::regnamespace AND "
-    + _NOT_FROM_EXTENSION.format(catalog="'pg_class'", oid="c.oid"),
-    "TABLE": "SELECT c.oid::regclass::text FROM pg_class c WHERE c.relkind IN ('r', 'p') "
-    "AND NOT c.relispartition AND c.relnamespace = current_schema()::regnamespace AND "
-    + _NOT_FROM_EXTENSION.format(catalog="'pg_class'", oid="c.oid"),
-    "SEQUENCE": "SELECT c.oid::regclass::text FROM pg_class c WHERE c.relkind = 'S' AND "
-    "c.relnamespace = current_schema()::regnamespace AND "
-    + _NOT_FROM_EXTENSION.format(catalog="'pg_class'", oid="c.oid"),
+    "VIEW": _relations("'v'"),
+    "MATERIALIZED VIEW": _relations("'m'"),
+    "TABLE": _relations("'r', 'p'", "AND NOT c.relispartition "),
+    "SEQUENCE": _relations("'S'"),
     "ROUTINE": "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.prokind IN ('f', 'p') "
     "AND p.pronamespace = current_schema()::regnamespace AND "
     + _NOT_FROM_EXTENSION.format(catalog="'pg_proc'", oid="p.oid"),
