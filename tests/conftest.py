@@ -24,6 +24,17 @@ ROOT = Path(__file__).resolve().parent.parent
 LOCAL_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`@pytest.mark.once` tests run in CI's first pass only: the second pass (embedded servers)
+    checks the package against another server, not the slow topology/scale tests again."""
+    if os.environ.get("COACH_DB_TEST_SERVER") != "embedded":
+        return
+    skip = pytest.mark.skip(reason="marked once: runs in the local-servers pass")
+    for item in items:
+        if item.get_closest_marker("once"):
+            item.add_marker(skip)
+
+
 def _local_server_answers() -> bool:
     try:
         with socket.create_connection(("127.0.0.1", 5432), timeout=0.5):
