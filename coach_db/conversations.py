@@ -83,6 +83,8 @@ from datetime import datetime
 from typing import Any, Final
 
 from asyncpg import CheckViolationError, ForeignKeyViolationError
+from pydantic import TypeAdapter
+from pydantic_core import from_json
 from tortoise import connections
 from tortoise.backends.asyncpg.client import TransactionWrapper
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -114,12 +116,14 @@ from coach_db.models import (
     SessionStatus,
     User,
 )
-from coach_db.types import UserWithSessions
+from coach_db.types import MessageRead, UserWithSessions
 
 # The trigger's error for a message after its session's end (see the module docstring).
 _AFTER_END = "message_not_after_session_end"
 _ROLES = ", ".join(repr(role.value) for role in MessageRole)
 _ROLE_BY_VALUE: Final = {role.value: role for role in MessageRole}
+# transcript()'s pages: pydantic-core validates the rows in one call, no ORM objects.
+_MESSAGE_PAGE: Final = TypeAdapter(list[MessageRead])
 
 # Each operation is a single statement; the WHERE clauses make the refusals atomic with the
 # write (a session ending or a scenario being deactivated concurrently cannot slip between a
@@ -256,7 +260,7 @@ async def add_message(
         content=content,
         timestamp=rows[0]["timestamp"],
         audio_url=None,
-        metadata=json.loads(metadata_json),
+        metadata=from_json(metadata_json),  # what a read gives back (tuples as lists...)
     )
 
 
@@ -289,11 +293,11 @@ async def end_session(
 
 async def transcript(
     session: ConversationSession | int,
-    after: Message | tuple[datetime, int] | None = None,
+    after: Message | MessageRead | tuple[datetime, int] | None = None,
     limit: int = 50,
     *,
-    before: Message | tuple[datetime, int] | None = None,
-) -> list[Message]:
+    before: Message | MessageRead | tuple[datetime, int] | None = None,
+) -> list[MessageRead]:
     """One page of a session's messages in time order (ties by id), after the cursor `after`.
 
     Keyset pagination: pass the last message of a page (or its `(timestamp, id)`) to get the
@@ -302,6 +306,9 @@ async def transcript(
     instead gives the page that ends just before a message (still in time order), for paging
     backwards. `limit` is at most MAX_TRANSCRIPT_PAGE: a larger one is a ValueError rather
     than silently capped, which would make a full page look like the last one.
+
+    The messages are `MessageRead`s (what `MessageRead.from_tortoise_orm` gives, validated by
+    pydantic-core straight from the rows), not ORM objects: cheaper to build per row.
     """
     if not 1 <= limit <= MAX_TRANSCRIPT_PAGE:
         raise ValueError(f"limit must be between 1 and {MAX_TRANSCRIPT_PAGE}, not {limit}")
@@ -315,7 +322,9 @@ async def transcript(
     else:
         query, args = _FIRST_PAGE, [session_id, limit]
     rows = await _run(_db(), "transcript", query, args, read_only=True)
-    return [Message._init_from_db(**row) for row in rows]
+    return _MESSAGE_PAGE.validate_python(
+        [{**row, "metadata": from_json(row["metadata"])} for row in rows]
+    )
 
 
 async def user_history(
@@ -352,24 +361,24 @@ def _db() -> BaseDBAsyncClient:
 
 async def _run(
     db: BaseDBAsyncClient, operation: str, query: str, args: list[Any], *, read_only: bool = False
-) -> list[dict[str, Any]]:
+) -> list[Any]:
     """The rows of one statement; a lost connection becomes DatabaseConnectionLost.
+
+    Rows are asyncpg records for a read, dicts for a write: both index by column name.
 
     A read-only statement outside a transaction is sent once more on a lost connection (a
     PostgreSQL restart leaves dead connections in the pool; the pool replaces the one that
     failed). A write is never resent: it may have been committed before the connection broke.
     """
     try:
-        rows: list[dict[str, Any]] = await db.execute_query_dict(query, args)
-        return rows
+        return await _fetch(db, query, args, read_only)
     except Exception as exc:
         if not connection_lost(exc):
             raise
         first = exc
     if read_only and not isinstance(db, TransactionWrapper):
         try:
-            rows = await db.execute_query_dict(query, args)
-            return rows
+            return await _fetch(db, query, args, read_only)
         except Exception as exc:
             if not connection_lost(exc):
                 raise
@@ -379,12 +388,20 @@ async def _run(
     raise DatabaseConnectionLost(operation, reason, maybe_written=maybe_written) from first
 
 
+async def _fetch(db: BaseDBAsyncClient, query: str, args: list[Any], read_only: bool) -> list[Any]:
+    if read_only:
+        # The driver's records as they are: execute_query_dict copies each into a dict.
+        return list((await db.execute_query(query, args))[1])
+    # execute_query would run an INSERT or UPDATE without returning its RETURNING rows.
+    return await db.execute_query_dict(query, args)
+
+
 def _pk(obj: User | Scenario | ConversationSession | int) -> int:
     return obj if isinstance(obj, int) else int(obj.pk)
 
 
-def _cursor(at: Message | tuple[datetime, int]) -> tuple[datetime, int]:
-    return (at.timestamp, at.id) if isinstance(at, Message) else at
+def _cursor(at: Message | MessageRead | tuple[datetime, int]) -> tuple[datetime, int]:
+    return at if isinstance(at, tuple) else (at.timestamp, at.id)
 
 
 async def _not_active(db: BaseDBAsyncClient, session_id: int) -> Exception:

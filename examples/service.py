@@ -7,7 +7,7 @@ from datetime import datetime
 
 import coach_db
 from coach_db import ConversationSession, Message, MessageRole, Scenario, SessionStatus, User
-from coach_db.types import ScenarioRead, SessionRead, UserWithSessions
+from coach_db.types import MessageRead, ScenarioRead, SessionRead, UserWithSessions
 
 
 async def active_scenarios() -> list[Scenario]:
@@ -32,8 +32,8 @@ async def finish(session: ConversationSession) -> int | None:
     return ended.duration_seconds
 
 
-async def read_all(session: ConversationSession) -> list[Message]:
-    messages: list[Message] = []
+async def read_all(session: ConversationSession) -> list[MessageRead]:
+    messages: list[MessageRead] = []
     while page := await coach_db.transcript(session, after=messages[-1] if messages else None):
         messages += page
     return messages
