@@ -611,7 +611,7 @@ def main() -> None:
         args.out.write_text(text + "\n")
     if args.png:
         day = f"{datetime.now(UTC):%Y-%m-%d}"
-        title = f"coach-db vs raw asyncpg, {day}, {os.cpu_count()} shared cores, {load}"
+        title = f"coach-db vs raw asyncpg, {day}, {os.cpu_count()} shared cores\n{load}"
         chart(results, title, args.png)
 
 
