@@ -65,7 +65,7 @@ def _json_loads(text: str | bytes) -> Any:
     return from_json(text)
 
 
-def utc_datetime(**kwargs: Any) -> fields.DatetimeField:
+def utc_datetime(**kwargs: Any) -> fields.DatetimeField[Any]:  # Any: nullable or not
     """A DatetimeField whose values are read as asyncpg decodes timestamptz: aware UTC datetimes.
 
     Tortoise runs DatetimeField.to_python_value on every value read, which only moves asyncpg's
