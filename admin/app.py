@@ -24,6 +24,7 @@ from starlette.status import (
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
+from starlette.types import ASGIApp, Receive, Scope, Send
 from tortoise.exceptions import DoesNotExist
 
 import coach_db
@@ -81,6 +82,24 @@ def redis_client(url: str, **options: Any) -> Redis:
     return Redis.from_pool(pool)
 
 
+class ReplicaReadsMiddleware:
+    """Only list pages and the dashboard may read from a replica (DATABASE_REPLICA_URL); every
+    other request (forms, saves, deletes, the transcript, sign-in) reads the primary, so a form
+    never shows, or a save never starts from, a row older than the one just written."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", "")).rstrip("/")
+        may_lag = scope["type"] == "http" and scope.get("method") in ("GET", "HEAD")
+        if may_lag and (path.endswith("/list") or path in ("", ADMIN_PATH)):
+            await self.app(scope, receive, send)
+            return
+        with coach_db.primary():
+            await self.app(scope, receive, send)
+
+
 def create_app(settings: StudioSettings | None = None, *, connect_db: bool = True) -> FastAPI:
     """The studio as an ASGI app: `/` redirects to the data browser at `/admin/`.
 
@@ -107,6 +126,7 @@ def create_app(settings: StudioSettings | None = None, *, connect_db: bool = Tru
     studio.include_router(views.router)
     studio.include_router(fastapi_admin_routes)
     studio.register_resources(*RESOURCES)
+    studio.add_middleware(ReplicaReadsMiddleware)
     studio.add_middleware(auth.CSRFMiddleware, settings=settings)
     studio.add_middleware(OutageMiddleware)  # a retried GET runs every layer inside again
     studio.add_exception_handler(HTTPException, _http_error)

@@ -31,6 +31,7 @@ from tortoise.exceptions import ValidationError
 
 from admin.config import StudioSettings
 from admin.templating import render
+from coach_db.db import primary
 from coach_db.models import User
 from coach_db.passwords import hash_password, verify_password
 
@@ -113,7 +114,8 @@ async def load_staff(request: Request) -> None:
     if value is None:
         return
     user_id, _, stamp = str(value).partition(":")
-    user = await User.get_or_none(pk=int(user_id)) if user_id.isdigit() else None
+    with primary():  # a replica may not have the new staff user or password yet
+        user = await User.get_or_none(pk=int(user_id)) if user_id.isdigit() else None
     if (
         user is None
         or not user.is_staff

@@ -400,7 +400,7 @@ async def bulk_delete(request: Request, model: ModelOf, _: ResourceOf, ids: str 
 
 async def _delete(model: type[Model], keys: list[int]) -> Response:
     try:
-        async with in_transaction():
+        async with in_transaction("default"):  # named: replicas are connections too
             deleted = await model.filter(pk__in=keys).delete()
     except IntegrityError:
         return JSONResponse(
@@ -428,7 +428,7 @@ async def _save(
     if errors:
         return None, errors
     try:
-        async with in_transaction():
+        async with in_transaction("default"):  # named: replicas are connections too
             if obj is None:
                 obj = await model.create(**values)
             else:

@@ -112,7 +112,7 @@ async def _clear(user_ids: list[int]) -> None:
 async def _orm_load(
     sessions: list[DemoSession], user_ids: list[int], scenario_ids: dict[str, int]
 ) -> None:
-    async with in_transaction() as conn:
+    async with in_transaction("default") as conn:  # named: replicas are connections too
         await conn.execute_query("SET LOCAL coach_db.backfill = 'on'")  # ended sessions
         for session in sessions:
             row = await ConversationSession.create(

@@ -7,7 +7,7 @@ from coach_db.conversations import (
     transcript,
     user_history,
 )
-from coach_db.db import close_db, connect, init_db, lifespan
+from coach_db.db import close_db, connect, init_db, lifespan, primary, transaction
 from coach_db.errors import (
     CoachDbError,
     ConversationError,
@@ -60,7 +60,9 @@ __all__ = [
     "end_session",
     "init_db",
     "lifespan",
+    "primary",
     "start_session",
+    "transaction",
     "transcript",
     "user_history",
 ]

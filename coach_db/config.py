@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     # Seconds `coach-db deploy` waits for another deploy's migration lock (5 minutes: long
     # enough for a migration that rewrites a big table, short enough to notice one that hangs).
     deploy_lock_timeout: float = Field(default=300, gt=0)
+    # Streaming replicas for reads, comma-separated (see replica_urls()). Unset: no replicas.
+    database_replica_url: str | None = Field(default=None, repr=False)
+    # Seconds a replica may trail the primary and still serve reads; beyond it, and while it
+    # does not answer, reads go to the primary (with a warning in the log).
+    database_replica_max_lag: float = Field(default=10, gt=0)
+    # Seconds between two checks of every replica's state and lag (one query per replica and
+    # one on the primary each time).
+    database_replica_check_interval: float = Field(default=1, gt=0)
 
 
 def get_settings() -> Settings:
@@ -131,8 +139,11 @@ def credentials_problem(url: str) -> str | None:
     return None
 
 
-def database_url(url: str | None = None) -> str:
-    """`url` or DATABASE_URL, validated and normalised for Tortoise, with the pool settings."""
+def database_url(url: str | None = None, *, variable: str = "DATABASE_URL") -> str:
+    """`url` or DATABASE_URL, validated and normalised for Tortoise, with the pool settings.
+
+    `variable` names the setting in error messages (DATABASE_REPLICA_URL for a replica).
+    """
     settings = get_settings()
     raw = (url or settings.database_url or "").strip()
     if not raw and (state := running_state()) and state.database_url:
@@ -141,7 +152,7 @@ def database_url(url: str | None = None) -> str:
         raise DatabaseUrlMissing()
     masked = mask_url(raw)
     if problem := credentials_problem(raw):
-        raise DatabaseUrlInvalid(masked, problem)
+        raise DatabaseUrlInvalid(masked, problem, variable)
     try:
         parts = urlsplit(raw)
         parts.port  # noqa: B018 - raises ValueError on a non-numeric port
@@ -152,21 +163,36 @@ def database_url(url: str | None = None) -> str:
             if "port" in str(exc).lower()
             else "the host is malformed (an IPv6 address goes in [brackets])"
         )
-        raise DatabaseUrlInvalid(masked, reason) from None
+        raise DatabaseUrlInvalid(masked, reason, variable) from None
     remember_secrets(raw)
     if parts.scheme not in _SCHEMES:
-        raise DatabaseUrlInvalid(masked, f"unsupported scheme {parts.scheme or '(none)'!r}")
+        raise DatabaseUrlInvalid(
+            masked, f"unsupported scheme {parts.scheme or '(none)'!r}", variable
+        )
     query = dict(parse_qsl(parts.query))
     if not parts.hostname and "host" not in query:
-        raise DatabaseUrlInvalid(masked, "no host")
+        raise DatabaseUrlInvalid(masked, "no host", variable)
     if not parts.path.strip("/"):
-        raise DatabaseUrlInvalid(masked, "no database name after the host")
+        raise DatabaseUrlInvalid(masked, "no database name after the host", variable)
     query.setdefault("minsize", str(settings.db_pool_min_size))
     query.setdefault("maxsize", str(settings.db_pool_max_size))
     query.setdefault("statement_cache_size", str(settings.db_statement_cache_size))
     query.setdefault("timeout", str(settings.db_connect_timeout))
     # Tortoise and Aerich know postgres:// but not SQLAlchemy's postgresql+asyncpg://.
     return urlunsplit(parts._replace(scheme="postgres", query=urlencode(query)))
+
+
+# A comma followed by a scheme starts the next replica URL; other commas (a multi-host URL,
+# an encoded password) stay inside their URL.
+_NEXT_URL = re.compile(r",\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
+def replica_urls(urls: str | None = None) -> list[str]:
+    """The replicas of `urls` or DATABASE_REPLICA_URL (comma-separated), validated and
+    normalised like DATABASE_URL; an empty list when unset."""
+    raw = (urls if urls is not None else get_settings().database_replica_url) or ""
+    found = [u.strip() for u in _NEXT_URL.split(raw.strip()) if u.strip()]
+    return [database_url(u, variable="DATABASE_REPLICA_URL") for u in found]
 
 
 # --- keeping passwords out of logs ------------------------------------------------------------

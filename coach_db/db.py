@@ -1,18 +1,28 @@
-"""Connection lifecycle (connect, init_db, close_db, lifespan) with errors that say what to do."""
+"""Connection lifecycle (connect, init_db, close_db, lifespan) with errors that say what to do,
+and the routing of reads to streaming replicas (ReplicaRouter, primary())."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import itertools
 import logging
 import socket
+import time
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
 from tortoise import Tortoise, connections
+from tortoise.backends.base.client import TransactionalDBClient, TransactionContext
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import DBConnectionError
+from tortoise.transactions import in_transaction
 
 from coach_db.config import (
     SecretsFilter,
@@ -20,6 +30,7 @@ from coach_db.config import (
     get_settings,
     mask_url,
     redact,
+    replica_urls,
     tortoise_config,
 )
 from coach_db.errors import (
@@ -95,15 +106,213 @@ async def _light_reset(connection: asyncpg.Connection) -> None:
     """
 
 
-def pool_config(url: str) -> dict[str, Any]:
-    """The Tortoise configuration of init_db(): tortoise_config() with the pool's reset."""
+def pool_config(url: str, replicas: list[str] | None = None) -> dict[str, Any]:
+    """The Tortoise configuration of init_db(): tortoise_config() with the pool's reset, plus a
+    connection per replica ("replica_1", ...) and the ReplicaRouter when there are replicas.
+
+    Aerich and `coach-db deploy` use tortoise_config(): they never see a replica.
+    """
     config = tortoise_config(url)
+    for number, replica in enumerate(replicas or [], start=1):
+        config["connections"][f"{REPLICA_PREFIX}{number}"] = replica
+    if replicas:
+        config["routers"] = [ReplicaRouter]
     if get_settings().db_pool_reset == "light":
-        # Tortoise passes the credentials it does not know on to asyncpg.create_pool.
-        connection = expand_db_url(config["connections"]["default"])
-        connection["credentials"]["reset"] = _light_reset
-        config["connections"]["default"] = connection
+        for alias, connection_url in config["connections"].items():
+            # Tortoise passes the credentials it does not know on to asyncpg.create_pool.
+            connection = expand_db_url(connection_url)
+            connection["credentials"]["reset"] = _light_reset
+            config["connections"][alias] = connection
     return config
+
+
+# --- reads on replicas -----------------------------------------------------------------------
+
+PRIMARY = "default"
+REPLICA_PREFIX = "replica_"
+_force_primary: ContextVar[bool] = ContextVar("coach_db_force_primary", default=False)
+_PRIMARY_LSN = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint AS lsn"
+_REPLICA_STATE = (
+    "SELECT pg_is_in_recovery() AS standby,"
+    " pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint AS lsn"
+)
+
+
+def transaction() -> TransactionContext:
+    """`async with coach_db.transaction() as conn:` — in_transaction() on the primary.
+
+    With replicas configured Tortoise has several connections, and a bare `in_transaction()`
+    raises ParamsError ("specify connection_name"): name the primary, "default", or use this.
+    """
+    return in_transaction(PRIMARY)
+
+
+@contextmanager
+def primary() -> Iterator[None]:
+    """`with coach_db.primary(): ...`: every read in the block goes to the primary.
+
+    For read-your-writes outside a transaction (a row written a moment ago may not have reached
+    a replica yet). Inside `in_transaction()` every query goes to the primary anyway.
+    """
+    token = _force_primary.set(True)
+    try:
+        yield
+    finally:
+        _force_primary.reset(token)
+
+
+def in_transaction_now() -> bool:
+    """Whether the current task is inside `in_transaction()` on the primary."""
+    return isinstance(connections.get(PRIMARY), TransactionalDBClient)
+
+
+@dataclass
+class ReplicaState:
+    """What the last check found about one replica."""
+
+    alias: str
+    masked_url: str
+    usable: bool = False
+    lag: float | None = None  # seconds behind the primary, at most; None: unknown
+    problem: str = "not checked yet"
+
+
+class ReplicaMonitor:
+    """Checks every replica each DATABASE_REPLICA_CHECK_INTERVAL seconds: does it answer, is it
+    a standby, and how far behind is it.
+
+    The lag is measured by WAL position, not by clocks: each check samples the primary's
+    `pg_current_wal_lsn()`; a replica that has replayed up to the position the primary had at
+    time t holds every write committed before t, so it is at most now - t behind. A replica
+    that has replayed everything the primary wrote is 0 behind, however long ago the last write
+    was (`pg_last_xact_replay_timestamp()` would call an idle primary's replica late).
+    """
+
+    def __init__(self, aliases_and_urls: list[tuple[str, str]]) -> None:
+        settings = get_settings()
+        self.max_lag = settings.database_replica_max_lag
+        self.interval = settings.database_replica_check_interval
+        self.states = {alias: ReplicaState(alias, mask_url(url)) for alias, url in aliases_and_urls}
+        self._samples: deque[tuple[float, int]] = deque()
+        self._usable: list[str] = []
+        self._next = itertools.count()
+        self._task: asyncio.Task[None] | None = None
+        self._pending: dict[str, asyncio.Future[list[dict[str, Any]]]] = {}
+
+    def pick(self) -> str:
+        """A replica that is up and recent enough (round robin), else the primary."""
+        usable = self._usable
+        if not usable:
+            return PRIMARY
+        return usable[next(self._next) % len(usable)]
+
+    async def check(self) -> None:
+        """Check every replica once and update what pick() chooses from."""
+        now = time.monotonic()
+        try:
+            rows = await self._ask(PRIMARY, _PRIMARY_LSN)
+        except Exception as exc:  # the primary is down: keep the last verdicts
+            logger.debug("replica check: the primary did not answer (%s)", _reason(exc))
+            return
+        self._samples.append((now, int(rows[0]["lsn"])))
+        # Older samples than max_lag cannot make a replica usable; keep one more for the bound.
+        while len(self._samples) > 1 and self._samples[1][0] < now - self.max_lag:
+            self._samples.popleft()
+        for state in self.states.values():
+            await self._check_one(state, now)
+        self._usable = [s.alias for s in self.states.values() if s.usable]
+
+    @property
+    def _timeout(self) -> float:
+        return max(2.0, self.interval)
+
+    async def _ask(self, alias: str, query: str) -> list[dict[str, Any]]:
+        """The rows of `query` on `alias`, or TimeoutError after a few seconds.
+
+        A query that does not answer is left running rather than cancelled (cancelling waits
+        for the server, or for PgBouncer's query_wait_timeout, to acknowledge), and the next
+        check waits for it instead of sending another: at most one check query per server.
+        """
+        task = self._pending.get(alias)
+        if task is None:
+            task = asyncio.ensure_future(connections.get(alias).execute_query_dict(query))
+            self._pending[alias] = task
+        done, _ = await asyncio.wait({task}, timeout=self._timeout)
+        if not done:
+            raise TimeoutError(f"no answer within {self._timeout:g} s")
+        del self._pending[alias]
+        rows: list[dict[str, Any]] = task.result()
+        return rows
+
+    async def _check_one(self, state: ReplicaState, now: float) -> None:
+        was_usable, was_problem = state.usable, state.problem
+        try:
+            rows = await self._ask(state.alias, _REPLICA_STATE)
+        except Exception as exc:
+            state.usable, state.lag = False, None
+            state.problem = f"does not answer ({_reason(exc)})"
+        else:
+            standby, replayed = rows[0]["standby"], rows[0]["lsn"]
+            fresh_at = [t for t, lsn in self._samples if replayed is not None and lsn <= replayed]
+            state.lag = now - max(fresh_at) if fresh_at else None
+            if not standby:
+                state.usable, state.problem = False, "is not a standby (promoted?)"
+            elif state.lag is None or state.lag > self.max_lag:
+                state.usable = False
+                state.problem = f"is more than {self.max_lag:g} s behind the primary"
+            else:
+                state.usable, state.problem = True, ""
+        if state.usable and not was_usable and was_problem != "not checked yet":
+            logger.warning("replica %s is back: reads go to it again", state.masked_url)
+        elif not state.usable and (was_usable or was_problem != state.problem):
+            logger.warning(
+                "replica %s %s: its reads go to the primary until it recovers",
+                state.masked_url,
+                redact(state.problem, state.masked_url),
+            )
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.check()
+            except Exception:  # never let the monitor die: log and try again next time
+                logger.exception("replica check failed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for task in self._pending.values():
+            task.cancel()
+        self._pending.clear()
+
+
+_monitor: ReplicaMonitor | None = None
+
+
+def replica_monitor() -> ReplicaMonitor | None:
+    """The monitor of the replicas init_db() connected to, or None without replicas."""
+    return _monitor
+
+
+class ReplicaRouter:
+    """Tortoise's router (`routers` in the config): writes to the primary; reads to a replica
+    except inside a transaction (Tortoise would send them to the replica: the transaction would
+    not see its own writes) or a `primary()` block, or while no replica is usable."""
+
+    def db_for_read(self, model: type[Any]) -> str:
+        if _monitor is None or _force_primary.get() or in_transaction_now():
+            return PRIMARY
+        return _monitor.pick()
+
+    def db_for_write(self, model: type[Any]) -> str:
+        return PRIMARY
 
 
 async def init_db(url: str | None = None, *, check: bool = True) -> None:
@@ -111,23 +320,36 @@ async def init_db(url: str | None = None, *, check: bool = True) -> None:
 
     Safe to call again: an earlier pool is closed first. Pair with close_db().
     """
+    global _monitor
     url = database_url(url)
+    replicas = replica_urls()
     if Tortoise._inited:
         await close_db()
     # The global fallback lets other tasks (a web server's requests, started outside the task
     # that ran the lifespan) use the same pool.
-    await Tortoise.init(config=pool_config(url), _enable_global_fallback=True)
-    if check:
-        try:
+    await Tortoise.init(config=pool_config(url, replicas), _enable_global_fallback=True)
+    try:
+        if check:
             await _check(url)
-        except BaseException:
-            await close_db()
-            raise
+        if replicas:
+            aliases = [(f"{REPLICA_PREFIX}{n}", r) for n, r in enumerate(replicas, start=1)]
+            _monitor = ReplicaMonitor(aliases)
+            await _monitor.check()  # the first verdicts before any read
+            _monitor.start()
+    except BaseException:
+        await close_db()
+        raise
     logger.info("coach_db connected to %s", mask_url(url))
+    for replica in replicas:
+        logger.info("coach_db reads from replica %s", mask_url(replica))
 
 
 async def close_db() -> None:
     """Close the pool opened by init_db()."""
+    global _monitor
+    if _monitor is not None:
+        await _monitor.stop()
+        _monitor = None
     await Tortoise.close_connections()
 
 

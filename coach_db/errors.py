@@ -19,9 +19,9 @@ class DatabaseUrlMissing(CoachDbError):
 
 
 class DatabaseUrlInvalid(CoachDbError):
-    def __init__(self, masked_url: str, reason: str) -> None:
+    def __init__(self, masked_url: str, reason: str, variable: str = "DATABASE_URL") -> None:
         super().__init__(
-            f"DATABASE_URL {masked_url!r} is not a valid PostgreSQL URL: {reason}. "
+            f"{variable} {masked_url!r} is not a valid PostgreSQL URL: {reason}. "
             "Expected postgres://user:password@host:5432/database"
         )
 

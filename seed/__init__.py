@@ -118,7 +118,7 @@ async def seed(
         admin_password = admin_password_from_env()
     started = time.perf_counter()
     result = SeedResult()
-    async with in_transaction() as conn:
+    async with in_transaction("default") as conn:  # named: replicas are connections too
         # Two seeds at once (two containers, two terminals) take turns instead of both
         # inserting the same e-mail; the lock ends with the transaction.
         await conn.execute_query("SELECT pg_advisory_xact_lock($1)", [SEED_LOCK_KEY])

@@ -127,10 +127,30 @@ async def database_url(create_database: object) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def package_url(database_url: str) -> Iterator[str]:
+    """The URL the package connects with: the suite's database, or the same database behind
+    PgBouncer in transaction mode when COACH_DB_TEST_PGBOUNCER is set: to `1` (one started
+    here) or to the URL of a running one (tests/test_replicas.py reruns service tests so)."""
+    bouncer_url = os.environ.get("COACH_DB_TEST_PGBOUNCER", "")
+    parts = urlsplit(database_url)
+    if bouncer_url not in ("", "1"):
+        yield _with_database(bouncer_url, parts.path.lstrip("/")) + "?statement_cache_size=0"
+        return
+    if not bouncer_url:
+        yield database_url
+        return
+    from tests.throwaway import ThrowawayPgBouncer
+
+    where = f"host={parts.hostname or '127.0.0.1'} port={parts.port or 5432}"
+    with ThrowawayPgBouncer({"*": where}, user=parts.username or "postgres") as bouncer:
+        yield bouncer.url(parts.path.lstrip("/"), statement_cache_size="0")
+
+
 @pytest.fixture(scope="session", autouse=True)
-async def db(database_url: str) -> AsyncIterator[None]:
+async def db(package_url: str) -> AsyncIterator[None]:
     """The package's own init_db/close_db, once for the session."""
-    await coach_db.init_db(database_url)
+    await coach_db.init_db(package_url)
     yield
     await coach_db.close_db()
 

