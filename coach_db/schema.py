@@ -53,9 +53,11 @@ class Drift:
 
 def migrations_dir() -> Path:
     """Where the commands read the migrations: the package's copy if installed, else the source."""
-    if PACKAGED_MIGRATIONS.is_dir() or not (ROOT / "pyproject.toml").is_file():
+    if PACKAGED_MIGRATIONS.is_dir():
         return PACKAGED_MIGRATIONS
-    return SOURCE_MIGRATIONS
+    if SOURCE_MIGRATIONS.is_dir() or (ROOT / "pyproject.toml").is_file():
+        return SOURCE_MIGRATIONS
+    return PACKAGED_MIGRATIONS  # neither: the error names where an install keeps them
 
 
 def check_drift(
