@@ -10,9 +10,9 @@ ENV UV_PROJECT_ENVIRONMENT=/opt/venv UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY coach_db ./coach_db
-RUN uv lock && uv sync --locked --no-dev --no-install-project
+RUN uv lock && uv sync --locked --no-dev --extra studio --no-install-project
 COPY . .
-RUN uv sync --locked --no-dev \
+RUN uv sync --locked --no-dev --extra studio \
     && python -m admin.assets
 
 # Never root at run time.

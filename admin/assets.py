@@ -21,7 +21,7 @@ from starlette.types import Scope
 
 ROOT = Path(__file__).resolve().parent
 NODE_MODULES = ROOT / "node_modules"
-INSTALL_COMMAND = "uv run python -m admin.assets"
+INSTALL_COMMAND = "uv run python -m admin.assets"  # in a checkout; installed: python -m ...
 # URL name -> (folder inside node_modules, the files the templates load from it).
 BUNDLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "tabler": ("@tabler/core/dist", ("css/tabler.min.css", "js/tabler.min.js")),
@@ -41,8 +41,9 @@ class AssetsMissing(RuntimeError):
         self.missing = missing
         super().__init__(
             f"The studio's CSS/JS are not installed ({', '.join(missing[:3])}"
-            f"{', ...' if len(missing) > 3 else ''} missing). Run `{INSTALL_COMMAND}` "
-            f"(it runs `npm ci` in {ROOT}).{' ' + detail if detail else ''}"
+            f"{', ...' if len(missing) > 3 else ''} missing; their first install needs the npm "
+            f"registry). Run `{INSTALL_COMMAND}` (installed from a wheel: `python -m admin.assets`"
+            f"), which runs `npm ci` in {ROOT}.{' ' + detail if detail else ''}"
         )
 
 
@@ -78,10 +79,22 @@ def install() -> None:
         raise AssetsMissing(missing() or ["npm ci"], f"`npm {' '.join(args)}` failed.")
 
 
+_failed = False
+
+
 def ensure() -> None:
-    """Install the assets unless they are there already (the first `python -m admin` does)."""
-    if missing():
-        install()
+    """Install the assets unless they are there already (the first `python -m admin` does).
+
+    Raises AssetsMissing when `npm ci` fails (offline: no npm registry), once per process: the
+    studio then runs unstyled, every page saying why (components/assets_missing.html).
+    """
+    global _failed
+    if missing() and not _failed:
+        try:
+            install()
+        except AssetsMissing:
+            _failed = True
+            raise
 
 
 class AssetFiles(StaticFiles):

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import HTTPException
 from fastapi_admin.resources import ComputeField
 from fastapi_admin.widgets import displays, filters, inputs
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.status import HTTP_400_BAD_REQUEST
@@ -71,7 +72,10 @@ class Text(displays.Display):  # type: ignore[misc]
     async def render(self, request: Request, value: Any) -> Any:
         if isinstance(value, str) and len(value) > self.max_chars:
             value = value[: self.max_chars - 1] + "…"
-        return await super().render(request, value)
+        # Escaped by the compat shim; the span lets long text wrap in a list (base.html).
+        return Markup('<span class="studio-text">{}</span>').format(
+            await super().render(request, value)
+        )
 
 
 class Badge(displays.Display):  # type: ignore[misc]

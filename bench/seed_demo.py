@@ -24,6 +24,7 @@ from seed.demo import (
     copy_rows,
     delete_sessions,
     demo_email,
+    demo_now,
     generate,
     reserve_session_ids,
     to_rows,
@@ -41,7 +42,7 @@ theirs) and leaves the last run's rows in place.
 async def main(target: int, random_seed: int, orm: bool) -> None:
     console = Console()
     # Sessions average ~36 messages; pick N from a sample so the run lands near the target.
-    sample = list(generate(200, random_seed))
+    sample = list(generate(200, random_seed, demo_now()))
     per_session = sum(len(s.messages) for s in sample) / len(sample)
     n = math.ceil(target / per_session)
 
@@ -64,7 +65,7 @@ async def main(target: int, random_seed: int, orm: bool) -> None:
 
         # 2. The Python side alone: generating the conversations and building the COPY rows.
         started = time.perf_counter()
-        sessions = list(generate(n, random_seed))
+        sessions = list(generate(n, random_seed, demo_now()))
         to_rows(sessions, iter(range(1, n + 1)), user_ids, scenario_ids)
         results.append(
             ("  generate + build rows, no database", time.perf_counter() - started, messages)

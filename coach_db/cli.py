@@ -20,7 +20,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from coach_db.config import database_url, mask_url, scrub
-from coach_db.errors import CoachDbError, PendingMigrations
+from coach_db.errors import APPLY_MIGRATIONS, CoachDbError, PendingMigrations
 from coach_db.schema import check_drift, deploy, make_migration, migration_status
 
 app = typer.Typer(
@@ -91,12 +91,13 @@ def studio(
         bool, typer.Option("--migrate/--no-migrate", help="Apply pending migrations first.")
     ] = True,
 ) -> None:
-    """Open the studio on http://localhost:5555, with embedded servers when no URLs are set.
+    """Open the studio on http://127.0.0.1:5555, with embedded servers when no URLs are set.
 
     Without DATABASE_URL / REDIS_URL it starts PostgreSQL and Redis from their wheels, keeping
     the data in .coach-db/ (COACH_DB_HOME). Then it applies pending migrations, seeds an empty
     database, and serves until Ctrl-C, which stops everything it started.
     """
+    _require_studio()
     from admin import assets
     from admin.app import serve
     from admin.config import get_studio_settings
@@ -112,7 +113,11 @@ def studio(
     _check_port_free(settings.studio_host, settings.studio_port)
     if assets.missing():
         console.print("Installing the studio's pinned CSS and JS (npm ci, needed once) ...")
-        assets.install()
+        try:
+            assets.ensure()
+        except assets.AssetsMissing as exc:
+            # Offline (no npm registry): the studio works unstyled and says so on every page.
+            console.print(f"[yellow]Warning:[/] {escape(str(exc))} The studio runs without them.")
     need_postgres = not settings.database_url
     need_redis = "redis_url" not in settings.model_fields_set
     if (need_postgres or need_redis) and (other := running_state()):
@@ -143,12 +148,14 @@ def studio(
             # The models would ask for columns the database lacks: every such page a 500.
             raise PendingMigrations(pending)
         where = f"http://{_display_host(settings.studio_host)}:{settings.studio_port}/admin/"
+        stops = " and the embedded servers" if need_postgres or need_redis else ""
         console.print(
-            f"\n[bold green]Studio:[/] {where}\nSign in as a staff user: admin@example.com with "
-            "the password the first seed showed (SEED_ADMIN_PASSWORD, or without a terminal "
-            f"{home() / 'admin-password.txt'}), or make one with "
-            "`coach-db createstaff EMAIL`. Ctrl-C stops the studio"
-            + (" and the embedded servers." if need_postgres or need_redis else ".")
+            f"\n[bold green]Studio:[/] {where}\n"
+            "Sign in as a staff user: admin@example.com, with the password the first seed\n"
+            "showed or SEED_ADMIN_PASSWORD (without a terminal, the seed wrote it to\n"
+            f"  {home() / 'admin-password.txt'}),\n"
+            "or make one with `coach-db createstaff EMAIL`.\n"
+            f"Ctrl-C stops the studio{stops}."
         )
         run(serve(settings, announce=False))
     except KeyboardInterrupt:
@@ -177,7 +184,29 @@ def _check_port_free(host: str, port: int) -> None:
 
 
 def _display_host(host: str) -> str:
-    return "localhost" if host in {"127.0.0.1", "0.0.0.0", "::"} else host
+    """The address the studio binds, as a URL host (all interfaces: the loopback one)."""
+    if host == "0.0.0.0":
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+# Modules of the `studio` extra; without them, `coach-db studio` says what to install.
+_STUDIO_MODULES = ("fastapi_admin", "fastapi", "uvicorn", "redis", "multipart", "babel")
+
+
+def _require_studio() -> None:
+    import importlib.util
+
+    absent = [name for name in _STUDIO_MODULES if importlib.util.find_spec(name) is None]
+    if absent or importlib.util.find_spec("admin") is None:
+        what = ", ".join(absent) or "admin"
+        raise CoachDbError(
+            f"The studio is not installed (no {what}): it comes with the `studio` extra. "
+            "Install coach-db[studio], e.g. `pip install 'coach-db[studio]'` or "
+            "`uv add 'coach-db[studio]'`."
+        )
 
 
 async def _count_users(url: str) -> int:
@@ -201,22 +230,22 @@ def check() -> None:
 
     stale = generated_drift()
     for path in stale:
-        console.print(
+        out.print(
             f"[red]Drift:[/] {path.name} is not what `coach-db generate` writes for the "
             "current models: run `coach-db generate` and commit it."
         )
     drift = check_drift()
     if drift.clean:
-        console.print("[green]No drift:[/] the models match the last migration.")
+        out.print("[green]No drift:[/] the models match the last migration.")
         if stale:
             raise typer.Exit(1)
         return
-    console.print(
+    out.print(
         "[red]Drift:[/] the models changed without a migration. With the database up to date "
-        "(`coach-db deploy`), run `coach-db migrate --name <what changed>` and commit the file. "
-        "Aerich would write:"
+        f"({APPLY_MIGRATIONS}), run `coach-db migrate --name <what changed>` and commit the "
+        "file. The difference, as SQL:"
     )
-    console.print(Syntax(drift.sql, "python"))
+    out.print(Syntax(drift.upgrade_sql or drift.sql, "sql"))
     raise typer.Exit(1)
 
 
@@ -239,7 +268,7 @@ def status() -> None:
     if not drift.clean:
         out.print("[red]Drift:[/] the models changed without a migration (`coach-db check`).")
     if state.pending:
-        out.print(f"[yellow]{len(state.pending)} pending:[/] run `coach-db deploy`.")
+        out.print(f"[yellow]{len(state.pending)} pending:[/] {APPLY_MIGRATIONS}.")
     if state.pending or not drift.clean:
         raise typer.Exit(1)
     out.print("[green]Up to date.[/]")
@@ -329,14 +358,14 @@ def _run_seed(demo: int, random_seed: int | None) -> None:
 
 def _seed_main(argv: list[str]) -> int:
     try:
-        # Imported here: the seed lives in the repository, not in the installed package.
+        # Imported here: the library (coach_db) never imports the seed; the wheel ships both.
         from seed.cli import main as seed_main
     except ModuleNotFoundError as exc:
         if exc.name != "seed":
             raise
         raise CoachDbError(
-            "No seed package: it lives in the coach-db repository, not in the installed "
-            "package. Run `uv run coach-db seed` from a checkout."
+            "No seed package: this coach-db was installed without it. Reinstall coach-db from "
+            "its wheel, or run `uv run coach-db seed` from a checkout."
         ) from None
     return seed_main(argv, prog="coach-db seed")
 

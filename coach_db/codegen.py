@@ -420,6 +420,22 @@ def _update_keys(model: type[Model], imports: _Imports) -> list[Lookup]:
     return keys
 
 
+def _create_keys(model: type[Model], imports: _Imports) -> list[Lookup]:
+    """Values create() takes: every stored field (the relation as an object or its _id)."""
+    meta = model._meta
+    keys: list[Lookup] = []
+    for name, field in meta.fields_map.items():
+        if name in meta.backward_fk_fields | meta.m2m_fields:
+            continue
+        null = " | None" if field.null else ""
+        if name in meta.fk_fields | meta.o2o_fields:
+            related = field.related_model  # type: ignore[attr-defined]
+            keys.append(Lookup(name, f"{related.__name__}{null}"))
+        else:
+            keys.append(Lookup(name, f"{_python_type(field, imports)}{null}"))
+    return keys
+
+
 def _typed_dict(name: str, doc: str, keys: list[Lookup]) -> str:
     body = "".join(f"    {k.key}: {k.value}\n" for k in keys)
     return f'class {name}(TypedDict, total=False):\n    """{doc}"""\n\n{body}'
@@ -494,6 +510,17 @@ _MODEL_METHODS = """\
     def exists(  # type: ignore[override]
         cls, *args: Q, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[{m}Lookups]
     ) -> ExistsQuery: ...
+    @classmethod
+    async def create(  # type: ignore[override]
+        cls, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[{m}Values]
+    ) -> {m}: ...
+    @classmethod
+    async def get_or_create(  # type: ignore[override]
+        cls,
+        defaults: {m}Values | None = None,
+        using_db: BaseDBAsyncClient | None = None,
+        **kwargs: Unpack[{m}Lookups],
+    ) -> tuple[{m}, bool]: ...
 """
 
 
@@ -623,6 +650,13 @@ def render_stubs() -> str:
                 f"{m}Update",
                 f"Keyword arguments of {m}.filter(...).update().",
                 _update_keys(model, imports),
+            )
+        )
+        parts.append(
+            _typed_dict(
+                f"{m}Values",
+                f"Keyword arguments of {m}.create(), and defaults of get_or_create().",
+                _create_keys(model, imports),
             )
         )
         parts.append(_QUERYSET_METHODS.format(m=m))

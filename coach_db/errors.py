@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
+
+# The one fix every command offers for a database without (all) the migrations.
+APPLY_MIGRATIONS = "apply the migrations with `coach-db deploy`"
 
 
 class CoachDbError(Exception):
@@ -49,7 +53,7 @@ class DatabaseMissing(CoachDbError):
         super().__init__(
             f'Database "{database}" does not exist on {host}:{port}. '
             f'Create it (createdb "{database}" or CREATE DATABASE "{database}"), '
-            "then apply the migrations with `aerich upgrade`."
+            f"then {APPLY_MIGRATIONS}."
         )
 
 
@@ -57,9 +61,8 @@ class MigrationsNotApplied(CoachDbError):
     def __init__(self, missing: list[str]) -> None:
         self.missing = missing
         super().__init__(
-            f"The database has no table {', '.join(repr(t) for t in missing)}: "
-            "the migrations are not applied. Run `aerich upgrade` from the coach-db "
-            "repository (with DATABASE_URL set) and try again."
+            f"The database has no table {', '.join(repr(t) for t in missing)} (its migrations "
+            f"are not applied): {APPLY_MIGRATIONS} and try again."
         )
 
 
@@ -68,8 +71,19 @@ class PendingMigrations(CoachDbError):
         self.pending = pending
         super().__init__(
             f"The database is behind the committed migrations ({', '.join(pending)}). "
-            "Apply them first with `coach-db deploy` (or `aerich upgrade`): migrating against a "
-            "database that is behind can make Aerich rewrite committed migration files."
+            f"First {APPLY_MIGRATIONS}: migrating against a database that is behind can make "
+            "Aerich rewrite committed migration files."
+        )
+
+
+class MigrationsMissing(CoachDbError):
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        super().__init__(
+            f"No migration files in {folder}: this coach-db was installed without its "
+            "migrations, or the folder was deleted. Nothing was applied. Reinstall coach-db "
+            "(its wheel carries them in coach_db/migrations/), or run from a checkout of the "
+            "repository."
         )
 
 

@@ -70,6 +70,17 @@ class User(Model):
     def exists(  # type: ignore[override]
         cls, *args: Q, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[UserLookups]
     ) -> ExistsQuery: ...
+    @classmethod
+    async def create(  # type: ignore[override]
+        cls, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[UserValues]
+    ) -> User: ...
+    @classmethod
+    async def get_or_create(  # type: ignore[override]
+        cls,
+        defaults: UserValues | None = None,
+        using_db: BaseDBAsyncClient | None = None,
+        **kwargs: Unpack[UserLookups],
+    ) -> tuple[User, bool]: ...
 
 class UserLookups(TypedDict, total=False):
     """Keyword arguments of User.filter() / exclude() / get() / get_or_none()."""
@@ -696,6 +707,17 @@ class UserUpdate(TypedDict, total=False):
     created_at: datetime | Expression
     updated_at: datetime | Expression
 
+class UserValues(TypedDict, total=False):
+    """Keyword arguments of User.create(), and defaults of get_or_create()."""
+
+    id: int
+    email: str
+    username: str
+    password_hash: str | None
+    is_staff: bool
+    created_at: datetime
+    updated_at: datetime
+
 class UserQuerySet(QuerySet[User]):
     def filter(  # type: ignore[override]
         self, *args: Q, **kwargs: Unpack[UserLookups]
@@ -766,6 +788,17 @@ class Scenario(Model):
     def exists(  # type: ignore[override]
         cls, *args: Q, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[ScenarioLookups]
     ) -> ExistsQuery: ...
+    @classmethod
+    async def create(  # type: ignore[override]
+        cls, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[ScenarioValues]
+    ) -> Scenario: ...
+    @classmethod
+    async def get_or_create(  # type: ignore[override]
+        cls,
+        defaults: ScenarioValues | None = None,
+        using_db: BaseDBAsyncClient | None = None,
+        **kwargs: Unpack[ScenarioLookups],
+    ) -> tuple[Scenario, bool]: ...
 
 class ScenarioLookups(TypedDict, total=False):
     """Keyword arguments of Scenario.filter() / exclude() / get() / get_or_none()."""
@@ -1397,6 +1430,22 @@ class ScenarioUpdate(TypedDict, total=False):
     created_at: datetime | Expression
     updated_at: datetime | Expression
 
+class ScenarioValues(TypedDict, total=False):
+    """Keyword arguments of Scenario.create(), and defaults of get_or_create()."""
+
+    id: int
+    name: str
+    slug: str
+    description: str
+    partner_persona: str
+    partner_system_prompt: str
+    coach_system_prompt: str
+    partner_model: str
+    coach_model: str
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
 class ScenarioQuerySet(QuerySet[Scenario]):
     def filter(  # type: ignore[override]
         self, *args: Q, **kwargs: Unpack[ScenarioLookups]
@@ -1466,6 +1515,17 @@ class ConversationSession(Model):
     def exists(  # type: ignore[override]
         cls, *args: Q, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[ConversationSessionLookups]
     ) -> ExistsQuery: ...
+    @classmethod
+    async def create(  # type: ignore[override]
+        cls, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[ConversationSessionValues]
+    ) -> ConversationSession: ...
+    @classmethod
+    async def get_or_create(  # type: ignore[override]
+        cls,
+        defaults: ConversationSessionValues | None = None,
+        using_db: BaseDBAsyncClient | None = None,
+        **kwargs: Unpack[ConversationSessionLookups],
+    ) -> tuple[ConversationSession, bool]: ...
 
 class ConversationSessionLookups(TypedDict, total=False):
     """Keyword arguments of ConversationSession.filter() / exclude() / get() / get_or_none()."""
@@ -2091,6 +2151,21 @@ class ConversationSessionUpdate(TypedDict, total=False):
     scenario_id: int | Expression
     user_id: int | Expression
 
+class ConversationSessionValues(TypedDict, total=False):
+    """Keyword arguments of ConversationSession.create(), and defaults of get_or_create()."""
+
+    id: int
+    user: User
+    scenario: Scenario
+    status: SessionStatus
+    started_at: datetime
+    ended_at: datetime | None
+    total_messages: int
+    duration_seconds: int | None
+    version: int
+    scenario_id: int
+    user_id: int
+
 class ConversationSessionQuerySet(QuerySet[ConversationSession]):
     def filter(  # type: ignore[override]
         self, *args: Q, **kwargs: Unpack[ConversationSessionLookups]
@@ -2167,6 +2242,17 @@ class Message(Model):
     def exists(  # type: ignore[override]
         cls, *args: Q, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[MessageLookups]
     ) -> ExistsQuery: ...
+    @classmethod
+    async def create(  # type: ignore[override]
+        cls, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[MessageValues]
+    ) -> Message: ...
+    @classmethod
+    async def get_or_create(  # type: ignore[override]
+        cls,
+        defaults: MessageValues | None = None,
+        using_db: BaseDBAsyncClient | None = None,
+        **kwargs: Unpack[MessageLookups],
+    ) -> tuple[Message, bool]: ...
 
 class MessageLookups(TypedDict, total=False):
     """Keyword arguments of Message.filter() / exclude() / get() / get_or_none()."""
@@ -2783,6 +2869,18 @@ class MessageUpdate(TypedDict, total=False):
     audio_url: str | None | Expression
     metadata: dict[str, Any] | Expression
     session_id: int | Expression
+
+class MessageValues(TypedDict, total=False):
+    """Keyword arguments of Message.create(), and defaults of get_or_create()."""
+
+    id: int
+    session: ConversationSession
+    role: MessageRole
+    content: str
+    timestamp: datetime
+    audio_url: str | None
+    metadata: dict[str, Any]
+    session_id: int
 
 class MessageQuerySet(QuerySet[Message]):
     def filter(  # type: ignore[override]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -14,9 +16,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from coach_db.config import APP_LABEL, get_settings, tortoise_config
-from coach_db.errors import CoachDbError, DeployLockTimeout, PendingMigrations
+from coach_db.errors import CoachDbError, DeployLockTimeout, MigrationsMissing, PendingMigrations
 
 ROOT = Path(__file__).resolve().parent.parent
+# The committed migrations: migrations/ of a checkout is the source (Aerich's `location`); the
+# wheel carries a copy inside the package (pyproject's force-include), which an install uses.
+SOURCE_MIGRATIONS = ROOT / "migrations"
+PACKAGED_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 TORTOISE_ORM_PATH = "coach_db.config.TORTOISE_ORM"
 # Aerich needs a URL to build its config even offline; it never connects to this one.
 OFFLINE_URL = "postgres://offline@127.0.0.1:1/offline"
@@ -33,9 +39,29 @@ class Drift:
     def clean(self) -> bool:
         return not self.sql
 
+    @property
+    def upgrade_sql(self) -> str:
+        """The SQL of the migration's upgrade(): the difference, without Aerich's MODELS_STATE."""
+        statements = []
+        for node in ast.walk(ast.parse(self.sql)):
+            if isinstance(node, ast.AsyncFunctionDef | ast.FunctionDef) and node.name == "upgrade":
+                for ret in ast.walk(node):
+                    if isinstance(ret, ast.Return) and isinstance(ret.value, ast.Constant):
+                        statements.append(textwrap.dedent(str(ret.value.value)).strip())
+        return "\n".join(statements)
+
+
+def migrations_dir() -> Path:
+    """Where the commands read the migrations: the package's copy if installed, else the source."""
+    if PACKAGED_MIGRATIONS.is_dir():
+        return PACKAGED_MIGRATIONS
+    if SOURCE_MIGRATIONS.is_dir() or (ROOT / "pyproject.toml").is_file():
+        return SOURCE_MIGRATIONS
+    return PACKAGED_MIGRATIONS  # neither: the error names where an install keeps them
+
 
 def check_drift(
-    migrations: Path = ROOT / "migrations",
+    migrations: Path | None = None,
     tortoise_orm: str = TORTOISE_ORM_PATH,
     pythonpath: Path | None = None,
 ) -> Drift:
@@ -44,6 +70,8 @@ def check_drift(
     Runs the real `aerich migrate --offline` on a copy of `migrations`, so a model change
     without a migration shows up exactly as Aerich would write it.
     """
+    migrations = migrations or migrations_dir()
+    migration_files(migrations)  # a clear error when there are none
     with tempfile.TemporaryDirectory(prefix="coach-db-drift-") as tmp:
         work = Path(tmp)
         shutil.copytree(migrations, work / "migrations")
@@ -85,7 +113,6 @@ def check_drift(
 
 # --- applied / pending / deploy, against a live database ------------------------------------
 
-MIGRATIONS = ROOT / "migrations"
 # pg_advisory_xact_lock key held while migrating, so containers starting together migrate once.
 DEPLOY_LOCK_KEY = 0x636F6163_68646200  # "coachdb\0"
 DEPLOY_APPLICATION_NAME = "coach-db deploy"
@@ -106,11 +133,18 @@ def asyncpg_dsn(url: str) -> str:
     return urlunsplit(parts._replace(scheme="postgresql", query=urlencode(query)))
 
 
-def migration_files(migrations: Path = MIGRATIONS) -> list[str]:
-    """The committed migration files, in the order Aerich applies them."""
+def migration_files(migrations: Path | None = None) -> list[str]:
+    """The committed migration files, in the order Aerich applies them.
+
+    None at all is an error (MigrationsMissing), never "up to date": an install without its
+    migrations would otherwise report an empty database as current.
+    """
+    migrations = migrations or migrations_dir()
     files = [
         p.name for p in (migrations / APP_LABEL).glob("*.py") if p.stem.split("_")[0].isdigit()
     ]
+    if not files:
+        raise MigrationsMissing(migrations / APP_LABEL)
     return sorted(files, key=lambda name: int(name.split("_")[0]))
 
 
@@ -131,8 +165,9 @@ async def connect_raw(url: str, application_name: str | None = None) -> asyncpg.
         )
 
 
-async def migration_status(url: str, migrations: Path = MIGRATIONS) -> MigrationStatus:
+async def migration_status(url: str, migrations: Path | None = None) -> MigrationStatus:
     """Which committed migrations the database has applied, and which it has not."""
+    files = migration_files(migrations)
     conn = await connect_raw(url)
     try:
         if await conn.fetchval("SELECT to_regclass('aerich')") is None:
@@ -144,12 +179,11 @@ async def migration_status(url: str, migrations: Path = MIGRATIONS) -> Migration
             applied = [row["version"] for row in rows]
     finally:
         await conn.close()
-    files = migration_files(migrations)
     return MigrationStatus(applied=applied, pending=[f for f in files if f not in applied])
 
 
 async def deploy(
-    url: str, migrations: Path = MIGRATIONS, lock_timeout: float | None = None
+    url: str, migrations: Path | None = None, lock_timeout: float | None = None
 ) -> list[str]:
     """Apply pending migrations under the deploy lock; returns the ones this call applied.
 
@@ -162,6 +196,8 @@ async def deploy(
     """
     from aerich import Command  # imported here: it patches asyncio policy on import
 
+    migrations = migrations or migrations_dir()
+    migration_files(migrations)  # none at all: an error before connecting
     if lock_timeout is None:
         lock_timeout = get_settings().deploy_lock_timeout
     lock = await connect_raw(url, application_name=DEPLOY_APPLICATION_NAME)
@@ -210,11 +246,12 @@ async def _lock_holder(url: str) -> str:
     return f"{name} (server pid {row['pid']}, from {where}, for {row['held']})"
 
 
-async def make_migration(url: str, name: str, migrations: Path = MIGRATIONS) -> str | None:
+async def make_migration(url: str, name: str, migrations: Path | None = None) -> str | None:
     """`aerich migrate`, refused while the database is behind the committed files.
 
     Returns the new file's name, or None when the models have not changed.
     """
+    migrations = migrations or migrations_dir()
     status = await migration_status(url, migrations)
     if status.pending:
         raise PendingMigrations(status.pending)

@@ -6,6 +6,7 @@ import secrets
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 from typing import Any
 
@@ -98,6 +99,7 @@ async def seed(
     random_seed: int = DEFAULT_RANDOM_SEED,
     admin_password: str | None = None,
     progress: bool = False,
+    today: date | None = None,
 ) -> SeedResult:
     """Create or update the base rows, and with `demo` > 0 (re)generate the demo conversations.
 
@@ -110,7 +112,8 @@ async def seed(
     The admin's password comes from `admin_password`, else SEED_ADMIN_PASSWORD; when neither
     is given, an existing password is kept and a missing one is generated and returned once in
     `generated_admin_password`. Everything runs in one transaction: a failed run changes
-    nothing. See `seed.demo.load_demo` for what `demo` does.
+    nothing. See `seed.demo.load_demo` for what `demo` does; the demo's conversations end at
+    the time of the run, or on `today` (18:00 UTC) when given.
     """
     if demo < 0:
         raise SeedError(f"--demo must be 0 or more, not {demo}.")
@@ -134,7 +137,7 @@ async def seed(
             # only way into a session that is not active (migration 3_…_invariants).
             await conn.execute_query("SET LOCAL coach_db.backfill = 'on'")
 
-            await load_demo(demo, random_seed, result, progress=progress)
+            await load_demo(demo, random_seed, result, progress=progress, today=today)
     result.seconds = time.perf_counter() - started
     return result
 

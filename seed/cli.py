@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 
 from rich.console import Console
@@ -63,7 +64,24 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         metavar="S",
         help=f"the demo data for seed S is always the same (default {DEFAULT_RANDOM_SEED})",
     )
+    parser.add_argument(
+        "--today",
+        type=_day,
+        default=os.environ.get("SEED_TODAY") or None,
+        metavar="YYYY-MM-DD",
+        help=(
+            "date the demo as if run on this day (18:00 UTC), for identical rows on any day; "
+            "default SEED_TODAY, else the demo's conversations end now"
+        ),
+    )
     return parser
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
 def _count(text: str) -> int:
@@ -77,7 +95,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m seed") -> int
     """Run the seed; return the exit code. Known failures print one line, never a traceback."""
     args = build_parser(prog).parse_args(argv)
     try:
-        result = asyncio.run(_run(args.demo, args.random_seed))
+        result = asyncio.run(_run(args.demo, args.random_seed, args.today))
     except (CoachDbError, SeedError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
@@ -93,7 +111,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m seed") -> int
     return 0
 
 
-async def _run(demo: int, random_seed: int) -> SeedResult:
+async def _run(demo: int, random_seed: int, today: date | None = None) -> SeedResult:
     # Read (and check) SEED_ADMIN_PASSWORD before connecting: a bad value fails fast.
     admin_password = admin_password_from_env()
     async with coach_db.connect():
@@ -102,6 +120,7 @@ async def _run(demo: int, random_seed: int) -> SeedResult:
             random_seed=random_seed,
             admin_password=admin_password,
             progress=demo >= PROGRESS_FROM,
+            today=today,
         )
 
 

@@ -10,7 +10,8 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
 from typing import Any, TypeVar, cast
 
 import asyncpg
@@ -28,11 +29,10 @@ from tortoise import connections
 from coach_db import MessageRole, Scenario, SessionStatus
 from seed import Action, SeedResult, data, upsert_user
 
-# The demo world's "now" is this date plus up to ANCHOR_DAYS drawn from the random seed, never
-# the wall clock: the same --random-seed must give identical rows on any day. It lies in the
-# past so that no demo session appears to start in the future.
-DEMO_EPOCH = datetime(2025, 5, 5, 18, 0, tzinfo=UTC)
-ANCHOR_DAYS = 180
+# The demo's conversations end at its "now": the moment the seed runs, so a fresh studio's
+# 30-day chart is alive; `--today DATE` (SEED_TODAY) pins it to DATE 18:00 UTC, and then the
+# same --random-seed gives identical rows on any day. The content never depends on the date.
+PINNED_HOUR = 18
 HISTORY_DAYS = 60
 # Sessions per COPY round (~36,000 messages, ~20 MB of rows): large enough for COPY's
 # throughput and for few runs of the counting trigger, small enough for a smooth progress bar
@@ -93,10 +93,17 @@ def demo_users() -> list[data.UserData]:
     ]
 
 
-def generate(n: int, random_seed: int) -> Iterator[DemoSession]:
-    """N conversations in start order; a pure function of (n, random_seed): no database or clock."""
+def demo_now(today: date | None = None) -> datetime:
+    """The demo's "now": `today` at 18:00 UTC when pinned, else this second."""
+    if today is None:
+        return datetime.now(UTC).replace(microsecond=0)
+    return datetime.combine(today, clock_time(PINNED_HOUR), tzinfo=UTC)
+
+
+def generate(n: int, random_seed: int, now: datetime) -> Iterator[DemoSession]:
+    """N conversations in start order, the last ones just before `now`; a pure function of
+    (n, random_seed, now): no database or clock. Only the times depend on `now`."""
     rng = random.Random(random_seed)
-    now = DEMO_EPOCH + timedelta(days=rng.randrange(ANCHOR_DAYS))
     statuses = list(STATUS_WEIGHTS)
     weights = list(STATUS_WEIGHTS.values())
     plan: list[tuple[datetime, SessionStatus, str, int]] = []
@@ -299,7 +306,9 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
-async def load_demo(n: int, random_seed: int, result: SeedResult, *, progress: bool) -> None:
+async def load_demo(
+    n: int, random_seed: int, result: SeedResult, *, progress: bool, today: date | None = None
+) -> None:
     """Replace the demo users' conversations with `n` generated ones.
 
     Re-running replaces rather than adds: every session of demo1@example.com ... is deleted
@@ -327,7 +336,7 @@ async def load_demo(n: int, random_seed: int, result: SeedResult, *, progress: b
         conn = cast(asyncpg.Connection, raw)  # the transaction's own asyncpg connection
         sessions[Action.DELETED], messages[Action.DELETED] = await delete_sessions(conn, user_ids)
         ids = iter(await reserve_session_ids(conn, n))
-        rounds = _chunks(generate(n, random_seed), CHUNK)
+        rounds = _chunks(generate(n, random_seed, demo_now(today)), CHUNK)
 
         def next_rows() -> tuple[list[Row], list[Row]] | None:
             sessions = next(rounds, None)

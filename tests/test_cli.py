@@ -42,7 +42,7 @@ async def test_status_exit_codes_follow_pending_migrations(create_database: Crea
     url = await create_database()
     behind = coach_db_cmd("status", url=url)
     assert behind.returncode == 1
-    assert "pending" in behind.stdout and "run `coach-db deploy`" in behind.stdout
+    assert "pending: apply the migrations with `coach-db deploy`" in behind.stdout
     deployed = coach_db_cmd("deploy", url=url)
     assert deployed.returncode == 0, deployed.stderr
     current = coach_db_cmd("status", url=url)
@@ -319,3 +319,26 @@ async def test_reset_of_objects_the_role_does_not_own_is_one_line_and_drops_noth
             await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
         finally:
             await admin.close()
+
+
+async def test_every_command_offers_the_same_fix_for_a_database_without_its_migrations(
+    create_database: CreateDatabase,
+) -> None:
+    """One wording, whichever command meets the problem (it used to be three different ones)."""
+    fix = "apply the migrations with `coach-db deploy`"
+    empty = await create_database()
+    no_such = urlunsplit(urlsplit(empty)._replace(path=f"/coach_test_{uuid.uuid4().hex[:8]}"))
+    commands = {
+        "status": (("status",), empty),
+        "migrate": (("migrate", "--name", "x"), empty),
+        "seed": (("seed",), empty),
+        "seed, no database": (("seed",), no_such),
+    }
+    results = await asyncio.gather(  # together: each costs an interpreter start-up
+        *(asyncio.to_thread(coach_db_cmd, *args, url=url) for args, url in commands.values())
+    )
+    for command, result in zip(commands, results, strict=True):
+        output = result.stdout + result.stderr
+        assert result.returncode == 1, (command, output)
+        assert fix in output, (command, output)
+        assert "aerich upgrade" not in output, (command, output)

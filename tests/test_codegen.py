@@ -151,8 +151,8 @@ def test_a_model_change_shows_up_as_drift_of_the_generated_files(tmp_path: Path)
         timeout=120,
     )
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "types.py is not what `coach-db generate` writes" in result.stderr
-    assert "models.pyi is not what `coach-db generate` writes" in result.stderr
+    assert "types.py is not what `coach-db generate` writes" in result.stdout
+    assert "models.pyi is not what `coach-db generate` writes" in result.stdout
 
     generate = subprocess.run(
         [sys.executable, "-m", "coach_db", "generate"],

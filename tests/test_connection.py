@@ -159,13 +159,13 @@ async def test_missing_database_message(database_url: str) -> None:
     assert "createdb" in last_line(result)
 
 
-async def test_unapplied_migrations_message_names_aerich_upgrade(
+async def test_unapplied_migrations_message_names_coach_db_deploy(
     create_database: Callable[[], Awaitable[str]],
 ) -> None:
     empty = await create_database()
     result = run_python(CONNECT_AND_COUNT, DATABASE_URL=empty)
     assert last_line(result).startswith("coach_db.errors.MigrationsNotApplied: The database has")
-    assert "Run `aerich upgrade`" in last_line(result)
+    assert "apply the migrations with `coach-db deploy`" in last_line(result)
 
 
 async def test_wrong_user_is_access_denied_not_unreachable(database_url: str) -> None:

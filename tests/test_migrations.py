@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 import sys
@@ -9,8 +10,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
+import pytest
+from typer.testing import CliRunner
 
-from coach_db.schema import check_drift
+from coach_db import cli
+from coach_db.errors import MigrationsMissing
+from coach_db.schema import check_drift, deploy, migration_status
 from tests.conftest import ROOT, run_aerich
 from tests.processes import subprocess_env
 
@@ -173,7 +178,8 @@ def test_drift_check_is_clean_for_the_committed_models() -> None:
     assert "No changes detected" in drift.output
 
 
-def test_drift_check_catches_a_model_change_without_a_migration(tmp_path: Path) -> None:
+def drifted_models(tmp_path: Path) -> str:
+    """A copy of the models with one more column, importable from tmp_path; its config path."""
     models = (ROOT / "coach_db" / "models.py").read_text()
     anchor = "    is_active = fields.BooleanField("
     changed = models.replace(anchor, "    difficulty = fields.IntField(default=1)\n" + anchor, 1)
@@ -183,7 +189,11 @@ def test_drift_check_catches_a_model_change_without_a_migration(tmp_path: Path) 
         "TORTOISE_ORM = {'connections': {'default': 'postgres://offline@127.0.0.1:1/offline'},"
         " 'apps': {'models': {'models': ['drifted_models', 'aerich.models']}}}\n"
     )
-    drift = check_drift(tortoise_orm="drifted_config.TORTOISE_ORM", pythonpath=tmp_path)
+    return "drifted_config.TORTOISE_ORM"
+
+
+def test_drift_check_catches_a_model_change_without_a_migration(tmp_path: Path) -> None:
+    drift = check_drift(tortoise_orm=drifted_models(tmp_path), pythonpath=tmp_path)
     assert not drift.clean
     assert 'ADD "difficulty" INT NOT NULL' in drift.sql
     assert migration_files(ROOT) == sorted(  # the real migrations folder is untouched
@@ -200,4 +210,41 @@ def test_coach_db_check_command_needs_no_database() -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert "No drift" in result.stderr
+    # On stdout, like `coach-db status`: both are reports, and a CI gate pipes them alike.
+    assert result.stdout.startswith("No drift"), result.stdout
+    assert result.stderr == ""
+
+
+def test_coach_db_check_on_drift_shows_the_sql_difference_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not Aerich's whole file (its base64 MODELS_STATE was ~40 of 45 lines): the SQL."""
+    config = drifted_models(tmp_path)
+    monkeypatch.setattr(
+        cli, "check_drift", functools.partial(check_drift, tortoise_orm=config, pythonpath=tmp_path)
+    )
+    result = CliRunner().invoke(cli.app, ["check"])
+    assert result.exit_code == 1
+    assert result.stderr == ""
+    assert 'ALTER TABLE "scenario" ADD "difficulty" INT NOT NULL DEFAULT 1;' in result.stdout
+    for noise in ("MODELS_STATE", "async def", "downgrade", "DROP COLUMN"):
+        assert noise not in result.stdout, result.stdout
+    assert len(result.stdout.strip().splitlines()) <= 4, result.stdout
+
+
+async def test_deploy_without_migration_files_is_an_error_naming_the_folder(
+    create_database: Callable[[], Awaitable[str]], tmp_path: Path
+) -> None:
+    """An install without its migrations never reports an empty database "up to date"."""
+    url = await create_database()
+    (tmp_path / "models").mkdir()
+    for folder in (tmp_path / "absent", tmp_path):
+        with pytest.raises(MigrationsMissing, match=f"No migration files in {folder / 'models'}"):
+            await deploy(url, folder)
+        with pytest.raises(MigrationsMissing):
+            await migration_status(url, folder)
+    conn = await asyncpg.connect(url)
+    try:
+        assert await conn.fetchval("SELECT to_regclass('aerich')") is None  # nothing applied
+    finally:
+        await conn.close()

@@ -8,6 +8,7 @@ import re
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from tests.conftest import ROOT
 from tests.factories import make_message, make_session, make_user
 from tests.processes import subprocess_env
 
+# A day the demo is pinned to (--today / SEED_TODAY) where a test compares exact rows.
+PINNED_DAY = date(2026, 3, 14)
 ADMIN = data.ADMIN_USER["email"]
 TEST = data.TEST_USER["email"]
 DEMO_CONTENT = """
@@ -348,7 +351,7 @@ async def test_demo_written_in_several_rounds_is_exactly_what_the_generator_made
 ) -> None:
     """Rounds are generated in a thread while the previous one is copied: nothing lost or mixed."""
     monkeypatch.setattr(demo, "CHUNK", 7)  # 30 conversations: 5 rounds, the last one short
-    result = await seed(demo=30, random_seed=9)
+    result = await seed(demo=30, random_seed=9, today=PINNED_DAY)
     rows = await raw.fetch(
         """SELECT u.email, sc.slug, s.status, s.started_at, s.ended_at, s.duration_seconds,
                   s.total_messages,
@@ -376,11 +379,11 @@ async def test_demo_written_in_several_rounds_is_exactly_what_the_generator_made
             [m.timestamp for m in s.messages],
             [m.metadata for m in s.messages],
         )
-        for s in generate(30, 9)
+        for s in generate(30, 9, demo.demo_now(PINNED_DAY))
     ]
     actual = [(*row[:10], [json.loads(m) for m in row["metadata"]]) for row in rows]
     assert actual == expected
-    assert result.demo_messages == sum(len(s.messages) for s in generate(30, 9))
+    assert result.demo_messages == sum(len(s.messages) for s in generate(30, 9, demo.demo_now()))
 
 
 async def test_demo_that_fails_in_a_later_round_writes_nothing(
@@ -388,8 +391,8 @@ async def test_demo_that_fails_in_a_later_round_writes_nothing(
 ) -> None:
     real = demo.generate
 
-    def failing(n: int, random_seed: int) -> Iterator[demo.DemoSession]:
-        for i, session in enumerate(real(n, random_seed)):
+    def failing(n: int, random_seed: int, now: datetime) -> Iterator[demo.DemoSession]:
+        for i, session in enumerate(real(n, random_seed, now)):
             if i == 12:
                 raise RuntimeError("generator broke")
             yield session
@@ -403,9 +406,48 @@ async def test_demo_that_fails_in_a_later_round_writes_nothing(
     assert await snapshot(raw) == before
 
 
-def test_generator_is_a_pure_function_of_count_and_random_seed() -> None:
-    assert list(generate(5, 11)) == list(generate(5, 11))
-    assert list(generate(5, 11)) != list(generate(5, 12))
+def test_generator_is_a_pure_function_of_count_random_seed_and_now() -> None:
+    now = demo.demo_now(PINNED_DAY)
+    assert list(generate(5, 11, now)) == list(generate(5, 11, now))
+    assert list(generate(5, 11, now)) != list(generate(5, 12, now))
+    # Another day moves the times only: the conversations themselves stay the same.
+    later = list(generate(5, 11, now + timedelta(days=400)))
+    assert [[m.content for m in s.messages] for s in later] == [
+        [m.content for m in s.messages] for s in generate(5, 11, now)
+    ]
+
+
+async def test_demo_ends_at_the_time_of_the_run_so_the_30_day_chart_is_alive(
+    raw: asyncpg.Connection,
+) -> None:
+    """A fresh studio's dashboard charts the last 30 days: the demo must be in them."""
+    await seed(demo=20)
+    newest, recent, total = await raw.fetchrow(
+        "SELECT max(started_at), "
+        "count(*) FILTER (WHERE started_at > now() - interval '30 days'), count(*) "
+        "FROM conversation_session"
+    )
+    latest = await raw.fetchval("SELECT max(timestamp) FROM message")
+    now = await raw.fetchval("SELECT now()")
+    assert now - timedelta(days=3) < newest <= now
+    assert latest <= now + timedelta(minutes=1), "no demo message is in the future"
+    assert recent >= total // 3, (recent, total)
+
+
+async def test_today_pins_the_demo_dates_so_rows_are_the_same_on_any_day(
+    raw: asyncpg.Connection, tmp_path: Path, database_url: str
+) -> None:
+    result = await run_cli(
+        "--demo", "5", "--today", "2026-03-14", url=database_url, tmp_path=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    rows = await raw.fetch("SELECT started_at FROM conversation_session ORDER BY id")
+    pinned_now = datetime(2026, 3, 14, 18, tzinfo=rows[0]["started_at"].tzinfo)
+    expected = [s.started_at for s in generate(5, 0, demo.demo_now(PINNED_DAY))]
+    assert [row["started_at"] for row in rows] == expected
+    assert all(pinned_now - timedelta(days=61) < t <= pinned_now for t in expected)
+    bad = await run_cli("--demo", "5", "--today", "14/03/2026", url=database_url, tmp_path=tmp_path)
+    assert bad.returncode == 2 and "not a date (YYYY-MM-DD)" in bad.stderr, bad.stderr
 
 
 async def test_demo_users_have_no_password_and_no_staff_rights(raw: asyncpg.Connection) -> None:
@@ -498,11 +540,13 @@ def test_cli_with_unreachable_server_fails_without_showing_the_password(
     assert "secret" not in message
 
 
-def test_cli_on_database_without_migrations_says_to_run_aerich_upgrade(
+def test_cli_on_database_without_migrations_says_to_run_coach_db_deploy(
     failed_runs: dict[str, Run],
 ) -> None:
     assert_one_line_failure(
-        failed_runs["no migrations"], "migrations are not applied", "aerich upgrade"
+        failed_runs["no migrations"],
+        "migrations are not applied",
+        "apply the migrations with `coach-db deploy`",
     )
 
 

@@ -215,3 +215,68 @@ async def test_sign_in_browse_a_user_to_the_transcript_and_edit_a_scenario(
     assert page.failures == []
     assert page.dialogs == []
     assert await Scenario.filter(pk=scenario.pk).exists()
+
+
+async def test_at_1400_px_long_lists_fit_the_sidebar_reaches_the_bottom_and_no_favicon_404(
+    page: Any, studio_url: str
+) -> None:
+    """The messages list with long rows: its timestamp column and row actions stay reachable
+    (the card scrolls sideways, the page does not), the dark sidebar runs down the whole page,
+    and /favicon.ico exists. Screenshots: artifacts/studio-8-*.png."""
+    staff = await make_staff(username="Wide Lister")
+    session = await make_session(status=SessionStatus.ACTIVE)
+    for i in range(60):
+        await make_message(
+            session=session,
+            role=MessageRole.USER if i % 2 else MessageRole.PARTNER,
+            content=f"Message {i}: " + "a rather long line that fills its column " * 4,
+            metadata={"model": "claude-sonnet-4-5", "tokens": 100 + i, "note": "x" * 60},
+        )
+    await page.goto(f"{studio_url}/admin/login")
+    await page.fill("#email", staff.email)
+    await page.fill("#password", STAFF_PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{studio_url}/admin/")
+    await page.goto(f"{studio_url}/admin/message/list")
+    await shot(page, "8-messages-list")
+    layout = await page.evaluate(
+        r"""() => {
+        const table = document.querySelector('table.datatable');
+        const scroller = table.closest('.table-responsive');
+        const row = table.querySelector('tbody tr:last-child');
+        const stamp = [...row.cells].find(td => /^\d{4}-\d\d-\d\d\s\d\d:\d\d/.test(td.innerText));
+        return {
+            pageOverflow: document.documentElement.scrollWidth - window.innerWidth,
+            scrollerRight: scroller.getBoundingClientRect().right,
+            lastCellRight: row.cells[row.cells.length - 1].getBoundingClientRect().right,
+            stampLines: (() => {
+                const range = document.createRange();
+                range.selectNodeContents(stamp);
+                return range.getClientRects().length;
+            })(),
+            width: window.innerWidth,
+        };
+    }"""
+    )
+    assert layout["pageOverflow"] <= 0, layout  # the page itself never scrolls sideways
+    assert layout["scrollerRight"] <= layout["width"], layout  # the card ends on screen ...
+    # ... and its last column (the row actions) too, without scrolling: long text wraps.
+    assert layout["lastCellRight"] <= layout["scrollerRight"] + 1, layout
+    assert layout["stampLines"] == 1, layout  # the timestamp itself never wraps
+
+    sidebar = await page.evaluate(
+        """() => {
+        // 'instant': tabler's smooth scrolling would measure (and shoot) mid-way.
+        window.scrollTo({top: document.documentElement.scrollHeight, behavior: 'instant'});
+        const rect = document.querySelector('aside.navbar-vertical').getBoundingClientRect();
+        return {bottom: rect.bottom, height: window.innerHeight,
+                long: document.documentElement.scrollHeight > window.innerHeight + 500};
+    }"""
+    )
+    assert sidebar["long"], sidebar  # the page is long enough to show it
+    assert sidebar["bottom"] >= sidebar["height"] - 1, sidebar
+    await shot(page, "8-messages-list-bottom")
+
+    favicon = await page.request.get(f"{studio_url}/favicon.ico")
+    assert favicon.status == 200 and favicon.headers["content-type"].startswith("image/")
+    assert page.failures == []

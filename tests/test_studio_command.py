@@ -110,6 +110,12 @@ def test_studio_starts_embedded_servers_keeps_data_and_stops_cleanly(tmp_path: P
     assert "Studio stopped." in output
     assert processes_under(home) == [], "Ctrl-C left processes behind"
     assert running_state(home) is None
+    # The banner names the address it binds (localhost may resolve to ::1 first), and its
+    # sign-in hint is wrapped: no line longer than a terminal but the one with the path.
+    assert f"Studio: http://127.0.0.1:{port}/admin/" in output
+    assert "localhost" not in output
+    hint = output[output.index("Studio: http") :].splitlines()
+    assert [line for line in hint if len(line) > 88 and str(home) not in line] == [], hint
 
     # A second start reuses the data folder: same rows, no stale lock in the way.
     studio = start_studio(home, port)

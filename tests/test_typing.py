@@ -26,6 +26,9 @@ async def correct(history: UserWithSessions, user: User) -> str:
     words = await Message.filter(session__user_id=user.id, timestamp__year=2026).count()
     found = await User.get_or_none(email__iexact="a@x.org", sessions__status=SessionStatus.ACTIVE)
     await Scenario.filter(slug__in=("a", "b")).update(is_active=False)
+    made = await Scenario.create(name="A", slug="a", partner_model="m", is_active=True)
+    staff, _ = await User.get_or_create(email="s@x.org", defaults={"username": "s"})
+    await ConversationSession.create(user=staff, scenario_id=made.id)
     recent = user.sessions.filter(status=SessionStatus.ACTIVE).order_by("-started_at").limit(3)
     reads: list[SessionRead] = await SessionRead.from_queryset(recent)
     first = history.sessions[0]
@@ -49,6 +52,9 @@ async def wrong(history: UserWithSessions, user: User) -> None:
     await Scenario.filter(name="x").update(is_active="no")  # WRONG update value type
     await Message.filter(session__user__emial="a")  # WRONG misspelt field across a relation
     await user.sessions.filter(total_messages__icontains="1")  # WRONG on a reverse relation
+    await Scenario.create(name="A", nmae="a")  # WRONG misspelt field in create
+    await Scenario.create(name="A", is_active="yes")  # WRONG wrong value type in create
+    await User.get_or_create(email="a@x.org", defaults={"usernme": "a"})  # WRONG defaults key
     scenario = await Scenario.get(slug="x")
     scenario.is_active = "yes"  # WRONG str assigned to a bool field
 """
