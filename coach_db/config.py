@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     # Seconds `coach-db deploy` waits for another deploy's migration lock (5 minutes: long
     # enough for a migration that rewrites a big table, short enough to notice one that hangs).
     deploy_lock_timeout: float = Field(default=300, gt=0)
+    # The opt-in Redis cache of scenario reads (coach_db.cache): off while the URL is unset.
+    # The TTL bounds staleness after writes nobody announced (raw SQL, QuerySet.update()).
+    coach_db_cache_url: str | None = Field(default=None, repr=False)
+    coach_db_cache_ttl: float = Field(default=60, gt=0)
+    coach_db_cache_prefix: str = "coach_db:"
 
 
 def get_settings() -> Settings:

@@ -14,6 +14,7 @@ from tortoise import Tortoise, connections
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import DBConnectionError
 
+from coach_db.cache import close_cache, open_cache
 from coach_db.config import (
     SecretsFilter,
     database_url,
@@ -123,11 +124,13 @@ async def init_db(url: str | None = None, *, check: bool = True) -> None:
         except BaseException:
             await close_db()
             raise
+    await open_cache()
     logger.info("coach_db connected to %s", mask_url(url))
 
 
 async def close_db() -> None:
-    """Close the pool opened by init_db()."""
+    """Close the pool opened by init_db() (and the cache)."""
+    await close_cache()
     await Tortoise.close_connections()
 
 
