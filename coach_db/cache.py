@@ -66,6 +66,7 @@ class _Cache:
     retry_after: float = RETRY_AFTER
     down_until: float = 0.0
     missed_invalidation: bool = False
+    script: Any = None  # _GET, registered once (redis-py sends EVALSHA, EVAL when unknown)
 
     @property
     def generation_key(self) -> str:
@@ -149,8 +150,9 @@ async def _cached(name: str, adapter: TypeAdapter[T], load: Any) -> T:
     try:
         if cache.missed_invalidation:  # a write while Redis was down: its values may be stale
             await invalidate_scenarios()
-        script = cache.redis.register_script(_GET)
-        generation, raw = await script(
+        if cache.script is None:
+            cache.script = cache.redis.register_script(_GET)
+        generation, raw = await cache.script(
             keys=[cache.generation_key], args=[f"{cache.prefix}scenarios:", name]
         )
     except (RedisError, OSError) as exc:
