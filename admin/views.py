@@ -38,6 +38,7 @@ from admin.auth import require_staff
 from admin.resources import StudioModel
 from admin.templating import render
 from coach_db import conversations
+from coach_db.cache import invalidate_scenarios
 from coach_db.errors import SessionChanged
 from coach_db.limits import (
     MAX_CONTENT_CHARS,
@@ -410,6 +411,7 @@ async def _delete(model: type[Model], keys: list[int]) -> Response:
             },
             HTTP_409_CONFLICT,
         )
+    await _committed(model)
     return JSONResponse({"deleted": deleted})
 
 
@@ -441,7 +443,15 @@ async def _save(
         return None, [CHANGED_ELSEWHERE]
     except (IntegrityError, ValidationError, ValueError) as exc:
         return None, [_explain(model_resource, exc)]
+    await _committed(model)
     return obj, []
+
+
+async def _committed(model: type[Model]) -> None:
+    """After a committed write: the package's scenario cache must not serve the old rows (the
+    save signal fired inside the transaction, before the commit, see coach_db.cache)."""
+    if model is Scenario:
+        await invalidate_scenarios()
 
 
 async def _row_version(model: type[Model], pk: Any, lock: bool = False) -> str | None:

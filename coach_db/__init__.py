@@ -1,5 +1,6 @@
 """coach-db: the shared async database layer of Conversation Coach."""
 
+from coach_db.cache import active_scenarios, invalidate_scenarios, scenario_by_slug
 from coach_db.conversations import (
     add_message,
     end_session,
@@ -54,13 +55,16 @@ __all__ = [
     "SessionNotActive",
     "SessionStatus",
     "User",
+    "active_scenarios",
     "add_message",
     "close_db",
     "connect",
     "end_session",
     "init_db",
+    "invalidate_scenarios",
     "lifespan",
     "primary",
+    "scenario_by_slug",
     "start_session",
     "transaction",
     "transcript",

@@ -7,7 +7,8 @@ import json
 import signal
 import sys
 import traceback
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -479,6 +480,94 @@ def generate(
         path = ts / "coach-db.ts"
         path.write_text(codegen.render_typescript())
         console.print(f"Wrote {path}")
+
+
+# --- retention --------------------------------------------------------------------------------
+
+
+@app.command()
+@friendly
+def retention(
+    older_than: Annotated[
+        int,
+        typer.Option(
+            "--older-than",
+            min=1,
+            help="Delete conversations whose last activity is more than DAYS days ago.",
+            metavar="DAYS",
+        ),
+    ],
+    archive: Annotated[
+        Path | None,
+        typer.Option(help="Append each deleted session and message to FILE as JSON lines first."),
+    ] = None,
+    batch: Annotated[
+        int,
+        typer.Option(min=1, max=10_000, help="Sessions per transaction."),
+    ] = 1000,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Delete; without it, only count (a dry run).")
+    ] = False,
+) -> None:
+    """Delete (or archive, then delete) conversations idle for more than DAYS days, in batches.
+
+    Without --yes it only counts what would go. Each batch of sessions is its own short
+    transaction; stopping it anywhere is safe, and running it again finishes the job.
+    """
+    from coach_db.retention import cutoff_for
+
+    if archive is not None:
+        if archive.is_dir():
+            raise CoachDbError(f"--archive {archive} is a directory: name a file to append to.")
+        if not archive.parent.is_dir():
+            raise CoachDbError(f"--archive {archive}: the folder {archive.parent} does not exist.")
+    cutoff = cutoff_for(older_than)
+    run(_retention(database_url(), cutoff, archive, batch, yes))
+
+
+async def _retention(url: str, cutoff: Any, archive: Path | None, batch: int, yes: bool) -> None:
+    import time
+
+    from coach_db.db import connect
+    from coach_db.retention import count_idle, delete_idle
+
+    async with connect(url):
+        todo = await count_idle(cutoff)
+        when = f"last active before {cutoff:%Y-%m-%d %H:%M} UTC"
+        if not yes:
+            out.print(
+                f"{todo.sessions:,} conversations ({todo.messages:,} messages) {when} "
+                "would be deleted. Run again with --yes to delete them."
+            )
+            return
+        if not todo.sessions:
+            out.print(f"No conversation was {when}: nothing to delete.")
+            return
+        out.print(f"Deleting {todo.sessions:,} conversations ({todo.messages:,} messages) {when}.")
+        started = time.monotonic()
+        with archive.open("a", encoding="utf-8") if archive else _no_file() as file:
+            done = 0
+            total_messages = 0
+            async for deleted in delete_idle(cutoff, batch=batch, archive=file):
+                done += deleted.sessions
+                total_messages += deleted.messages
+                elapsed = time.monotonic() - started
+                left = elapsed / done * max(todo.sessions - done, 0) if done else 0
+                console.print(
+                    f"{done:,} / {todo.sessions:,} conversations deleted "
+                    f"({total_messages:,} messages), about {left:.0f} s left",
+                    markup=False,
+                )
+        out.print(
+            f"Deleted {done:,} conversations ({total_messages:,} messages) in "
+            f"{time.monotonic() - started:.1f} s"
+            + (f"; archived to {archive}." if archive else ".")
+        )
+
+
+@contextmanager
+def _no_file() -> Iterator[None]:
+    yield None
 
 
 def main() -> None:

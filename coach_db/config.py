@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     # Seconds between two checks of every replica's state and lag (one query per replica and
     # one on the primary each time).
     database_replica_check_interval: float = Field(default=1, gt=0)
+    # The opt-in Redis cache of scenario reads (coach_db.cache): off while the URL is unset.
+    # The TTL bounds staleness after writes nobody announced (raw SQL, QuerySet.update()).
+    coach_db_cache_url: str | None = Field(default=None, repr=False)
+    coach_db_cache_ttl: float = Field(default=60, gt=0)
+    coach_db_cache_prefix: str = "coach_db:"
 
 
 def get_settings() -> Settings:

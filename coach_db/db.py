@@ -24,6 +24,7 @@ from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import DBConnectionError
 from tortoise.transactions import in_transaction
 
+from coach_db.cache import close_cache, open_cache
 from coach_db.config import (
     SecretsFilter,
     database_url,
@@ -339,17 +340,19 @@ async def init_db(url: str | None = None, *, check: bool = True) -> None:
     except BaseException:
         await close_db()
         raise
+    await open_cache()
     logger.info("coach_db connected to %s", mask_url(url))
     for replica in replicas:
         logger.info("coach_db reads from replica %s", mask_url(replica))
 
 
 async def close_db() -> None:
-    """Close the pool opened by init_db()."""
+    """Close the pool opened by init_db() (and the cache)."""
     global _monitor
     if _monitor is not None:
         await _monitor.stop()
         _monitor = None
+    await close_cache()
     await Tortoise.close_connections()
 
 

@@ -118,12 +118,26 @@ async def create_database(server_url: str) -> AsyncIterator[object]:
         await conn.close()
 
 
+def _planned_schema_sql() -> str | None:
+    """SQL of a schema change planned but not yet a migration, applied after the migrations
+    when COACH_DB_TEST_SCHEMA_SQL names its file (tests/test_partition_plan.py)."""
+    path = os.environ.get("COACH_DB_TEST_SCHEMA_SQL")
+    return Path(path).read_text() if path else None
+
+
 @pytest.fixture(scope="session")
 async def database_url(create_database: object) -> str:
     """The suite's database, its schema built only by `aerich upgrade`."""
     url: str = await create_database()  # type: ignore[operator]
     result = run_aerich("upgrade", url=url)
     assert result.returncode == 0, result.stdout + result.stderr
+    if extra := _planned_schema_sql():
+        conn = await asyncpg.connect(url)
+        try:
+            async with conn.transaction():
+                await conn.execute(extra)
+        finally:
+            await conn.close()
     return url
 
 
