@@ -33,7 +33,7 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from admin import pages, params, widgets
+from admin import lookup, pages, params, widgets
 from admin.auth import require_staff
 from admin.resources import StudioModel
 from admin.templating import render
@@ -216,6 +216,19 @@ async def _message_cursor(session: ConversationSession, value: str) -> tuple[dat
         raise HTTPException(status_code=HTTP_404_NOT_FOUND)
     timestamp, message_id = found[0]
     return timestamp, message_id
+
+
+@router.get("/lookup/{resource}")
+async def lookup_view(resource: str, q: str = "") -> JSONResponse:
+    """The foreign-key inputs' autocomplete (admin/lookup.py): at most 20 rows as JSON."""
+    model = lookup.LOOKUPS.get(resource)
+    if model is None:
+        raise HTTPException(status_code=HTTP_404_NOT_FOUND)
+    try:
+        found = await lookup.lookup(model, q)
+    except params.BadValue as exc:
+        return JSONResponse({"error": f"q: {exc}"}, HTTP_400_BAD_REQUEST)
+    return JSONResponse({"results": found})
 
 
 @router.get("/{resource}/list")

@@ -261,6 +261,10 @@ class Choice(inputs.Enum):  # type: ignore[misc]
             raise FormError(f"unknown value {str(value)[:40]!r} (allowed: {allowed})") from None
 
 
+# What else than a row number a foreign-key input searches by (admin/lookup.py).
+LOOKUP_HINTS = {"user": "an e-mail", "conversationsession": "a user's e-mail", "scenario": "a name"}
+
+
 class ForeignKey(inputs.Input):  # type: ignore[misc]
     """A related row's number, suggesting the current row and the `limit` most recent ones.
 
@@ -286,7 +290,12 @@ class ForeignKey(inputs.Input):  # type: ignore[misc]
                 )
                 if all(pk != value for _, pk in options):
                     options.insert(0, (str(row), value))
-        self.context.update(options=options, current=current)
+        self.context.update(
+            options=options,
+            current=current,
+            lookup_url=admin_url(request, f"lookup/{resource_name(self.model)}"),
+            lookup_hint=LOOKUP_HINTS.get(resource_name(self.model), "a number"),
+        )
         return await super().render(request, value)
 
     async def _recent(self) -> list[Model]:

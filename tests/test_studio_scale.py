@@ -301,3 +301,57 @@ async def test_related_counts_in_a_list_stop_at_their_limit(
     assert f"Sessions ({RELATED_COUNT_LIMIT:,}+)" in form
     scenarios = (await staff.get("/admin/scenario/list")).text
     assert f"{RELATED_COUNT_LIMIT:,}+ →" in scenarios
+
+
+async def test_the_lookup_finds_at_most_20_rows_by_number_e_mail_or_name(
+    staff: Any, studio_app: Any, raw: asyncpg.Connection
+) -> None:
+    """The foreign-key inputs' autocomplete: bounded JSON, by id prefix, e-mail, name."""
+    owner = await make_user(email="findme-lookup@example.com")
+    scenario = await make_scenario(name="Saying no to a landlord")
+    await raw.execute(
+        "INSERT INTO conversation_session (user_id, scenario_id, started_at)"
+        " SELECT $1, $2, $3::timestamptz + i * interval '1 minute' FROM generate_series(1, 130) i",
+        owner.pk,
+        scenario.pk,
+        T0,
+    )
+    await make_session()  # someone else's
+    newest = [
+        r["id"]
+        for r in await raw.fetch(
+            "SELECT id FROM conversation_session WHERE user_id = $1"
+            " ORDER BY started_at DESC, id DESC LIMIT 20",
+            owner.pk,
+        )
+    ]
+    found = (await staff.get("/admin/lookup/conversationsession?q=FINDME")).json()["results"]
+    assert [row["id"] for row in found] == newest
+    assert all("findme-lookup@example.com" in row["label"] for row in found)
+
+    ids = [r["id"] for r in await raw.fetch("SELECT id FROM conversation_session")]
+    for prefix in {str(min(ids))[:1], str(min(ids))[:2], str(max(ids))}:
+        got = (await staff.get(f"/admin/lookup/conversationsession?q=%23{prefix}")).json()
+        expected = sorted(i for i in ids if str(i).startswith(prefix))[:20]
+        assert [row["id"] for row in got["results"]] == expected, prefix
+
+    users = (await staff.get("/admin/lookup/user?q=findme-")).json()["results"]
+    assert users == [{"id": owner.pk, "label": "findme-lookup@example.com"}]
+    assert (await staff.get("/admin/lookup/user?q=%25")).json()["results"] == []  # literal %
+    scenarios = (await staff.get("/admin/lookup/scenario?q=LANDLORD")).json()["results"]
+    assert [row["id"] for row in scenarios] == [scenario.pk]
+    assert len((await staff.get("/admin/lookup/user?q=")).json()["results"]) <= 20
+    assert (await staff.get("/admin/lookup/message?q=1")).status_code == 404  # no key points there
+
+    assert (await staff.get("/admin/lookup/user?q=a%00")).status_code == 400
+    assert (await staff.get("/admin/lookup/user", params={"q": "x" * 201})).status_code == 400
+    assert (await staff.get("/admin/lookup/aerich?q=1")).status_code == 404
+    async with client_for(studio_app) as anonymous:
+        refused = await anonymous.get("/admin/lookup/user?q=findme")
+    assert refused.status_code == 303 and "findme" not in refused.text
+
+
+async def test_a_foreign_key_input_asks_the_lookup(staff: Any) -> None:
+    message = await make_message()
+    html = (await staff.get(f"/admin/message/update/{message.pk}")).text
+    assert 'data-lookup="/admin/lookup/conversationsession"' in html
