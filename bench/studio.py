@@ -1,6 +1,7 @@
 """Times every studio page on a 100k- and a 10M-message database (not run by the tests).
 
     uv run python bench/studio.py [--reps 20] [--sizes 100k,10m] [--out bench/results/x.txt]
+        [--database-100k NAME] [--database-10m NAME]   # e.g. your own copies of them
 
 Builds the databases once and then reuses them by name (`coach_bench_100k`: `--demo 3210`,
 `coach_bench_10m`: `--demo 321000 --random-seed 7`; migrations by `coach-db deploy`, then the
@@ -25,10 +26,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -60,21 +61,26 @@ class Targets:
     session: int
     message: int
     messages: int
+    page_100: str  # the cursor of the 100th page of messages (after its 1,980th row)
+    email: str  # a demo user's e-mail, for the session lookup
 
     def pages(self) -> dict[str, str]:
-        last = max(1, math.ceil(self.messages / PAGE_SIZE))
         return {
             "dashboard": "/admin/",
             "users list": "/admin/user/list",
+            "users last page": "/admin/user/list?end=1",
             "sessions list": "/admin/conversationsession/list",
+            "sessions last page": "/admin/conversationsession/list?end=1",
             "messages list p1": "/admin/message/list",
-            "messages list p100": "/admin/message/list?page_num=100",
-            "messages list last page": f"/admin/message/list?page_num={last}",
+            "messages list p100": f"/admin/message/list?after={self.page_100}",
+            "messages list last page": "/admin/message/list?end=1",
             'messages search "listen"': "/admin/message/list?q=listen",
             "messages by session": f"/admin/message/list?session_id={self.session}",
             "transcript": f"/admin/conversationsession/transcript/{self.session}",
             "message edit form": f"/admin/message/update/{self.message}",
             "session edit form": f"/admin/conversationsession/update/{self.session}",
+            "session lookup by e-mail": f"/admin/lookup/conversationsession?q={self.email}",
+            "session lookup by number": f"/admin/lookup/conversationsession?q={self.session}",
         }
 
 
@@ -165,9 +171,19 @@ async def targets(url: str) -> Targets:
             "SELECT id FROM message WHERE session_id = $1 ORDER BY id LIMIT 1", session
         )
         messages = await conn.fetchval("SELECT count(*) FROM message")
+        # What "next" from page 99 links to: the (timestamp, id) of its last row.
+        row = await conn.fetchrow(
+            "SELECT timestamp, id FROM message ORDER BY timestamp, id"
+            f" OFFSET {99 * PAGE_SIZE - 1} LIMIT 1"
+        )
+        email = await conn.fetchval(
+            "SELECT email FROM \"user\" WHERE email LIKE 'demo%' ORDER BY id LIMIT 1"
+        )
     finally:
         await conn.close()
-    return Targets(session, message, messages)
+    assert row is not None, "fewer than 100 pages of messages"
+    page_100 = quote(f"{row['timestamp'].astimezone(UTC).isoformat()},{row['id']}", safe="")
+    return Targets(session, message, messages, page_100, email or "demo")
 
 
 def free_port() -> int:
@@ -356,8 +372,12 @@ async def bench(args: argparse.Namespace) -> str:
     runs: dict[str, dict[str, PageResult]] = {}
     notes: list[str] = []
     password = secrets.token_urlsafe(16)
+    databases = {"100k": args.database_100k, "10m": args.database_10m}
     for key in args.sizes.split(","):
-        size = SIZES[key.strip().lower()]
+        key = key.strip().lower()
+        size = SIZES[key]
+        if databases[key]:
+            size = replace(size, database=databases[key])
         url = await ensure_database(args.server, size, log)
         _cli(
             "createstaff",
@@ -410,6 +430,11 @@ def main() -> None:
         default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"),
         help="Redis for the studio's sign-ins (keys get a per-run prefix)",
     )
+    for key, size in SIZES.items():
+        parser.add_argument(
+            f"--database-{key}",
+            help=f"use (or build) this database instead of {size.database}, e.g. your own copy",
+        )
     parser.add_argument("--out", type=Path, help="also write the table to this file")
     args = parser.parse_args()
     text = asyncio.run(bench(args))
