@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 from tortoise import connections
-from tortoise.expressions import Q
+from tortoise.expressions import Q, RawSQL
 from tortoise.fields import DatetimeField
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
@@ -195,8 +195,9 @@ async def capped_count(
     `count(*) … WHERE id IN (… LIMIT n)` made PostgreSQL hash-join the whole table (a
     sequential scan of 321,000 sessions for every sessions page).
     """
-    # In the list's default order, which an index serves: the count reads what the pages read.
-    inner = qs.limit(limit).values_list("id")
+    # Unordered (Tortoise adds no default ORDER BY to an annotated query), so PostgreSQL counts
+    # through whichever index fits the filter, e.g. a search index, not the list's order.
+    inner = qs.annotate(unordered=RawSQL("1")).limit(limit).values_list("id")
     inner._make_query()
     sql, values = inner.query.get_parameterized_sql()
     table, threshold = f"${len(values) + 1}", f"${len(values) + 2}"

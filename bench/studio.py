@@ -239,7 +239,8 @@ class Studio:
 
 
 async def sign_in(base: str, password: str) -> httpx.Cookies:
-    async with httpx.AsyncClient(base_url=base) as client:
+    # One argon2 verification: seconds on a loaded machine, beyond httpx's default 5 s.
+    async with httpx.AsyncClient(base_url=base, timeout=60.0) as client:
         await client.get("/admin/login")
         # "studio_csrf", or "studio_csrf_<port>" since cookie names follow the public port.
         token = next(c.value for c in client.cookies.jar if c.name.startswith("studio_csrf"))
