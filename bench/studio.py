@@ -7,7 +7,8 @@ Builds the databases once and then reuses them by name (`coach_bench_100k`: `--d
 `coach_bench_10m`: `--demo 321000 --random-seed 7`; migrations by `coach-db deploy`, then the
 seed, then VACUUM (ANALYZE)). For each, it starts `coach-db studio` (one uvicorn worker) on a
 free port, signs in as a staff user made with `coach-db createstaff`, and requests each page
-sequentially (p50 / p95 / p99, HTML bytes), then with 8 clients at once (requests/s, p50, and
+sequentially, alternating between the databases so that a shared machine's load weighs on
+both alike (p50 / p95 / p99, HTML bytes), then with 8 clients at once (requests/s, p50, and
 the p50 of a transcript page requested meanwhile: whether a heavy page stalls everyone else).
 Prints one table with the 10M / 100k growth ratio of p50.
 """
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -262,59 +264,81 @@ async def fetch(client: httpx.AsyncClient, path: str) -> tuple[float, int]:
     return seconds, len(response.content)
 
 
-async def time_pages(
-    base: str, cookies: httpx.Cookies, pages: dict[str, str], reps: int, budget: float
-) -> dict[str, PageResult]:
-    results: dict[str, PageResult] = {}
+async def time_sequential(
+    studios: list[tuple[str, httpx.Cookies, dict[str, str]]], reps: int, budget: float
+) -> list[dict[str, PageResult]]:
+    """Each page requested one at a time, alternating between the studios (100k, 10M, 100k,
+    ...), so that the load of a shared machine weighs on both sides of the ratio alike."""
+    results: list[dict[str, PageResult]] = [{} for _ in studios]
     timeout = httpx.Timeout(600.0)
-    async with httpx.AsyncClient(base_url=base, cookies=cookies, timeout=timeout) as client:
-        for name, path in pages.items():
-            result = results[name] = PageResult()
-            await fetch(client, path)  # warm: templates, statement caches, buffers
+    clients = [
+        httpx.AsyncClient(base_url=base, cookies=cookies, timeout=timeout)
+        for base, cookies, _ in studios
+    ]
+    try:
+        for name in studios[0][2]:
+            for client, (_, _, pages), result in zip(clients, studios, results, strict=True):
+                result[name] = PageResult()
+                await fetch(client, pages[name])  # warm: templates, statement caches, buffers
             started = time.perf_counter()
             # Every page at least 3 times; slow pages stop early once they used their budget.
-            while len(result.seconds) < reps and (
-                len(result.seconds) < 3 or time.perf_counter() - started < budget
+            while len(results[0][name].seconds) < reps and (
+                len(results[0][name].seconds) < 3 or time.perf_counter() - started < budget
             ):
-                seconds, result.html_bytes = await fetch(client, path)
-                result.seconds.append(seconds)
-
-        bystander = pages["transcript"]
-        for name, path in pages.items():
-            result = results[name]
-            clients = [
-                httpx.AsyncClient(base_url=base, cookies=cookies, timeout=timeout)
-                for _ in range(CONCURRENCY + 1)
-            ]
-            try:
-                per_client = max(1, min(reps // 2, math.ceil(budget / 8 / result.quantile(0.5))))
-                latencies: list[float] = []
-                beside: list[float] = []
-                running = True
-
-                async def worker(c: httpx.AsyncClient) -> None:
-                    for _ in range(per_client):  # noqa: B023 - per page on purpose
-                        latencies.append((await fetch(c, path))[0])  # noqa: B023
-
-                async def watcher(c: httpx.AsyncClient) -> None:
-                    while running:  # noqa: B023
-                        beside.append((await fetch(c, bystander))[0])  # noqa: B023
-                        await asyncio.sleep(0.05)
-
-                watch = asyncio.create_task(watcher(clients[-1]))
-                started = time.perf_counter()
-                await asyncio.gather(*(worker(c) for c in clients[:-1]))
-                elapsed = time.perf_counter() - started
-                running = False
-                await watch
-                result.concurrent_rate = len(latencies) / elapsed
-                result.concurrent_p50 = statistics.median(latencies)
-                result.bystander_p50 = statistics.median(beside)
-                result.bystander_max = max(beside)
-            finally:
-                for c in clients:
-                    await c.aclose()
+                for client, (_, _, pages), result in zip(clients, studios, results, strict=True):
+                    seconds, result[name].html_bytes = await fetch(client, pages[name])
+                    result[name].seconds.append(seconds)
+    finally:
+        for client in clients:
+            await client.aclose()
     return results
+
+
+async def time_concurrent(
+    base: str,
+    cookies: httpx.Cookies,
+    pages: dict[str, str],
+    results: dict[str, PageResult],
+    reps: int,
+    budget: float,
+) -> None:
+    """Each page by 8 clients at once, with a transcript page requested meanwhile."""
+    timeout = httpx.Timeout(600.0)
+    bystander = pages["transcript"]
+    for name, path in pages.items():
+        result = results[name]
+        clients = [
+            httpx.AsyncClient(base_url=base, cookies=cookies, timeout=timeout)
+            for _ in range(CONCURRENCY + 1)
+        ]
+        try:
+            per_client = max(1, min(reps // 2, math.ceil(budget / 8 / result.quantile(0.5))))
+            latencies: list[float] = []
+            beside: list[float] = []
+            running = True
+
+            async def worker(c: httpx.AsyncClient) -> None:
+                for _ in range(per_client):  # noqa: B023 - per page on purpose
+                    latencies.append((await fetch(c, path))[0])  # noqa: B023
+
+            async def watcher(c: httpx.AsyncClient) -> None:
+                while running:  # noqa: B023
+                    beside.append((await fetch(c, bystander))[0])  # noqa: B023
+                    await asyncio.sleep(0.05)
+
+            watch = asyncio.create_task(watcher(clients[-1]))
+            started = time.perf_counter()
+            await asyncio.gather(*(worker(c) for c in clients[:-1]))
+            elapsed = time.perf_counter() - started
+            running = False
+            await watch
+            result.concurrent_rate = len(latencies) / elapsed
+            result.concurrent_p50 = statistics.median(latencies)
+            result.bystander_p50 = statistics.median(beside)
+            result.bystander_max = max(beside)
+        finally:
+            for c in clients:
+                await c.aclose()
 
 
 def _ms(seconds: float) -> str:
@@ -374,6 +398,7 @@ async def bench(args: argparse.Namespace) -> str:
     notes: list[str] = []
     password = secrets.token_urlsafe(16)
     databases = {"100k": args.database_100k, "10m": args.database_10m}
+    prepared: list[tuple[str, str, Targets]] = []
     for key in args.sizes.split(","):
         key = key.strip().lower()
         size = SIZES[key]
@@ -389,12 +414,22 @@ async def bench(args: argparse.Namespace) -> str:
         )
         found = await targets(url)
         notes.append(f"{size.label}: {size.database}, {found.messages:,} messages")
-        log(f"Timing the studio on {size.database} ({found.messages:,} messages) ...")
-        async with Studio(url, args.redis) as studio:
-            cookies = await sign_in(studio.base, password)
-            runs[size.label] = await time_pages(
-                studio.base, cookies, found.pages(), args.reps, args.budget
-            )
+        prepared.append((size.label, url, found))
+    load_before = os.getloadavg()[0]
+    async with AsyncExitStack() as stack:
+        studios = []
+        for _, url, found in prepared:
+            studio = await stack.enter_async_context(Studio(url, args.redis))
+            studios.append((studio.base, await sign_in(studio.base, password), found.pages()))
+        log("Timing the pages one at a time, alternating between the databases ...")
+        sequential = await time_sequential(studios, args.reps, args.budget)
+        for (label, _, _), (base, cookies, pages), results in zip(
+            prepared, studios, sequential, strict=True
+        ):
+            log(f"Timing {label} with {CONCURRENCY} clients at once ...")
+            await time_concurrent(base, cookies, pages, results, args.reps, args.budget)
+            runs[label] = results
+    notes.append(f"load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
     conn = await asyncpg.connect(args.server)
     try:
         version = await conn.fetchval("SHOW server_version")
