@@ -174,3 +174,18 @@ def _check_strings(value: Any) -> None:
     elif isinstance(value, list):
         for item in value:
             _check_strings(item)
+
+
+def parse_cursor_datetime(value: str) -> datetime:
+    """The date-time of a list cursor: ISO 8601 with its offset, as the studio writes it."""
+    text = check_text(value)
+    try:
+        parsed = datetime.fromisoformat(text) if text.isascii() and len(text) <= 40 else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise BadValue("not a date and time with its UTC offset")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise BadValue("out of range (years 1 to 9999, UTC)") from None

@@ -6,13 +6,12 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from fastapi_admin.enums import Method
-from fastapi_admin.resources import Action, ComputeField, Field, ToolbarAction
+from fastapi_admin.resources import Action, Field, ToolbarAction
 from fastapi_admin.resources import Model as ModelResource
 from fastapi_admin.widgets import displays, inputs
 from starlette.requests import Request
 from tortoise import fields as tortoise_fields
 from tortoise.models import Model
-from tortoise.queryset import QuerySet
 
 from admin import widgets
 from coach_db.models import (
@@ -88,21 +87,21 @@ class StudioModel(ModelResource):  # type: ignore[misc]
     def _get_display_input_field(cls, field_name: str) -> Field:
         return field_for(cls.model, field_name, **cls.display_options.get(field_name, {}))
 
-    @classmethod
-    def sortable(cls, name: str) -> bool:
-        return name in cls.model._meta.db_fields and any(
-            f.name == name and not isinstance(f, ComputeField) for f in cls.get_fields()
-        )
+    # The orders a list offers (its column headers): each is read as keyset pages by
+    # (column, id), so only columns an index serves on the big tables (issue 10).
+    sort_keys: tuple[str, ...] = ("id",)
+    default_sort = "id"
 
     @classmethod
-    async def resolve_query_params(
-        cls, request: Request, values: dict[str, Any], qs: QuerySet[Any]
-    ) -> tuple[dict[str, Any], QuerySet[Any]]:
-        params, qs = await super().resolve_query_params(request, values, qs)
-        sort = str(values.get("sort", ""))
-        if cls.sortable(sort.removeprefix("-")):
-            qs = qs.order_by(sort, "id")  # the id keeps pages stable among equal values
-        return params, qs
+    def sortable(cls, name: str) -> bool:
+        return name in cls.sort_keys
+
+    @classmethod
+    def sort_of(cls, value: str | None) -> str:
+        """The list's order from the `sort` parameter: a sortable column, `-` for descending;
+        anything else is the default order."""
+        value = value or ""
+        return value if cls.sortable(value.removeprefix("-")) else cls.default_sort
 
     async def get_toolbar_actions(self, request: Request) -> list[ToolbarAction]:
         return [
@@ -148,6 +147,7 @@ class UserResource(StudioModel):
     icon = "ti ti-users"
     page_pre_title = "People who practise"
     page_title = "Users"
+    sort_keys = ("id", "email")
     filters = [
         widgets.Search(("email", "username")),
         widgets.YesNo("is_staff", "Staff"),
@@ -172,11 +172,11 @@ class UserResource(StudioModel):
 
     @classmethod
     async def related_links(cls, request: Request, obj: Any) -> list[tuple[str, str, str]]:
-        count = await ConversationSession.filter(user_id=obj.pk).count()
+        counts = await widgets.related_counts(ConversationSession, "user_id", {obj.pk})
         return [
             (
                 "ti ti-message-circle",
-                f"Sessions ({count})",
+                f"Sessions ({widgets.count_label(counts[obj.pk])})",
                 _url(request, f"conversationsession/list?user_id={obj.pk}"),
             )
         ]
@@ -199,6 +199,9 @@ class ScenarioResource(StudioModel):
     icon = "ti ti-theater"
     page_pre_title = "Conversations to practise"
     page_title = "Scenarios"
+    # A handful of rows: any column can order them.
+    sort_keys = ("id", "name", "slug", "partner_model", "coach_model", "created_at")
+    default_sort = "name"
     filters = [
         widgets.Search(("name", "slug")),
         widgets.YesNo("is_active", "Active"),
@@ -222,11 +225,11 @@ class ScenarioResource(StudioModel):
 
     @classmethod
     async def related_links(cls, request: Request, obj: Any) -> list[tuple[str, str, str]]:
-        count = await ConversationSession.filter(scenario_id=obj.pk).count()
+        counts = await widgets.related_counts(ConversationSession, "scenario_id", {obj.pk})
         return [
             (
                 "ti ti-message-circle",
-                f"Sessions ({count})",
+                f"Sessions ({widgets.count_label(counts[obj.pk])})",
                 _url(request, f"conversationsession/list?scenario_id={obj.pk}"),
             )
         ]
@@ -238,6 +241,8 @@ class SessionResource(StudioModel):
     icon = "ti ti-message-circle"
     page_pre_title = "Practice conversations"
     page_title = "Sessions"
+    sort_keys = ("id", "started_at")
+    default_sort = "-started_at"
     display_options = {"status": {"colors": STATUS_COLORS}}
     filters = [
         widgets.OneOf(SessionStatus, "status", "Status"),
@@ -262,9 +267,10 @@ class SessionResource(StudioModel):
 
     @classmethod
     async def related_links(cls, request: Request, obj: Any) -> list[tuple[str, str, str]]:
-        user = await User.get(pk=obj.user_id)
-        scenario = await Scenario.get(pk=obj.scenario_id)
-        messages = await Message.filter(session_id=obj.pk).count()
+        user = await User.filter(pk=obj.user_id).only(*widgets.label_columns(User)).get()
+        scenario = (
+            await Scenario.filter(pk=obj.scenario_id).only(*widgets.label_columns(Scenario)).get()
+        )
         return [
             ("ti ti-user", f"User: {user}", _url(request, f"user/update/{user.pk}")),
             (
@@ -274,7 +280,7 @@ class SessionResource(StudioModel):
             ),
             (
                 "ti ti-list",
-                f"Messages ({messages})",
+                f"Messages ({obj.total_messages:,})",  # kept exact by the triggers
                 _url(request, f"message/list?session_id={obj.pk}"),
             ),
             (
@@ -291,6 +297,8 @@ class MessageResource(StudioModel):
     icon = "ti ti-message"
     page_pre_title = "Turns of the conversations"
     page_title = "Messages"
+    sort_keys = ("id", "timestamp")
+    default_sort = "timestamp"
     display_options = {"role": {"colors": ROLE_COLORS}}
     filters = [
         widgets.Search(("content",)),

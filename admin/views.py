@@ -27,13 +27,13 @@ from starlette.status import (
 )
 from tortoise import connections
 from tortoise.exceptions import IntegrityError, ValidationError
-from tortoise.expressions import Subquery
 from tortoise.fields.data import CharEnumFieldInstance
 from tortoise.functions import Avg, Count
 from tortoise.models import Model
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from admin import params, widgets
+from admin import lookup, pages, params, widgets
 from admin.auth import require_staff
 from admin.resources import StudioModel
 from admin.templating import render
@@ -219,6 +219,19 @@ async def _message_cursor(session: ConversationSession, value: str) -> tuple[dat
     return timestamp, message_id
 
 
+@router.get("/lookup/{resource}")
+async def lookup_view(resource: str, q: str = "") -> JSONResponse:
+    """The foreign-key inputs' autocomplete (admin/lookup.py): at most 20 rows as JSON."""
+    model = lookup.LOOKUPS.get(resource)
+    if model is None:
+        raise HTTPException(status_code=HTTP_404_NOT_FOUND)
+    try:
+        found = await lookup.lookup(model, q)
+    except params.BadValue as exc:
+        return JSONResponse({"error": f"q: {exc}"}, HTTP_400_BAD_REQUEST)
+    return JSONResponse({"results": found})
+
+
 @router.get("/{resource}/list")
 async def list_view(
     request: Request,
@@ -227,22 +240,27 @@ async def list_view(
     resources: Sidebar,
     model_resource: ResourceOf,
 ) -> Response:
-    """fastapi-admin's list, with a page size and number that cannot crash it, and a fixed
-    number of statements per page: the related rows' labels and counts are loaded once for all
-    rows (upstream ran one query per row and column)."""
+    """fastapi-admin's list as keyset pages (first / previous / next / last, admin.pages), with
+    a capped count and a fixed number of statements per page: the related rows' labels and
+    counts are loaded once for all rows (upstream ran one query per row and column)."""
     query = request.query_params
     page_size = params.parse_page(query.get("page_size"), model_resource.page_size, MAX_PAGE_SIZE)
-    page_num = params.parse_page(query.get("page_num"), 1, params.MAX_PAGE_NUM)
     fields = model_resource.get_fields()
-    qs = model.all()
-    filter_values, qs = await model_resource.resolve_query_params(request, dict(query), qs)
+    assert isinstance(model_resource, StudioModel)
+    sort = pages.Sort.parse(model_resource.sort_of(query.get("sort")))
+    filter_values, qs = await list_queryset(request, model_resource, model)
     filters = await model_resource.get_filters(request, filter_values)
-    total, capped = await _capped_count(request, model, qs, page_num * page_size)
-    rows = (
-        await qs.limit(page_size)
-        .offset((page_num - 1) * page_size)
-        .values(*_list_columns(model, fields))
-    )
+    try:
+        page = await pages.read_page(
+            request, model, qs, sort, page_size, _list_columns(model, fields, sort)
+        )
+    except params.BadValue as exc:
+        raise HTTPException(
+            HTTP_400_BAD_REQUEST,
+            f"This page link is not valid ({exc}). Start again from the list's first page.",
+        ) from None
+    rows = page.rows
+    total_text = await pages.count_text(request, model, qs, filtered=bool(filter_values))
     await _prefetch(request, fields, rows)
     rendered_values, row_attributes, column_attributes, cell_attributes = await render_values(
         request, model_resource, fields, rows
@@ -261,35 +279,32 @@ async def list_view(
         "model_resource": model_resource,
         "resource_label": model_resource.label,
         "page_size": page_size,
-        "page_num": page_num,
-        "total": total,
-        # "more than N rows" when counting stopped at N (N = the cap, or the rows up to this page)
-        "total_text": f"more than {total - 1:,}" if capped else f"{total:,}",
-        "from": page_size * (page_num - 1) + 1,
-        "to": page_size * page_num,
+        "page": page,
+        "list_url": lambda **changes: pages.list_url(request, **changes),
+        "sort": f"{'-' if sort.descending else ''}{sort.column}",
+        "total_text": total_text,
+        "one_row": total_text == "1",
         "page_title": model_resource.page_title,
         "page_pre_title": model_resource.page_pre_title,
     }
     return render(request, "list.html", context)
 
 
-async def _capped_count(
-    request: Request, model: type[Model], qs: Any, through: int
-) -> tuple[int, bool]:
-    """The rows of a list counted up to the cap (STUDIO_EXACT_COUNT_LIMIT) or up to the rows of
-    the page shown, whichever is more, plus one: an exact COUNT(*) of 10M messages took ~1 s on
-    every view (issue 10). Returns the count and whether it stopped at the limit."""
-    limit = max(request.app.state.settings.studio_exact_count_limit, through) + 1
-    # Ordered by id (the primary key index) so the default order is not sorted for a count.
-    first = Subquery(qs.order_by("id").limit(limit).values("id"))
-    counted = await model.filter(id__in=first).count()
-    return counted, counted == limit
+async def list_queryset(
+    request: Request, model_resource: StudioModel, model: type[Model]
+) -> tuple[dict[str, Any], QuerySet[Any]]:
+    """The WHERE of a list: its filters and search (`q`) applied to the whole table, before
+    the page's order and cursor. Returns the filter values in use and the query set."""
+    values, qs = await model_resource.resolve_query_params(
+        request, dict(request.query_params), model.all()
+    )
+    return values, qs
 
 
-def _list_columns(model: type[Model], fields: list[Any]) -> list[str]:
-    """The columns a list shows (and the counts it reads): long texts shown only in the form
-    stay in the database."""
-    columns = {"id"}
+def _list_columns(model: type[Model], fields: list[Any], sort: pages.Sort) -> list[str]:
+    """The columns a list shows (and the counts it reads, and its sort key): long texts shown
+    only in the form stay in the database."""
+    columns = {"id", sort.column}
     for field in fields:
         if isinstance(field, widgets.RelatedRows) and field.count_field:
             columns.add(field.count_field)

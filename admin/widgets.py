@@ -18,8 +18,8 @@ from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.status import HTTP_400_BAD_REQUEST
+from tortoise import connections
 from tortoise.expressions import Q
-from tortoise.functions import Count
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
@@ -40,6 +40,9 @@ KEEP = Keep()
 MAX_PASSWORD_CHARS = 1024
 # Rows a foreign-key input suggests besides the current one: the form never grows with a table.
 FOREIGN_KEY_SUGGESTIONS = 20
+# Related rows counted per row of a list (a user's sessions): beyond, the list says "99+". A
+# page of 200 rows then reads at most 20,000 index entries, whatever the table's size.
+RELATED_COUNT_LIMIT = 99
 
 
 def label_for(name: str) -> str:
@@ -159,24 +162,36 @@ class RelatedRows(ComputeField):  # type: ignore[misc]
     async def prefetch(self, request: Request, ids: set[Any]) -> None:
         if self.count_field is not None:
             return
-        rows = (
-            await self.model.filter(**{f"{self.foreign_key}__in": ids})
-            .annotate(n=Count("id"))
-            .group_by(self.foreign_key)
-            .values(self.foreign_key, "n")
-        )
-        counts = {row[self.foreign_key]: row["n"] for row in rows}
+        counts = await related_counts(self.model, self.foreign_key, ids)
         prefetched(request).update({(self, pk): counts.get(pk, 0) for pk in ids})
 
     async def get_value(self, request: Request, obj: dict[str, Any]) -> tuple[str, str]:
         if self.count_field is not None:
-            count = obj[self.count_field]
+            text = f"{obj[self.count_field]:,}"
         else:
             count = prefetched(request).get((self, obj["id"]))
             if count is None:
-                count = await self.model.filter(**{self.foreign_key: obj["id"]}).count()
+                count = (await related_counts(self.model, self.foreign_key, {obj["id"]}))[obj["id"]]
+            text = count_label(count)
         url = admin_url(request, f"{resource_name(self.model)}/list?{self.foreign_key}={obj['id']}")
-        return url, f"{count} →"
+        return url, f"{text} →"
+
+
+def count_label(count: int) -> str:
+    """A count from related_counts: "12", or "99+" where counting stopped."""
+    return f"{RELATED_COUNT_LIMIT:,}+" if count > RELATED_COUNT_LIMIT else f"{count:,}"
+
+
+async def related_counts(model: type[Model], foreign_key: str, ids: set[int]) -> dict[int, int]:
+    """The rows of `model` pointing at each of `ids`, each counted up to RELATED_COUNT_LIMIT + 1,
+    in one statement: a GROUP BY counted all 321,000 sessions of a users page (issue 10)."""
+    table = model._meta.db_table
+    rows = await connections.get("default").execute_query_dict(
+        f'SELECT k.id, (SELECT count(*) FROM (SELECT 1 FROM "{table}" WHERE "{foreign_key}" = k.id'
+        " LIMIT $2) AS r) AS n FROM unnest($1::bigint[]) AS k(id)",
+        [sorted(ids), RELATED_COUNT_LIMIT + 1],
+    )
+    return {row["id"]: row["n"] for row in rows}
 
 
 class RowLink(ComputeField):  # type: ignore[misc]
@@ -250,6 +265,10 @@ class Choice(inputs.Enum):  # type: ignore[misc]
             raise FormError(f"unknown value {str(value)[:40]!r} (allowed: {allowed})") from None
 
 
+# What else than a row number a foreign-key input searches by (admin/lookup.py).
+LOOKUP_HINTS = {"user": "an e-mail", "conversationsession": "a user's e-mail", "scenario": "a name"}
+
+
 class ForeignKey(inputs.Input):  # type: ignore[misc]
     """A related row's number, suggesting the current row and the `limit` most recent ones.
 
@@ -275,7 +294,12 @@ class ForeignKey(inputs.Input):  # type: ignore[misc]
                 )
                 if all(pk != value for _, pk in options):
                     options.insert(0, (str(row), value))
-        self.context.update(options=options, current=current)
+        self.context.update(
+            options=options,
+            current=current,
+            lookup_url=admin_url(request, f"lookup/{resource_name(self.model)}"),
+            lookup_hint=LOOKUP_HINTS.get(resource_name(self.model), "a number"),
+        )
         return await super().render(request, value)
 
     async def _recent(self) -> list[Model]:

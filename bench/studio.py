@@ -1,12 +1,14 @@
 """Times every studio page on a 100k- and a 10M-message database (not run by the tests).
 
     uv run python bench/studio.py [--reps 20] [--sizes 100k,10m] [--out bench/results/x.txt]
+        [--database-100k NAME] [--database-10m NAME]   # e.g. your own copies of them
 
 Builds the databases once and then reuses them by name (`coach_bench_100k`: `--demo 3210`,
 `coach_bench_10m`: `--demo 321000 --random-seed 7`; migrations by `coach-db deploy`, then the
 seed, then VACUUM (ANALYZE)). For each, it starts `coach-db studio` (one uvicorn worker) on a
 free port, signs in as a staff user made with `coach-db createstaff`, and requests each page
-sequentially (p50 / p95 / p99, HTML bytes), then with 8 clients at once (requests/s, p50, and
+sequentially, alternating between the databases so that a shared machine's load weighs on
+both alike (p50 / p95 / p99, HTML bytes), then with 8 clients at once (requests/s, p50, and
 the p50 of a transcript page requested meanwhile: whether a heavy page stalls everyone else).
 Prints one table with the 10M / 100k growth ratio of p50.
 """
@@ -25,10 +27,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -60,21 +63,26 @@ class Targets:
     session: int
     message: int
     messages: int
+    page_100: str  # the cursor of the 100th page of messages (after its 1,980th row)
+    email: str  # a demo user's e-mail, for the session lookup
 
     def pages(self) -> dict[str, str]:
-        last = max(1, math.ceil(self.messages / PAGE_SIZE))
         return {
             "dashboard": "/admin/",
             "users list": "/admin/user/list",
+            "users last page": "/admin/user/list?end=1",
             "sessions list": "/admin/conversationsession/list",
+            "sessions last page": "/admin/conversationsession/list?end=1",
             "messages list p1": "/admin/message/list",
-            "messages list p100": "/admin/message/list?page_num=100",
-            "messages list last page": f"/admin/message/list?page_num={last}",
+            "messages list p100": f"/admin/message/list?after={self.page_100}",
+            "messages list last page": "/admin/message/list?end=1",
             'messages search "listen"': "/admin/message/list?q=listen",
             "messages by session": f"/admin/message/list?session_id={self.session}",
             "transcript": f"/admin/conversationsession/transcript/{self.session}",
             "message edit form": f"/admin/message/update/{self.message}",
             "session edit form": f"/admin/conversationsession/update/{self.session}",
+            "session lookup by e-mail": f"/admin/lookup/conversationsession?q={self.email}",
+            "session lookup by number": f"/admin/lookup/conversationsession?q={self.session}",
         }
 
 
@@ -165,9 +173,19 @@ async def targets(url: str) -> Targets:
             "SELECT id FROM message WHERE session_id = $1 ORDER BY id LIMIT 1", session
         )
         messages = await conn.fetchval("SELECT count(*) FROM message")
+        # What "next" from page 99 links to: the (timestamp, id) of its last row.
+        row = await conn.fetchrow(
+            "SELECT timestamp, id FROM message ORDER BY timestamp, id"
+            f" OFFSET {99 * PAGE_SIZE - 1} LIMIT 1"
+        )
+        email = await conn.fetchval(
+            "SELECT email FROM \"user\" WHERE email LIKE 'demo%' ORDER BY id LIMIT 1"
+        )
     finally:
         await conn.close()
-    return Targets(session, message, messages)
+    assert row is not None, "fewer than 100 pages of messages"
+    page_100 = quote(f"{row['timestamp'].astimezone(UTC).isoformat()},{row['id']}", safe="")
+    return Targets(session, message, messages, page_100, email or "demo")
 
 
 def free_port() -> int:
@@ -223,7 +241,8 @@ class Studio:
 
 
 async def sign_in(base: str, password: str) -> httpx.Cookies:
-    async with httpx.AsyncClient(base_url=base) as client:
+    # One argon2 verification: seconds on a loaded machine, beyond httpx's default 5 s.
+    async with httpx.AsyncClient(base_url=base, timeout=60.0) as client:
         await client.get("/admin/login")
         # "studio_csrf", or "studio_csrf_<port>" since cookie names follow the public port.
         token = next(c.value for c in client.cookies.jar if c.name.startswith("studio_csrf"))
@@ -245,59 +264,81 @@ async def fetch(client: httpx.AsyncClient, path: str) -> tuple[float, int]:
     return seconds, len(response.content)
 
 
-async def time_pages(
-    base: str, cookies: httpx.Cookies, pages: dict[str, str], reps: int, budget: float
-) -> dict[str, PageResult]:
-    results: dict[str, PageResult] = {}
+async def time_sequential(
+    studios: list[tuple[str, httpx.Cookies, dict[str, str]]], reps: int, budget: float
+) -> list[dict[str, PageResult]]:
+    """Each page requested one at a time, alternating between the studios (100k, 10M, 100k,
+    ...), so that the load of a shared machine weighs on both sides of the ratio alike."""
+    results: list[dict[str, PageResult]] = [{} for _ in studios]
     timeout = httpx.Timeout(600.0)
-    async with httpx.AsyncClient(base_url=base, cookies=cookies, timeout=timeout) as client:
-        for name, path in pages.items():
-            result = results[name] = PageResult()
-            await fetch(client, path)  # warm: templates, statement caches, buffers
+    clients = [
+        httpx.AsyncClient(base_url=base, cookies=cookies, timeout=timeout)
+        for base, cookies, _ in studios
+    ]
+    try:
+        for name in studios[0][2]:
+            for client, (_, _, pages), result in zip(clients, studios, results, strict=True):
+                result[name] = PageResult()
+                await fetch(client, pages[name])  # warm: templates, statement caches, buffers
             started = time.perf_counter()
             # Every page at least 3 times; slow pages stop early once they used their budget.
-            while len(result.seconds) < reps and (
-                len(result.seconds) < 3 or time.perf_counter() - started < budget
+            while len(results[0][name].seconds) < reps and (
+                len(results[0][name].seconds) < 3 or time.perf_counter() - started < budget
             ):
-                seconds, result.html_bytes = await fetch(client, path)
-                result.seconds.append(seconds)
-
-        bystander = pages["transcript"]
-        for name, path in pages.items():
-            result = results[name]
-            clients = [
-                httpx.AsyncClient(base_url=base, cookies=cookies, timeout=timeout)
-                for _ in range(CONCURRENCY + 1)
-            ]
-            try:
-                per_client = max(1, min(reps // 2, math.ceil(budget / 8 / result.quantile(0.5))))
-                latencies: list[float] = []
-                beside: list[float] = []
-                running = True
-
-                async def worker(c: httpx.AsyncClient) -> None:
-                    for _ in range(per_client):  # noqa: B023 - per page on purpose
-                        latencies.append((await fetch(c, path))[0])  # noqa: B023
-
-                async def watcher(c: httpx.AsyncClient) -> None:
-                    while running:  # noqa: B023
-                        beside.append((await fetch(c, bystander))[0])  # noqa: B023
-                        await asyncio.sleep(0.05)
-
-                watch = asyncio.create_task(watcher(clients[-1]))
-                started = time.perf_counter()
-                await asyncio.gather(*(worker(c) for c in clients[:-1]))
-                elapsed = time.perf_counter() - started
-                running = False
-                await watch
-                result.concurrent_rate = len(latencies) / elapsed
-                result.concurrent_p50 = statistics.median(latencies)
-                result.bystander_p50 = statistics.median(beside)
-                result.bystander_max = max(beside)
-            finally:
-                for c in clients:
-                    await c.aclose()
+                for client, (_, _, pages), result in zip(clients, studios, results, strict=True):
+                    seconds, result[name].html_bytes = await fetch(client, pages[name])
+                    result[name].seconds.append(seconds)
+    finally:
+        for client in clients:
+            await client.aclose()
     return results
+
+
+async def time_concurrent(
+    base: str,
+    cookies: httpx.Cookies,
+    pages: dict[str, str],
+    results: dict[str, PageResult],
+    reps: int,
+    budget: float,
+) -> None:
+    """Each page by 8 clients at once, with a transcript page requested meanwhile."""
+    timeout = httpx.Timeout(600.0)
+    bystander = pages["transcript"]
+    for name, path in pages.items():
+        result = results[name]
+        clients = [
+            httpx.AsyncClient(base_url=base, cookies=cookies, timeout=timeout)
+            for _ in range(CONCURRENCY + 1)
+        ]
+        try:
+            per_client = max(1, min(reps // 2, math.ceil(budget / 8 / result.quantile(0.5))))
+            latencies: list[float] = []
+            beside: list[float] = []
+            running = True
+
+            async def worker(c: httpx.AsyncClient) -> None:
+                for _ in range(per_client):  # noqa: B023 - per page on purpose
+                    latencies.append((await fetch(c, path))[0])  # noqa: B023
+
+            async def watcher(c: httpx.AsyncClient) -> None:
+                while running:  # noqa: B023
+                    beside.append((await fetch(c, bystander))[0])  # noqa: B023
+                    await asyncio.sleep(0.05)
+
+            watch = asyncio.create_task(watcher(clients[-1]))
+            started = time.perf_counter()
+            await asyncio.gather(*(worker(c) for c in clients[:-1]))
+            elapsed = time.perf_counter() - started
+            running = False
+            await watch
+            result.concurrent_rate = len(latencies) / elapsed
+            result.concurrent_p50 = statistics.median(latencies)
+            result.bystander_p50 = statistics.median(beside)
+            result.bystander_max = max(beside)
+        finally:
+            for c in clients:
+                await c.aclose()
 
 
 def _ms(seconds: float) -> str:
@@ -356,8 +397,13 @@ async def bench(args: argparse.Namespace) -> str:
     runs: dict[str, dict[str, PageResult]] = {}
     notes: list[str] = []
     password = secrets.token_urlsafe(16)
+    databases = {"100k": args.database_100k, "10m": args.database_10m}
+    prepared: list[tuple[str, str, Targets]] = []
     for key in args.sizes.split(","):
-        size = SIZES[key.strip().lower()]
+        key = key.strip().lower()
+        size = SIZES[key]
+        if databases[key]:
+            size = replace(size, database=databases[key])
         url = await ensure_database(args.server, size, log)
         _cli(
             "createstaff",
@@ -368,12 +414,22 @@ async def bench(args: argparse.Namespace) -> str:
         )
         found = await targets(url)
         notes.append(f"{size.label}: {size.database}, {found.messages:,} messages")
-        log(f"Timing the studio on {size.database} ({found.messages:,} messages) ...")
-        async with Studio(url, args.redis) as studio:
-            cookies = await sign_in(studio.base, password)
-            runs[size.label] = await time_pages(
-                studio.base, cookies, found.pages(), args.reps, args.budget
-            )
+        prepared.append((size.label, url, found))
+    load_before = os.getloadavg()[0]
+    async with AsyncExitStack() as stack:
+        studios = []
+        for _, url, found in prepared:
+            studio = await stack.enter_async_context(Studio(url, args.redis))
+            studios.append((studio.base, await sign_in(studio.base, password), found.pages()))
+        log("Timing the pages one at a time, alternating between the databases ...")
+        sequential = await time_sequential(studios, args.reps, args.budget)
+        for (label, _, _), (base, cookies, pages), results in zip(
+            prepared, studios, sequential, strict=True
+        ):
+            log(f"Timing {label} with {CONCURRENCY} clients at once ...")
+            await time_concurrent(base, cookies, pages, results, args.reps, args.budget)
+            runs[label] = results
+    notes.append(f"load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
     conn = await asyncpg.connect(args.server)
     try:
         version = await conn.fetchval("SHOW server_version")
@@ -410,6 +466,11 @@ def main() -> None:
         default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"),
         help="Redis for the studio's sign-ins (keys get a per-run prefix)",
     )
+    for key, size in SIZES.items():
+        parser.add_argument(
+            f"--database-{key}",
+            help=f"use (or build) this database instead of {size.database}, e.g. your own copy",
+        )
     parser.add_argument("--out", type=Path, help="also write the table to this file")
     args = parser.parse_args()
     text = asyncio.run(bench(args))

@@ -210,6 +210,27 @@ async def test_sign_in_browse_a_user_to_the_transcript_and_edit_a_scenario(
     await page.goto(f"{studio_url}/admin/message/update/{message.pk}")
     await page.wait_for_selector(".jsoneditor")  # the JSON editor loaded from the studio
     await shot(page, "7-message-json-editor")
+    await page.fill("input[name=session_id]", "lee@")  # the autocomplete: /admin/lookup/...
+    await page.wait_for_selector(
+        "#options-session_id option:has-text('lee@example.com')", state="attached"
+    )
+    labels = await page.eval_on_selector_all(
+        "#options-session_id option", "els => els.map(e => e.textContent)"
+    )
+    assert labels == [f"Session {session.pk} (completed) · lee@example.com"]
+
+    # Keyset pages: first / previous / next / last, no page numbers.
+    await page.goto(f"{studio_url}/admin/message/list?page_size=2")
+    assert await page.locator("a.page-link[rel=next]").count() == 1
+    assert await page.locator("a.page-link[rel=prev]").count() == 0
+    await page.click("a.page-link[rel=next]")
+    await page.wait_for_url("**after=*")
+    assert await page.locator("tbody tr").count() == 1  # the third of three messages
+    assert await page.locator("a.page-link[rel=next]").count() == 0
+    await shot(page, "8-keyset-pager")
+    await page.click("a.page-link[rel=first]")
+    await page.wait_for_selector("a.page-link[rel=last]")
+    assert await page.locator("tbody tr").count() == 2
 
     assert page.outside == []
     assert page.failures == []

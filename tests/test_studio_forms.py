@@ -37,7 +37,7 @@ async def test_forms_have_the_right_widgets(staff: Any) -> None:
     html = (await staff.get(f"/admin/message/update/{message.pk}")).text
     assert 'id="json-metadata"' in html and "jsoneditor.min.js" in html  # JSON editor
     assert '<select class="form-select" name="role"' in html  # enum select
-    assert 'type="number"' in html and 'list="options-session_id"' in html  # foreign key
+    assert 'data-lookup="' in html and 'list="options-session_id"' in html  # foreign key
     html = (await staff.get(f"/admin/conversationsession/update/{session.pk}")).text
     assert 'type="datetime-local"' in html and 'name="ended_at"' in html  # date-time picker
     assert 'name="user_id"' in html and 'name="scenario_id"' in html and 'name="status"' in html

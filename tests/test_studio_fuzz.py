@@ -295,7 +295,8 @@ async def _fuzz_query(fuzz: Fuzzer, url: str, resource: str) -> None:
     # (The longest value does not fit in a URL: httpx and uvicorn refuse it before the app.)
     values = [quote(v, safe="") for v in HOSTILE if len(v) < 1000] + RAW_QUERY_VALUES
     if url.endswith("/list"):
-        for name in dict.fromkeys([*names[:4], *filters]):
+        # The pager's cursors too (after / before: a value and a row number; end).
+        for name in dict.fromkeys([*names[:4], "after", "before", "end", *filters]):
             for value in values:
                 await fuzz.send("GET", f"{url}?{name}={value}")
         await fuzz.send("GET", f"{url}?page_num={10**30}&page_size=-{10**30}")

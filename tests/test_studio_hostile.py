@@ -109,6 +109,41 @@ async def test_the_last_possible_day_includes_every_row(staff: Any, message: Mes
 
 
 @pytest.mark.parametrize(
+    "query",
+    [
+        "after=x",
+        "after=1e3",
+        "before=-1",
+        "after=%EF%BC%91",  # a full-width 1
+        "after=9223372036854775808",  # beyond int8
+        "sort=timestamp&after=2026-01-01T00:00:00%2B00:00",  # no row number
+        "sort=timestamp&after=2026-01-01T00:00:00,5",  # no UTC offset
+        "sort=timestamp&after=2026-13-45T00:00:00%2B00:00,5",
+        "sort=timestamp&after=9999-12-31T23:59:59-23:59,5",  # beyond year 9999 in UTC
+        "sort=timestamp&before=%00,5",
+        "sort=-timestamp&after=" + "9" * 2000 + ",5",
+        "sort=timestamp&after=2026-01-01T00:00:00%2B00:00,%00",
+    ],
+)
+async def test_a_page_cursor_that_cannot_be_read_is_a_400_page(
+    staff: Any, message: Message, query: str
+) -> None:
+    response = await staff.get(f"/admin/message/list?{query}")
+    assert response.status_code == 400, response.text[:2000]
+    assert "This page link is not valid" in response.text
+    assert "<html" in response.text
+
+
+async def test_a_text_cursor_beyond_the_column_is_a_400_page(staff: Any) -> None:
+    response = await staff.get(
+        "/admin/user/list", params={"sort": "email", "after": "a" * 300 + ",1"}
+    )
+    assert response.status_code == 400 and "This page link is not valid" in response.text
+    also = await staff.get("/admin/user/list", params={"sort": "email", "before": "a\x00b,1"})
+    assert also.status_code == 400
+
+
+@pytest.mark.parametrize(
     "query", ["q=%00", "q=a%00b", "session_id=99999999999", "session_id=%EF%BC%91"]
 )
 async def test_a_search_or_filter_value_the_database_cannot_take_is_400(
