@@ -32,7 +32,7 @@ from tortoise.fields.data import CharEnumFieldInstance
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from admin import params, widgets
+from admin import params, search, widgets
 from admin.auth import require_staff
 from admin.resources import StudioModel
 from admin.templating import render
@@ -242,7 +242,12 @@ async def list_view(
     qs = model.all()
     filter_values, qs = await model_resource.resolve_query_params(request, dict(query), qs)
     filters = await model_resource.get_filters(request, filter_values)
-    total, capped = await _capped_count(request, model, qs, page_num * page_size)
+    limit = model_resource.count_limit(request, filter_values)
+    through = page_num * page_size
+    if search.matches_at_least(request) > max(limit, through):  # no need to count
+        total, capped = max(limit, through) + 1, True
+    else:
+        total, capped = await _capped_count(limit, model, qs, through)
     rows = (
         await qs.limit(page_size)
         .offset((page_num - 1) * page_size)
@@ -278,13 +283,12 @@ async def list_view(
     return render(request, "list.html", context)
 
 
-async def _capped_count(
-    request: Request, model: type[Model], qs: Any, through: int
-) -> tuple[int, bool]:
-    """The rows of a list counted up to the cap (STUDIO_EXACT_COUNT_LIMIT) or up to the rows of
-    the page shown, whichever is more, plus one: an exact COUNT(*) of 10M messages took ~1 s on
-    every view (issue 10). Returns the count and whether it stopped at the limit."""
-    limit = max(request.app.state.settings.studio_exact_count_limit, through) + 1
+async def _capped_count(cap: int, model: type[Model], qs: Any, through: int) -> tuple[int, bool]:
+    """The rows of a list counted up to the cap (STUDIO_EXACT_COUNT_LIMIT, or search.COUNT_LIMIT
+    for a search) or up to the rows of the page shown, whichever is more, plus one: an exact
+    COUNT(*) of 10M messages took ~1 s on every view (issue 10). Returns the count and whether
+    it stopped at the limit."""
+    limit = max(cap, through) + 1
     # Ordered by id (the primary key index) so the default order is not sorted for a count.
     first = Subquery(qs.order_by("id").limit(limit).values("id"))
     counted = await model.filter(id__in=first).count()

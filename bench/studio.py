@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import math
 import os
 import secrets
@@ -47,6 +48,7 @@ class Size:
     sessions: int  # demo conversations: how a reused database is recognised as complete
 
 
+DEFAULT_PREFIX = "coach_bench_"
 SIZES = {
     "100k": Size("100k", "coach_bench_100k", ("--demo", "3210"), 3210),
     "10m": Size("10M", "coach_bench_10m", ("--demo", "321000", "--random-seed", "7"), 321000),
@@ -71,6 +73,12 @@ class Targets:
             "messages list p100": "/admin/message/list?page_num=100",
             "messages list last page": f"/admin/message/list?page_num={last}",
             'messages search "listen"': "/admin/message/list?q=listen",
+            # Words of several frequencies at 10M: 5%, 0.5%, 0.015% of messages, and none.
+            'messages search "uncle"': "/admin/message/list?q=uncle",
+            'messages search "sounded"': "/admin/message/list?q=sounded",
+            'messages search "where"': "/admin/message/list?q=where",
+            'messages search "zebra"': "/admin/message/list?q=zebra",
+            'search "listen", newest first': "/admin/message/list?q=listen&sort=-timestamp",
             "messages by session": f"/admin/message/list?session_id={self.session}",
             "transcript": f"/admin/conversationsession/transcript/{self.session}",
             "message edit form": f"/admin/message/update/{self.message}",
@@ -358,6 +366,9 @@ async def bench(args: argparse.Namespace) -> str:
     password = secrets.token_urlsafe(16)
     for key in args.sizes.split(","):
         size = SIZES[key.strip().lower()]
+        if args.database_prefix != DEFAULT_PREFIX:
+            name = args.database_prefix + size.database.removeprefix(DEFAULT_PREFIX)
+            size = dataclasses.replace(size, database=name)
         url = await ensure_database(args.server, size, log)
         _cli(
             "createstaff",
@@ -409,6 +420,12 @@ def main() -> None:
         "--redis",
         default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"),
         help="Redis for the studio's sign-ins (keys get a per-run prefix)",
+    )
+    parser.add_argument(
+        "--database-prefix",
+        default=DEFAULT_PREFIX,
+        help="use <prefix>100k and <prefix>10m (e.g. your own copies made with CREATE DATABASE"
+        " ... TEMPLATE coach_bench_10m): the run deploys migrations and adds a staff user there",
     )
     parser.add_argument("--out", type=Path, help="also write the table to this file")
     args = parser.parse_args()

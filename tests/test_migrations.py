@@ -44,7 +44,7 @@ ROLLUP_TRIGGERS = {
     "session_by_status_updated",
     "session_by_status_truncated",
 }
-ROLLUP_FUNCTIONS = {"message_daily_count", "session_by_status_count"}
+ROLLUP_FUNCTIONS = {"message_daily_count", "session_by_status_count", "message_has_words"}
 
 # What each hand-written migration adds, by name.
 CONSTRAINTS_CHECKS = {
