@@ -173,12 +173,22 @@ def list_url(request: Request, **changes: str) -> str:
 
 
 async def count_text(
-    request: Request, model: type[Model], qs: QuerySet[Any], filtered: bool
+    request: Request,
+    model: type[Model],
+    qs: QuerySet[Any],
+    filtered: bool,
+    cap: int | None = None,
+    known_at_least: int = 0,
 ) -> str:
-    """How many rows the list has, counted up to STUDIO_EXACT_COUNT_LIMIT: "1,234", or beyond
-    the cap "more than 10,000"; a whole table estimated at more than twice the cap is "about
-    9,980,000" (pg_class.reltuples, which (auto)VACUUM and ANALYZE keep current), uncounted."""
-    cap: int = request.app.state.settings.studio_exact_count_limit
+    """How many rows the list has, counted up to `cap` (default STUDIO_EXACT_COUNT_LIMIT):
+    "1,234", or beyond the cap "more than 10,000"; a whole table estimated at more than twice
+    the cap is "about 9,980,000" (pg_class.reltuples, which (auto)VACUUM and ANALYZE keep
+    current), uncounted. `known_at_least` rows known to match (a search's plan) beyond the cap
+    skip the count."""
+    if cap is None:
+        cap = int(request.app.state.settings.studio_exact_count_limit)
+    if known_at_least > cap:
+        return f"more than {cap:,}"
     estimate, counted = await capped_count(model, qs, cap + 1, None if filtered else 2 * cap)
     if counted is None:
         return f"about {round_estimate(estimate):,}"

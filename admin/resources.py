@@ -13,7 +13,7 @@ from starlette.requests import Request
 from tortoise import fields as tortoise_fields
 from tortoise.models import Model
 
-from admin import widgets
+from admin import search, widgets
 from coach_db.models import (
     ConversationSession,
     Message,
@@ -125,6 +125,12 @@ class StudioModel(ModelResource):  # type: ignore[misc]
         return [
             Action(label="Delete selected", icon="ti ti-trash", name="delete", method=Method.DELETE)
         ]
+
+    @classmethod
+    def count_limit(cls, request: Request, values: dict[str, Any]) -> int:
+        """How many rows the list counts before it says "more than N"."""
+        limit: int = request.app.state.settings.studio_exact_count_limit
+        return limit
 
     @classmethod
     async def related_links(cls, request: Request, obj: Any) -> list[tuple[str, str, str]]:
@@ -301,7 +307,7 @@ class MessageResource(StudioModel):
     default_sort = "timestamp"
     display_options = {"role": {"colors": ROLE_COLORS}}
     filters = [
-        widgets.Search(("content",)),
+        search.MessageSearch(),
         widgets.OneOf(MessageRole, "role", "Role"),
         widgets.Id(ConversationSession, "session_id", "Session #"),
         widgets.Since("timestamp", "From"),
@@ -316,6 +322,10 @@ class MessageResource(StudioModel):
         form_only(Message, "audio_url"),
         form_only(Message, "metadata"),
     ]
+
+    @classmethod
+    def count_limit(cls, request: Request, values: dict[str, Any]) -> int:
+        return search.count_limit(super().count_limit(request, values), values)
 
     @classmethod
     async def related_links(cls, request: Request, obj: Any) -> list[tuple[str, str, str]]:

@@ -77,6 +77,12 @@ class Targets:
             "messages list p100": f"/admin/message/list?after={self.page_100}",
             "messages list last page": "/admin/message/list?end=1",
             'messages search "listen"': "/admin/message/list?q=listen",
+            # Words of several frequencies at 10M: 5%, 0.5%, 0.015% of messages, and none.
+            'messages search "uncle"': "/admin/message/list?q=uncle",
+            'messages search "sounded"': "/admin/message/list?q=sounded",
+            'messages search "where"': "/admin/message/list?q=where",
+            'messages search "zebra"': "/admin/message/list?q=zebra",
+            'search "listen", newest first': "/admin/message/list?q=listen&sort=-timestamp",
             "messages by session": f"/admin/message/list?session_id={self.session}",
             "transcript": f"/admin/conversationsession/transcript/{self.session}",
             "message edit form": f"/admin/message/update/{self.message}",

@@ -22,6 +22,7 @@ from tests.processes import subprocess_env
 CHECKS = "SELECT conname FROM pg_constraint WHERE contype = 'c' AND conrelid <> 0"
 TRIGGERS = "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
 FUNCTIONS = "SELECT proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace"
+TABLES = "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
 INDEXES = "SELECT indexname || ' ' || indexdef FROM pg_indexes WHERE schemaname = 'public'"
 
 # Migration 4 (studio_indexes): newest-first studio lists and the latest message, by name.
@@ -31,6 +32,24 @@ STUDIO_INDEXES = {
     "idx_message_timesta_b99ce8 CREATE INDEX idx_message_timesta_b99ce8 ON "
     'public.message USING btree ("timestamp", id)',
 }
+
+# Migration 5 (search_and_dashboard): the message search's GIN index and the dashboard's rollups.
+SEARCH_INDEX = (
+    "message_content_words CREATE INDEX message_content_words ON public.message USING gin "
+    "(to_tsvector('simple'::regconfig, content))"
+)
+ROLLUP_TABLES = {"message_daily", "session_by_status"}
+ROLLUP_TRIGGERS = {
+    "message_daily_inserted",
+    "message_daily_deleted",
+    "message_daily_updated",
+    "message_daily_truncated",
+    "session_by_status_inserted",
+    "session_by_status_deleted",
+    "session_by_status_updated",
+    "session_by_status_truncated",
+}
+ROLLUP_FUNCTIONS = {"message_daily_count", "session_by_status_count", "message_has_words"}
 
 # What each hand-written migration adds, by name.
 CONSTRAINTS_CHECKS = {
@@ -123,10 +142,12 @@ async def test_upgrade_builds_the_schema_on_an_empty_database(
         applied = await conn.fetchval("SELECT count(*) FROM aerich")
     finally:
         await conn.close()
-    assert tables == {"user", "scenario", "conversation_session", "message", "aerich"}
+    assert tables == {"user", "scenario", "conversation_session", "message", "aerich"} | (
+        ROLLUP_TABLES
+    )
     assert checks == CONSTRAINTS_CHECKS | TRIGGERS_CHECKS | INVARIANTS_CHECKS
-    assert triggers == TRIGGERS_TRIGGERS
-    assert indexes >= STUDIO_INDEXES
+    assert triggers == TRIGGERS_TRIGGERS | ROLLUP_TRIGGERS
+    assert indexes >= STUDIO_INDEXES | {SEARCH_INDEX}
     assert applied == len(migration_files(ROOT))
 
 
@@ -137,6 +158,14 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
     assert run_aerich("upgrade", url=url).returncode == 0
     conn = await asyncpg.connect(url)
     try:
+        down = run_aerich("downgrade", "--yes", url=url)  # search_and_dashboard
+        assert down.returncode == 0, down.stderr
+        assert SEARCH_INDEX not in await names(conn, INDEXES)
+        assert await names(conn, INDEXES) >= STUDIO_INDEXES
+        assert await names(conn, TRIGGERS) == TRIGGERS_TRIGGERS
+        assert ROLLUP_FUNCTIONS.isdisjoint(await names(conn, FUNCTIONS))
+        assert ROLLUP_TABLES.isdisjoint(await names(conn, TABLES))
+        await conn.execute(EXISTING_ROWS)  # for migration 5's backfill, when upgrading again
         down = run_aerich("downgrade", "--yes", url=url)  # studio_indexes
         assert down.returncode == 0, down.stderr
         assert STUDIO_INDEXES.isdisjoint(await names(conn, INDEXES))
@@ -160,16 +189,42 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
         assert down.returncode == 0, down.stderr
         assert await names(conn, CHECKS) == set()
         assert run_aerich("upgrade", url=url).returncode == 0
-        found = [await names(conn, q) for q in (CHECKS, TRIGGERS, FUNCTIONS)]
+        found = [await names(conn, q) for q in (CHECKS, TRIGGERS, FUNCTIONS, TABLES)]
         everything = [
             CONSTRAINTS_CHECKS | TRIGGERS_CHECKS | INVARIANTS_CHECKS,
-            TRIGGERS_TRIGGERS,
-            TRIGGERS_FUNCTIONS,
+            TRIGGERS_TRIGGERS | ROLLUP_TRIGGERS,
+            TRIGGERS_FUNCTIONS | ROLLUP_FUNCTIONS,
         ]
-        assert found == everything
-        assert await names(conn, INDEXES) >= STUDIO_INDEXES
+        assert found[:3] == everything and found[3] >= ROLLUP_TABLES
+        assert await names(conn, INDEXES) >= STUDIO_INDEXES | {SEARCH_INDEX}
+        per_day = await conn.fetch(
+            "SELECT day, sum(messages) AS n FROM message_daily GROUP BY day ORDER BY day"
+        )
+        by_status = await conn.fetch(
+            "SELECT status, sum(sessions) AS n, sum(timed) AS timed,"
+            " sum(duration_seconds) AS seconds FROM session_by_status GROUP BY 1 ORDER BY 1"
+        )
     finally:
         await conn.close()
+    # The rollups started from a backfill of the rows already there.
+    assert [(str(r["day"]), r["n"]) for r in per_day] == [("2026-01-01", 2), ("2026-01-02", 1)]
+    assert [tuple(r.values()) for r in by_status] == [("active", 1, 0, 0), ("completed", 1, 1, 60)]
+
+
+# Two sessions (one ended after a minute) and three messages on two UTC days, by raw SQL.
+EXISTING_ROWS = """
+    INSERT INTO "user" (id, email, username) VALUES (1, 'a@example.com', 'a');
+    INSERT INTO scenario (id, slug, name, description, partner_persona, partner_system_prompt,
+                          coach_system_prompt, partner_model, coach_model)
+    VALUES (1, 's', 'S', 'd', 'p', 'p', 'c', 'm', 'm');
+    INSERT INTO conversation_session (id, user_id, scenario_id, started_at)
+    VALUES (1, 1, 1, '2026-01-01 10:00Z'), (2, 1, 1, '2026-01-01 10:00Z');
+    INSERT INTO message (session_id, role, content, timestamp) VALUES
+        (1, 'user', 'one', '2026-01-01 10:00:10Z'), (1, 'user', 'two', '2026-01-01 23:59:59Z'),
+        (1, 'user', 'three', '2026-01-02 00:00:00Z');
+    UPDATE conversation_session SET status = 'completed', ended_at = '2026-01-01 10:01Z'
+    WHERE id = 2;
+"""
 
 
 def test_drift_check_is_clean_for_the_committed_models() -> None:
