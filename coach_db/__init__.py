@@ -29,7 +29,9 @@ from coach_db.models import (
     Message,
     MessageRole,
     Scenario,
+    ScenarioVersion,
     SessionStatus,
+    StaffRole,
     User,
 )
 
@@ -49,10 +51,12 @@ __all__ = [
     "NotFound",
     "Scenario",
     "ScenarioInactive",
+    "ScenarioVersion",
     "SessionAlreadyEnded",
     "SessionChanged",
     "SessionNotActive",
     "SessionStatus",
+    "StaffRole",
     "User",
     "add_message",
     "close_db",
