@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from coach_db import MessageRole, Scenario, SessionStatus
+from coach_db import MessageRole, Scenario, SessionStatus, StaffRole
 from tests.conftest import ROOT
 from tests.factories import backfill, make_message, make_scenario, make_session, make_user
 from tests.processes import free_port, needs, subprocess_env
@@ -215,3 +215,55 @@ async def test_sign_in_browse_a_user_to_the_transcript_and_edit_a_scenario(
     assert page.failures == []
     assert page.dialogs == []
     assert await Scenario.filter(pk=scenario.pk).exists()
+
+
+async def sign_in_page(page: Any, studio_url: str, email: str) -> None:
+    await page.context.clear_cookies()
+    await page.goto(f"{studio_url}/admin/login")
+    await page.fill("#email", email)
+    await page.fill("#password", STAFF_PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{studio_url}/admin/")
+
+
+async def test_an_editor_changes_a_prompt_and_compares_versions_a_viewer_reads_only(
+    page: Any, studio_url: str
+) -> None:
+    editor = await make_staff(username="Eddie Editor", role=StaffRole.EDITOR)
+    viewer = await make_staff(username="Vera Viewer", role=StaffRole.VIEWER)
+    scenario = await make_scenario(
+        name="Saying no to overtime",
+        slug="saying-no-to-overtime",
+        coach_system_prompt="Point out when the user apologises too much.",
+    )
+
+    await sign_in_page(page, studio_url, editor.email)
+    await page.goto(f"{studio_url}/admin/scenario/update/{scenario.pk}")
+    await page.fill(
+        "textarea[name=coach_system_prompt]",
+        "Point out when the user apologises, and suggest one firm sentence instead.",
+    )
+    await page.click("button[name=save]")
+    await page.wait_for_selector("text=Saved.")
+    await page.click("text=Prompt versions (current: 2)")
+    await page.wait_for_url(f"**/admin/scenario/{scenario.pk}/versions")
+    await page.click("#versions >> text=Changes")
+    await page.wait_for_url("**/versions/2?against=1")
+    assert "too much." in " ".join(await page.locator(".studio-diff del").all_inner_texts())
+    assert "firm" in " ".join(await page.locator(".studio-diff ins").all_inner_texts())
+    await shot(page, "8-version-diff")
+
+    await sign_in_page(page, studio_url, viewer.email)
+    await page.goto(f"{studio_url}/admin/scenario/update/{scenario.pk}")
+    assert await page.is_disabled("textarea[name=coach_system_prompt]")
+    assert await page.is_disabled("input[name=name]")
+    assert await page.locator("button[name=save]").count() == 0
+    await page.wait_for_selector("text=Read only")
+    await shot(page, "9-viewer-read-only-form")
+    await page.goto(f"{studio_url}/admin/scenario/list")
+    assert await page.locator("a[href='/admin/scenario/create']").count() == 0
+    await shot(page, "10-viewer-list")
+
+    assert page.outside == []
+    assert page.failures == []
+    assert page.dialogs == []
