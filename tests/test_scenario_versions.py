@@ -223,6 +223,7 @@ async def test_scenario_version_read_is_the_snapshot() -> None:
     assert isinstance(await Scenario.get(pk=scenario.pk), Scenario)
 
 
+@pytest.mark.once  # three aerich runs on a fresh database
 async def test_the_migration_gives_existing_scenarios_version_1_and_existing_staff_admin(
     create_database: Callable[[], Awaitable[str]],
 ) -> None:
