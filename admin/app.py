@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tortoise.exceptions import DoesNotExist
 
 import coach_db
-from admin import assets, auth, views
+from admin import assets, auth, roles, versions, views
 from admin.config import ADMIN_PATH, StudioSettings, get_studio_settings
 from admin.outages import OutageMiddleware
 from admin.resources import RESOURCES
@@ -110,7 +110,8 @@ def create_app(settings: StudioSettings | None = None, *, connect_db: bool = Tru
 
     studio = FastAPIAdmin(
         title="Coach studio",
-        dependencies=[Depends(auth.load_staff)],
+        # In this order: who is asking, then whether their role allows the route.
+        dependencies=[Depends(auth.load_staff), Depends(roles.enforce_roles)],
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
@@ -123,6 +124,7 @@ def create_app(settings: StudioSettings | None = None, *, connect_db: bool = Tru
     studio.state.assets_missing = assets.missing()
     assets.mount(studio)
     studio.include_router(auth.router)
+    studio.include_router(versions.router)
     studio.include_router(views.router)
     studio.include_router(fastapi_admin_routes)
     studio.register_resources(*RESOURCES)

@@ -89,13 +89,16 @@ def _session_key(settings: StudioSettings, token: str) -> str:
 
 
 def _credentials_stamp(user: User) -> str:
-    """Changes whenever the user's password changes (each hash has its own salt).
+    """Changes whenever the user's password, staff flag or role changes.
 
-    A session remembers the stamp of its sign-in; once the password changes, by the user's own
-    page, another staff member's edit, `coach-db createstaff` or raw SQL, every older session
+    A session remembers the stamp of its sign-in; once the password changes (each hash has its
+    own salt), by the user's own page, another staff member's edit, `coach-db createstaff` or
+    raw SQL, or the role or staff flag changes (the database bumps `credentials_version`, so
+    switching staff off and on again does not bring old sessions back), every older session
     of that user no longer matches and is refused on its next request.
     """
-    return hashlib.sha256((user.password_hash or "").encode()).hexdigest()[:32]
+    material = f"{user.credentials_version}:{user.password_hash or ''}"
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
 async def load_staff(request: Request) -> None:

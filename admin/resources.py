@@ -13,18 +13,21 @@ from starlette.requests import Request
 from tortoise import fields as tortoise_fields
 from tortoise.models import Model
 
-from admin import search, widgets
+from admin import roles, search, widgets
 from coach_db.models import (
     ConversationSession,
     Message,
     MessageRole,
     Scenario,
+    ScenarioVersion,
     SessionStatus,
+    StaffRole,
     User,
 )
 
 STATUS_COLORS = {"active": "blue", "completed": "green", "abandoned": "secondary"}
 ROLE_COLORS = {"user": "blue", "partner": "purple", "coach": "orange"}
+STAFF_ROLE_COLORS = {"viewer": "secondary", "editor": "blue", "admin": "red"}
 
 
 def field_for(model: type[Model], name: str, **display_options: Any) -> Field:
@@ -103,7 +106,14 @@ class StudioModel(ModelResource):  # type: ignore[misc]
         value = value or ""
         return value if cls.sortable(value.removeprefix("-")) else cls.default_sort
 
+    @classmethod
+    def writable(cls, request: Request) -> bool:
+        """Whether the signed-in user's role may change this resource's rows (admin/roles.py)."""
+        return roles.may_write(request, cls.model.__name__.lower())
+
     async def get_toolbar_actions(self, request: Request) -> list[ToolbarAction]:
+        if not self.writable(request):
+            return []
         return [
             ToolbarAction(
                 label="Create",
@@ -116,12 +126,18 @@ class StudioModel(ModelResource):  # type: ignore[misc]
         ]
 
     async def get_actions(self, request: Request) -> list[Action]:
+        if not self.writable(request):  # the form, shown read-only
+            return [
+                Action(label="View", icon="ti ti-eye", name="update", method=Method.GET, ajax=False)
+            ]
         return [
             Action(label="Edit", icon="ti ti-edit", name="update", method=Method.GET, ajax=False),
             Action(label="Delete", icon="ti ti-trash", name="delete", method=Method.DELETE),
         ]
 
     async def get_bulk_actions(self, request: Request) -> list[Action]:
+        if not self.writable(request):
+            return []
         return [
             Action(label="Delete selected", icon="ti ti-trash", name="delete", method=Method.DELETE)
         ]
@@ -147,6 +163,13 @@ def _url(request: Request, path: str) -> str:
     return widgets.admin_url(request, path)
 
 
+class RoleChoice(widgets.Choice):
+    """The role select; a form without it (a script, an older page) keeps the stored role."""
+
+    async def parse_value(self, request: Request, value: Any) -> Any:
+        return widgets.KEEP if value is None else await super().parse_value(request, value)
+
+
 class UserResource(StudioModel):
     label = "Users"
     model = User
@@ -157,6 +180,7 @@ class UserResource(StudioModel):
     filters = [
         widgets.Search(("email", "username")),
         widgets.YesNo("is_staff", "Staff"),
+        widgets.OneOf(StaffRole, "role", "Role"),
         widgets.Since("created_at", "Joined from"),
         widgets.Until("created_at", "to"),
     ]
@@ -165,6 +189,12 @@ class UserResource(StudioModel):
         Field("email", label="Email", input_=inputs.Email(help_text="Stored in lower case")),
         "username",
         "is_staff",
+        Field(
+            "role",
+            label="Role",
+            display=widgets.Badge(STAFF_ROLE_COLORS),
+            input_=RoleChoice(StaffRole, default=StaffRole.VIEWER),
+        ),
         widgets.RelatedRows("Sessions", ConversationSession, "user_id"),
         "created_at",
         "updated_at",
@@ -232,12 +262,19 @@ class ScenarioResource(StudioModel):
     @classmethod
     async def related_links(cls, request: Request, obj: Any) -> list[tuple[str, str, str]]:
         counts = await widgets.related_counts(ConversationSession, "scenario_id", {obj.pk})
+        latest = await ScenarioVersion.filter(scenario_id=obj.pk).order_by("-version").first()
+        current = latest.version if latest else 0
         return [
             (
                 "ti ti-message-circle",
                 f"Sessions ({widgets.count_label(counts[obj.pk])})",
                 _url(request, f"conversationsession/list?scenario_id={obj.pk}"),
-            )
+            ),
+            (
+                "ti ti-versions",
+                f"Prompt versions (current: {current})",
+                _url(request, f"scenario/{obj.pk}/versions"),
+            ),
         ]
 
 
@@ -277,12 +314,18 @@ class SessionResource(StudioModel):
         scenario = (
             await Scenario.filter(pk=obj.scenario_id).only(*widgets.label_columns(Scenario)).get()
         )
+        version = await ScenarioVersion.get(pk=obj.scenario_version_id)
         return [
             ("ti ti-user", f"User: {user}", _url(request, f"user/update/{user.pk}")),
             (
                 "ti ti-theater",
                 f"Scenario: {scenario}",
                 _url(request, f"scenario/update/{scenario.pk}"),
+            ),
+            (
+                "ti ti-versions",
+                f"Prompt version {version.version} (what it ran with)",
+                _url(request, f"scenario/{version.scenario_id}/versions/{version.version}"),
             ),
             (
                 "ti ti-list",

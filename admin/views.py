@@ -32,7 +32,7 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from admin import lookup, pages, params, search, widgets
+from admin import lookup, pages, params, roles, search, widgets
 from admin.auth import require_staff
 from admin.resources import StudioModel
 from admin.templating import render
@@ -179,7 +179,7 @@ async def transcript(
     or the last (`end`); keyset paging by (timestamp, id), so no page grows with the session."""
     session = await _get_row(ConversationSession, pk)
     assert isinstance(session, ConversationSession)
-    await session.fetch_related("user", "scenario")
+    await session.fetch_related("user", "scenario", "scenario_version")
     page = MAX_TRANSCRIPT_PAGE
     if after is not None:
         cursor = await _message_cursor(session, after)
@@ -290,6 +290,10 @@ async def list_view(
         "filters": filters,
         "resource": resource,
         "model_resource": model_resource,
+        # Per request, not the resource's shared attributes: they depend on the user's role.
+        "actions": await model_resource.get_actions(request),
+        "bulk_actions": await model_resource.get_bulk_actions(request),
+        "toolbar_actions": await model_resource.get_toolbar_actions(request),
         "resource_label": model_resource.label,
         "page_size": page_size,
         "page": page,
@@ -594,6 +598,8 @@ async def _form_page(
         "obj": obj,
         "links": links,
         "errors": errors or [],
+        # A role that may not change these rows sees the form read-only, without buttons.
+        "read_only": not roles.may_write(request, resource),
         # After a refused save, the version the form was opened at: still checked on resubmit.
         "row_version": (
             None

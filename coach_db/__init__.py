@@ -30,7 +30,9 @@ from coach_db.models import (
     Message,
     MessageRole,
     Scenario,
+    ScenarioVersion,
     SessionStatus,
+    StaffRole,
     User,
 )
 
@@ -50,10 +52,12 @@ __all__ = [
     "NotFound",
     "Scenario",
     "ScenarioInactive",
+    "ScenarioVersion",
     "SessionAlreadyEnded",
     "SessionChanged",
     "SessionNotActive",
     "SessionStatus",
+    "StaffRole",
     "User",
     "active_scenarios",
     "add_message",

@@ -383,11 +383,23 @@ def seed(ctx: typer.Context) -> None:
     raise typer.Exit(_seed_main(ctx.args))
 
 
+# The roles of coach_db.models.StaffRole (not imported here: the CLI starts without Tortoise).
+STAFF_ROLES = ("viewer", "editor", "admin")
+
+
 @app.command()
 @friendly
 def createstaff(
     email: Annotated[str, typer.Argument(help="E-mail of the staff user.")],
     username: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    role: Annotated[
+        str | None,
+        typer.Option(
+            help="viewer (reads only), editor (also changes scenarios, sessions and messages) "
+            "or admin (also users and staff). Default: admin for a new staff user, unchanged "
+            "for one who is already staff.",
+        ),
+    ] = None,
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
@@ -402,10 +414,12 @@ def createstaff(
 ) -> None:
     """Create a staff user for the studio (or make an existing user staff); asks for a password.
 
-    Running it again for the same e-mail sets the new password.
+    Running it again for the same e-mail sets the new password (and the role, with --role).
     """
     if password_stdin and password_file:
         raise CoachDbError("Pass either --password-stdin or --password-file, not both.")
+    if role is not None and role.strip().lower() not in STAFF_ROLES:
+        raise CoachDbError(f"--role must be one of {', '.join(STAFF_ROLES)}, not {role!r}.")
     if password_file is not None:
         password = _read_password_file(password_file)
     elif password_stdin:
@@ -414,9 +428,10 @@ def createstaff(
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     if len(password) < 8:
         raise CoachDbError("The password must have at least 8 characters.")
-    created = run(_createstaff(email, username, password))
+    chosen = role.strip().lower() if role is not None else None
+    created, given = run(_createstaff(email, username, password, chosen))
     verb = "Created" if created else "Updated"
-    console.print(f"[green]{verb}[/] staff user {email.strip().lower()}.")
+    console.print(f"[green]{verb}[/] staff user {email.strip().lower()} ({given}).")
 
 
 def _read_password_file(path: Path) -> str:
@@ -429,8 +444,11 @@ def _read_password_file(path: Path) -> str:
     return text.splitlines()[0] if text.strip() else ""
 
 
-async def _createstaff(email: str, username: str | None, password: str) -> bool:
+async def _createstaff(
+    email: str, username: str | None, password: str, role: str | None
+) -> tuple[bool, str]:
     import coach_db
+    from coach_db.models import StaffRole
     from coach_db.passwords import hash_password
 
     async with coach_db.connect():
@@ -438,12 +456,18 @@ async def _createstaff(email: str, username: str | None, password: str) -> bool:
             email=email,
             defaults={"username": username or email.split("@")[0]},
         )
+        # The command is how the first administrator is made (it needs the database itself);
+        # run again for someone already staff, it keeps their role unless --role says.
+        if role is not None:
+            user.role = StaffRole(role)
+        elif not user.is_staff:
+            user.role = StaffRole.ADMIN
         user.is_staff = True
         user.password_hash = hash_password(password)
         if username:
             user.username = username
         await user.save()
-        return created
+        return created, str(user.role)
 
 
 @app.command()

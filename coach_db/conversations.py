@@ -175,12 +175,13 @@ _PREVIOUS_PAGE = f"""
 _USER_HISTORY = """
     SELECT json_build_object(
         'id', u."id", 'email', u."email", 'username', u."username", 'is_staff', u."is_staff",
-        'created_at', u."created_at", 'updated_at', u."updated_at",
+        'role', u."role", 'created_at', u."created_at", 'updated_at', u."updated_at",
         'sessions', coalesce((
             SELECT json_agg(json_build_object(
                 'id', s."id", 'user_id', s."user_id", 'status', s."status",
                 'started_at', s."started_at", 'ended_at', s."ended_at",
                 'total_messages', s."total_messages", 'duration_seconds', s."duration_seconds",
+                'scenario_version_id', s."scenario_version_id",
                 'scenario', (
                     SELECT row_to_json(c) FROM "scenario" c WHERE c."id" = s."scenario_id"),
                 'messages', coalesce((

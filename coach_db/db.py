@@ -48,7 +48,7 @@ for _name in ("tortoise", "coach_db", "aerich", "admin", "uvicorn.error"):
     if not any(isinstance(f, SecretsFilter) for f in logging.getLogger(_name).filters):
         logging.getLogger(_name).addFilter(SecretsFilter())
 
-TABLES = ("user", "scenario", "conversation_session", "message")
+TABLES = ("user", "scenario", "scenario_version", "conversation_session", "message")
 
 
 def _where(url: str) -> tuple[str, str | int, str]:

@@ -37,6 +37,14 @@ class MessageRole(StrEnum):
     COACH = "coach"
 
 
+class StaffRole(StrEnum):
+    """What a staff member may do in the studio, each role including the ones before it."""
+
+    VIEWER = "viewer"  # reads everything, changes nothing
+    EDITOR = "editor"  # also creates, edits and deletes scenarios, sessions and messages
+    ADMIN = "admin"  # also manages users, staff and their roles
+
+
 class EmailField(fields.CharField[str]):
     """A CharField that stores and compares e-mail addresses in lower case."""
 
@@ -97,6 +105,17 @@ class User(Model):
     is_staff = fields.BooleanField(
         default=False, db_default=False, description="May sign in to the studio"
     )
+    role = fields.CharEnumField(
+        StaffRole,
+        default=StaffRole.VIEWER,
+        db_default=StaffRole.VIEWER.value,
+        description="What a staff member may do in the studio: viewer, editor or admin",
+    )
+    credentials_version = fields.IntField(
+        default=1,
+        db_default=1,
+        description="Bumped by the database when password_hash, is_staff or role change",
+    )
     created_at = utc_datetime(auto_now_add=True, db_default=NOW)
     updated_at = utc_datetime(auto_now=True, db_default=NOW)
 
@@ -107,7 +126,7 @@ class User(Model):
         ordering = ["id"]
 
     class PydanticMeta:
-        exclude = ("password_hash",)
+        exclude = ("password_hash", "credentials_version")
 
     def __str__(self) -> str:
         return str(self.email)
@@ -135,6 +154,7 @@ class Scenario(Model):
     updated_at = utc_datetime(auto_now=True, db_default=NOW)
 
     sessions: fields.ReverseRelation[ConversationSession]
+    versions: fields.ReverseRelation[ScenarioVersion]
 
     class Meta:
         table = "scenario"
@@ -143,6 +163,32 @@ class Scenario(Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ScenarioVersion(Model):
+    """An immutable snapshot of a scenario's prompts and models, written by the database."""
+
+    id = fields.IntField(primary_key=True)
+    scenario: fields.ForeignKeyRelation[Scenario] = fields.ForeignKeyField(
+        "models.Scenario", related_name="versions", on_delete=fields.CASCADE
+    )
+    version = fields.IntField(description="1, 2, ... per scenario")
+    partner_persona = fields.TextField()
+    partner_system_prompt = fields.TextField()
+    coach_system_prompt = fields.TextField()
+    partner_model = fields.CharField(max_length=100)
+    coach_model = fields.CharField(max_length=100)
+    created_at = utc_datetime(auto_now_add=True, db_default=NOW)
+
+    sessions: fields.ReverseRelation[ConversationSession]
+
+    class Meta:
+        table = "scenario_version"
+        ordering = ["scenario_id", "version"]
+        unique_together = (("scenario", "version"),)
+
+    def __str__(self) -> str:
+        return f"Version {self.version} of scenario {self.scenario_id}"  # type: ignore[attr-defined]
 
 
 class ConversationSession(Model):
@@ -154,6 +200,12 @@ class ConversationSession(Model):
     )
     scenario: fields.ForeignKeyRelation[Scenario] = fields.ForeignKeyField(
         "models.Scenario", related_name="sessions", on_delete=fields.RESTRICT
+    )
+    scenario_version: fields.ForeignKeyRelation[ScenarioVersion] = fields.ForeignKeyField(
+        "models.ScenarioVersion",
+        related_name="sessions",
+        on_delete=fields.RESTRICT,
+        description="The prompts and models it ran with; the database fills it on insert",
     )
     status = fields.CharEnumField(
         SessionStatus, default=SessionStatus.ACTIVE, db_default=SessionStatus.ACTIVE.value
@@ -205,6 +257,12 @@ class ConversationSession(Model):
             raise
         if updating:
             self.version += 1  # what the trigger stored
+        elif self.scenario_version_id is None:  # type: ignore[has-type]
+            # The database chose the scenario's current version (migration 6): read it back,
+            # so the object says which prompts the session runs with.
+            self.scenario_version_id = await ConversationSession.get(
+                pk=self.pk, using_db=using_db
+            ).values_list("scenario_version_id", flat=True)
 
 
 class Message(Model):

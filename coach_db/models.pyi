@@ -34,6 +34,11 @@ class MessageRole(StrEnum):
     PARTNER = "partner"
     COACH = "coach"
 
+class StaffRole(StrEnum):
+    VIEWER = "viewer"
+    EDITOR = "editor"
+    ADMIN = "admin"
+
 class EmailField(CharField[str]): ...
 
 class User(Model):
@@ -44,6 +49,8 @@ class User(Model):
     username: str
     password_hash: str | None
     is_staff: bool
+    role: StaffRole
+    credentials_version: int
     created_at: datetime
     updated_at: datetime
     sessions: ConversationSessionRelation
@@ -176,6 +183,23 @@ class UserLookups(TypedDict, total=False):
     is_staff__not_in: _Many[bool]
     is_staff__isnull: bool
     is_staff__not_isnull: bool
+    role: StaffRole
+    role__not: StaffRole
+    role__in: _Many[StaffRole]
+    role__not_in: _Many[StaffRole]
+    role__isnull: bool
+    role__not_isnull: bool
+    credentials_version: int
+    credentials_version__not: int
+    credentials_version__in: _Many[int]
+    credentials_version__not_in: _Many[int]
+    credentials_version__isnull: bool
+    credentials_version__not_isnull: bool
+    credentials_version__gt: int
+    credentials_version__gte: int
+    credentials_version__lt: int
+    credentials_version__lte: int
+    credentials_version__range: _Range[int]
     created_at: datetime
     created_at__not: datetime
     created_at__in: _Many[datetime]
@@ -334,6 +358,17 @@ class UserLookups(TypedDict, total=False):
     sessions__scenario_id__lt: int
     sessions__scenario_id__lte: int
     sessions__scenario_id__range: _Range[int]
+    sessions__scenario_version_id: int
+    sessions__scenario_version_id__not: int
+    sessions__scenario_version_id__in: _Many[int]
+    sessions__scenario_version_id__not_in: _Many[int]
+    sessions__scenario_version_id__isnull: bool
+    sessions__scenario_version_id__not_isnull: bool
+    sessions__scenario_version_id__gt: int
+    sessions__scenario_version_id__gte: int
+    sessions__scenario_version_id__lt: int
+    sessions__scenario_version_id__lte: int
+    sessions__scenario_version_id__range: _Range[int]
     sessions__user_id: int
     sessions__user_id__not: int
     sessions__user_id__in: _Many[int]
@@ -582,6 +617,183 @@ class UserLookups(TypedDict, total=False):
     sessions__scenario__updated_at__minute: int
     sessions__scenario__updated_at__second: int
     sessions__scenario__updated_at__microsecond: int
+    sessions__scenario__versions: int
+    sessions__scenario__versions__not: int
+    sessions__scenario__versions__in: _Many[int]
+    sessions__scenario__versions__not_in: _Many[int]
+    sessions__scenario__versions__isnull: bool
+    sessions__scenario__versions__not_isnull: bool
+    sessions__scenario_version: ScenarioVersion | int
+    sessions__scenario_version__id: int
+    sessions__scenario_version__id__not: int
+    sessions__scenario_version__id__in: _Many[int]
+    sessions__scenario_version__id__not_in: _Many[int]
+    sessions__scenario_version__id__isnull: bool
+    sessions__scenario_version__id__not_isnull: bool
+    sessions__scenario_version__id__gt: int
+    sessions__scenario_version__id__gte: int
+    sessions__scenario_version__id__lt: int
+    sessions__scenario_version__id__lte: int
+    sessions__scenario_version__id__range: _Range[int]
+    sessions__scenario_version__pk: int
+    sessions__scenario_version__pk__not: int
+    sessions__scenario_version__pk__in: _Many[int]
+    sessions__scenario_version__pk__not_in: _Many[int]
+    sessions__scenario_version__pk__isnull: bool
+    sessions__scenario_version__pk__not_isnull: bool
+    sessions__scenario_version__pk__gt: int
+    sessions__scenario_version__pk__gte: int
+    sessions__scenario_version__pk__lt: int
+    sessions__scenario_version__pk__lte: int
+    sessions__scenario_version__pk__range: _Range[int]
+    sessions__scenario_version__version: int
+    sessions__scenario_version__version__not: int
+    sessions__scenario_version__version__in: _Many[int]
+    sessions__scenario_version__version__not_in: _Many[int]
+    sessions__scenario_version__version__isnull: bool
+    sessions__scenario_version__version__not_isnull: bool
+    sessions__scenario_version__version__gt: int
+    sessions__scenario_version__version__gte: int
+    sessions__scenario_version__version__lt: int
+    sessions__scenario_version__version__lte: int
+    sessions__scenario_version__version__range: _Range[int]
+    sessions__scenario_version__partner_persona: str
+    sessions__scenario_version__partner_persona__not: str
+    sessions__scenario_version__partner_persona__in: _Many[str]
+    sessions__scenario_version__partner_persona__not_in: _Many[str]
+    sessions__scenario_version__partner_persona__isnull: bool
+    sessions__scenario_version__partner_persona__not_isnull: bool
+    sessions__scenario_version__partner_persona__gt: str
+    sessions__scenario_version__partner_persona__gte: str
+    sessions__scenario_version__partner_persona__lt: str
+    sessions__scenario_version__partner_persona__lte: str
+    sessions__scenario_version__partner_persona__range: _Range[str]
+    sessions__scenario_version__partner_persona__contains: str
+    sessions__scenario_version__partner_persona__icontains: str
+    sessions__scenario_version__partner_persona__startswith: str
+    sessions__scenario_version__partner_persona__istartswith: str
+    sessions__scenario_version__partner_persona__endswith: str
+    sessions__scenario_version__partner_persona__iendswith: str
+    sessions__scenario_version__partner_persona__iexact: str
+    sessions__scenario_version__partner_persona__search: str
+    sessions__scenario_version__partner_persona__posix_regex: str
+    sessions__scenario_version__partner_persona__iposix_regex: str
+    sessions__scenario_version__partner_system_prompt: str
+    sessions__scenario_version__partner_system_prompt__not: str
+    sessions__scenario_version__partner_system_prompt__in: _Many[str]
+    sessions__scenario_version__partner_system_prompt__not_in: _Many[str]
+    sessions__scenario_version__partner_system_prompt__isnull: bool
+    sessions__scenario_version__partner_system_prompt__not_isnull: bool
+    sessions__scenario_version__partner_system_prompt__gt: str
+    sessions__scenario_version__partner_system_prompt__gte: str
+    sessions__scenario_version__partner_system_prompt__lt: str
+    sessions__scenario_version__partner_system_prompt__lte: str
+    sessions__scenario_version__partner_system_prompt__range: _Range[str]
+    sessions__scenario_version__partner_system_prompt__contains: str
+    sessions__scenario_version__partner_system_prompt__icontains: str
+    sessions__scenario_version__partner_system_prompt__startswith: str
+    sessions__scenario_version__partner_system_prompt__istartswith: str
+    sessions__scenario_version__partner_system_prompt__endswith: str
+    sessions__scenario_version__partner_system_prompt__iendswith: str
+    sessions__scenario_version__partner_system_prompt__iexact: str
+    sessions__scenario_version__partner_system_prompt__search: str
+    sessions__scenario_version__partner_system_prompt__posix_regex: str
+    sessions__scenario_version__partner_system_prompt__iposix_regex: str
+    sessions__scenario_version__coach_system_prompt: str
+    sessions__scenario_version__coach_system_prompt__not: str
+    sessions__scenario_version__coach_system_prompt__in: _Many[str]
+    sessions__scenario_version__coach_system_prompt__not_in: _Many[str]
+    sessions__scenario_version__coach_system_prompt__isnull: bool
+    sessions__scenario_version__coach_system_prompt__not_isnull: bool
+    sessions__scenario_version__coach_system_prompt__gt: str
+    sessions__scenario_version__coach_system_prompt__gte: str
+    sessions__scenario_version__coach_system_prompt__lt: str
+    sessions__scenario_version__coach_system_prompt__lte: str
+    sessions__scenario_version__coach_system_prompt__range: _Range[str]
+    sessions__scenario_version__coach_system_prompt__contains: str
+    sessions__scenario_version__coach_system_prompt__icontains: str
+    sessions__scenario_version__coach_system_prompt__startswith: str
+    sessions__scenario_version__coach_system_prompt__istartswith: str
+    sessions__scenario_version__coach_system_prompt__endswith: str
+    sessions__scenario_version__coach_system_prompt__iendswith: str
+    sessions__scenario_version__coach_system_prompt__iexact: str
+    sessions__scenario_version__coach_system_prompt__search: str
+    sessions__scenario_version__coach_system_prompt__posix_regex: str
+    sessions__scenario_version__coach_system_prompt__iposix_regex: str
+    sessions__scenario_version__partner_model: str
+    sessions__scenario_version__partner_model__not: str
+    sessions__scenario_version__partner_model__in: _Many[str]
+    sessions__scenario_version__partner_model__not_in: _Many[str]
+    sessions__scenario_version__partner_model__isnull: bool
+    sessions__scenario_version__partner_model__not_isnull: bool
+    sessions__scenario_version__partner_model__gt: str
+    sessions__scenario_version__partner_model__gte: str
+    sessions__scenario_version__partner_model__lt: str
+    sessions__scenario_version__partner_model__lte: str
+    sessions__scenario_version__partner_model__range: _Range[str]
+    sessions__scenario_version__partner_model__contains: str
+    sessions__scenario_version__partner_model__icontains: str
+    sessions__scenario_version__partner_model__startswith: str
+    sessions__scenario_version__partner_model__istartswith: str
+    sessions__scenario_version__partner_model__endswith: str
+    sessions__scenario_version__partner_model__iendswith: str
+    sessions__scenario_version__partner_model__iexact: str
+    sessions__scenario_version__partner_model__search: str
+    sessions__scenario_version__partner_model__posix_regex: str
+    sessions__scenario_version__partner_model__iposix_regex: str
+    sessions__scenario_version__coach_model: str
+    sessions__scenario_version__coach_model__not: str
+    sessions__scenario_version__coach_model__in: _Many[str]
+    sessions__scenario_version__coach_model__not_in: _Many[str]
+    sessions__scenario_version__coach_model__isnull: bool
+    sessions__scenario_version__coach_model__not_isnull: bool
+    sessions__scenario_version__coach_model__gt: str
+    sessions__scenario_version__coach_model__gte: str
+    sessions__scenario_version__coach_model__lt: str
+    sessions__scenario_version__coach_model__lte: str
+    sessions__scenario_version__coach_model__range: _Range[str]
+    sessions__scenario_version__coach_model__contains: str
+    sessions__scenario_version__coach_model__icontains: str
+    sessions__scenario_version__coach_model__startswith: str
+    sessions__scenario_version__coach_model__istartswith: str
+    sessions__scenario_version__coach_model__endswith: str
+    sessions__scenario_version__coach_model__iendswith: str
+    sessions__scenario_version__coach_model__iexact: str
+    sessions__scenario_version__coach_model__search: str
+    sessions__scenario_version__coach_model__posix_regex: str
+    sessions__scenario_version__coach_model__iposix_regex: str
+    sessions__scenario_version__created_at: datetime
+    sessions__scenario_version__created_at__not: datetime
+    sessions__scenario_version__created_at__in: _Many[datetime]
+    sessions__scenario_version__created_at__not_in: _Many[datetime]
+    sessions__scenario_version__created_at__isnull: bool
+    sessions__scenario_version__created_at__not_isnull: bool
+    sessions__scenario_version__created_at__gt: datetime
+    sessions__scenario_version__created_at__gte: datetime
+    sessions__scenario_version__created_at__lt: datetime
+    sessions__scenario_version__created_at__lte: datetime
+    sessions__scenario_version__created_at__range: _Range[datetime]
+    sessions__scenario_version__created_at__year: int
+    sessions__scenario_version__created_at__quarter: int
+    sessions__scenario_version__created_at__month: int
+    sessions__scenario_version__created_at__week: int
+    sessions__scenario_version__created_at__day: int
+    sessions__scenario_version__created_at__hour: int
+    sessions__scenario_version__created_at__minute: int
+    sessions__scenario_version__created_at__second: int
+    sessions__scenario_version__created_at__microsecond: int
+    sessions__scenario_version__scenario_id: int
+    sessions__scenario_version__scenario_id__not: int
+    sessions__scenario_version__scenario_id__in: _Many[int]
+    sessions__scenario_version__scenario_id__not_in: _Many[int]
+    sessions__scenario_version__scenario_id__isnull: bool
+    sessions__scenario_version__scenario_id__not_isnull: bool
+    sessions__scenario_version__scenario_id__gt: int
+    sessions__scenario_version__scenario_id__gte: int
+    sessions__scenario_version__scenario_id__lt: int
+    sessions__scenario_version__scenario_id__lte: int
+    sessions__scenario_version__scenario_id__range: _Range[int]
+    sessions__scenario_version__scenario: Scenario | int
     sessions__messages: int
     sessions__messages__not: int
     sessions__messages__in: _Many[int]
@@ -704,6 +916,8 @@ class UserUpdate(TypedDict, total=False):
     username: str | Expression
     password_hash: str | None | Expression
     is_staff: bool | Expression
+    role: StaffRole | Expression
+    credentials_version: int | Expression
     created_at: datetime | Expression
     updated_at: datetime | Expression
 
@@ -715,6 +929,8 @@ class UserValues(TypedDict, total=False):
     username: str
     password_hash: str | None
     is_staff: bool
+    role: StaffRole
+    credentials_version: int
     created_at: datetime
     updated_at: datetime
 
@@ -765,6 +981,7 @@ class Scenario(Model):
     created_at: datetime
     updated_at: datetime
     sessions: ConversationSessionRelation
+    versions: ScenarioVersionRelation
 
     @classmethod
     def filter(  # type: ignore[override]
@@ -1157,6 +1374,17 @@ class ScenarioLookups(TypedDict, total=False):
     sessions__scenario_id__lt: int
     sessions__scenario_id__lte: int
     sessions__scenario_id__range: _Range[int]
+    sessions__scenario_version_id: int
+    sessions__scenario_version_id__not: int
+    sessions__scenario_version_id__in: _Many[int]
+    sessions__scenario_version_id__not_in: _Many[int]
+    sessions__scenario_version_id__isnull: bool
+    sessions__scenario_version_id__not_isnull: bool
+    sessions__scenario_version_id__gt: int
+    sessions__scenario_version_id__gte: int
+    sessions__scenario_version_id__lt: int
+    sessions__scenario_version_id__lte: int
+    sessions__scenario_version_id__range: _Range[int]
     sessions__user_id: int
     sessions__user_id__not: int
     sessions__user_id__in: _Many[int]
@@ -1260,6 +1488,23 @@ class ScenarioLookups(TypedDict, total=False):
     sessions__user__is_staff__not_in: _Many[bool]
     sessions__user__is_staff__isnull: bool
     sessions__user__is_staff__not_isnull: bool
+    sessions__user__role: StaffRole
+    sessions__user__role__not: StaffRole
+    sessions__user__role__in: _Many[StaffRole]
+    sessions__user__role__not_in: _Many[StaffRole]
+    sessions__user__role__isnull: bool
+    sessions__user__role__not_isnull: bool
+    sessions__user__credentials_version: int
+    sessions__user__credentials_version__not: int
+    sessions__user__credentials_version__in: _Many[int]
+    sessions__user__credentials_version__not_in: _Many[int]
+    sessions__user__credentials_version__isnull: bool
+    sessions__user__credentials_version__not_isnull: bool
+    sessions__user__credentials_version__gt: int
+    sessions__user__credentials_version__gte: int
+    sessions__user__credentials_version__lt: int
+    sessions__user__credentials_version__lte: int
+    sessions__user__credentials_version__range: _Range[int]
     sessions__user__created_at: datetime
     sessions__user__created_at__not: datetime
     sessions__user__created_at__in: _Many[datetime]
@@ -1300,6 +1545,1815 @@ class ScenarioLookups(TypedDict, total=False):
     sessions__user__updated_at__minute: int
     sessions__user__updated_at__second: int
     sessions__user__updated_at__microsecond: int
+    sessions__scenario_version: ScenarioVersion | int
+    sessions__scenario_version__id: int
+    sessions__scenario_version__id__not: int
+    sessions__scenario_version__id__in: _Many[int]
+    sessions__scenario_version__id__not_in: _Many[int]
+    sessions__scenario_version__id__isnull: bool
+    sessions__scenario_version__id__not_isnull: bool
+    sessions__scenario_version__id__gt: int
+    sessions__scenario_version__id__gte: int
+    sessions__scenario_version__id__lt: int
+    sessions__scenario_version__id__lte: int
+    sessions__scenario_version__id__range: _Range[int]
+    sessions__scenario_version__pk: int
+    sessions__scenario_version__pk__not: int
+    sessions__scenario_version__pk__in: _Many[int]
+    sessions__scenario_version__pk__not_in: _Many[int]
+    sessions__scenario_version__pk__isnull: bool
+    sessions__scenario_version__pk__not_isnull: bool
+    sessions__scenario_version__pk__gt: int
+    sessions__scenario_version__pk__gte: int
+    sessions__scenario_version__pk__lt: int
+    sessions__scenario_version__pk__lte: int
+    sessions__scenario_version__pk__range: _Range[int]
+    sessions__scenario_version__version: int
+    sessions__scenario_version__version__not: int
+    sessions__scenario_version__version__in: _Many[int]
+    sessions__scenario_version__version__not_in: _Many[int]
+    sessions__scenario_version__version__isnull: bool
+    sessions__scenario_version__version__not_isnull: bool
+    sessions__scenario_version__version__gt: int
+    sessions__scenario_version__version__gte: int
+    sessions__scenario_version__version__lt: int
+    sessions__scenario_version__version__lte: int
+    sessions__scenario_version__version__range: _Range[int]
+    sessions__scenario_version__partner_persona: str
+    sessions__scenario_version__partner_persona__not: str
+    sessions__scenario_version__partner_persona__in: _Many[str]
+    sessions__scenario_version__partner_persona__not_in: _Many[str]
+    sessions__scenario_version__partner_persona__isnull: bool
+    sessions__scenario_version__partner_persona__not_isnull: bool
+    sessions__scenario_version__partner_persona__gt: str
+    sessions__scenario_version__partner_persona__gte: str
+    sessions__scenario_version__partner_persona__lt: str
+    sessions__scenario_version__partner_persona__lte: str
+    sessions__scenario_version__partner_persona__range: _Range[str]
+    sessions__scenario_version__partner_persona__contains: str
+    sessions__scenario_version__partner_persona__icontains: str
+    sessions__scenario_version__partner_persona__startswith: str
+    sessions__scenario_version__partner_persona__istartswith: str
+    sessions__scenario_version__partner_persona__endswith: str
+    sessions__scenario_version__partner_persona__iendswith: str
+    sessions__scenario_version__partner_persona__iexact: str
+    sessions__scenario_version__partner_persona__search: str
+    sessions__scenario_version__partner_persona__posix_regex: str
+    sessions__scenario_version__partner_persona__iposix_regex: str
+    sessions__scenario_version__partner_system_prompt: str
+    sessions__scenario_version__partner_system_prompt__not: str
+    sessions__scenario_version__partner_system_prompt__in: _Many[str]
+    sessions__scenario_version__partner_system_prompt__not_in: _Many[str]
+    sessions__scenario_version__partner_system_prompt__isnull: bool
+    sessions__scenario_version__partner_system_prompt__not_isnull: bool
+    sessions__scenario_version__partner_system_prompt__gt: str
+    sessions__scenario_version__partner_system_prompt__gte: str
+    sessions__scenario_version__partner_system_prompt__lt: str
+    sessions__scenario_version__partner_system_prompt__lte: str
+    sessions__scenario_version__partner_system_prompt__range: _Range[str]
+    sessions__scenario_version__partner_system_prompt__contains: str
+    sessions__scenario_version__partner_system_prompt__icontains: str
+    sessions__scenario_version__partner_system_prompt__startswith: str
+    sessions__scenario_version__partner_system_prompt__istartswith: str
+    sessions__scenario_version__partner_system_prompt__endswith: str
+    sessions__scenario_version__partner_system_prompt__iendswith: str
+    sessions__scenario_version__partner_system_prompt__iexact: str
+    sessions__scenario_version__partner_system_prompt__search: str
+    sessions__scenario_version__partner_system_prompt__posix_regex: str
+    sessions__scenario_version__partner_system_prompt__iposix_regex: str
+    sessions__scenario_version__coach_system_prompt: str
+    sessions__scenario_version__coach_system_prompt__not: str
+    sessions__scenario_version__coach_system_prompt__in: _Many[str]
+    sessions__scenario_version__coach_system_prompt__not_in: _Many[str]
+    sessions__scenario_version__coach_system_prompt__isnull: bool
+    sessions__scenario_version__coach_system_prompt__not_isnull: bool
+    sessions__scenario_version__coach_system_prompt__gt: str
+    sessions__scenario_version__coach_system_prompt__gte: str
+    sessions__scenario_version__coach_system_prompt__lt: str
+    sessions__scenario_version__coach_system_prompt__lte: str
+    sessions__scenario_version__coach_system_prompt__range: _Range[str]
+    sessions__scenario_version__coach_system_prompt__contains: str
+    sessions__scenario_version__coach_system_prompt__icontains: str
+    sessions__scenario_version__coach_system_prompt__startswith: str
+    sessions__scenario_version__coach_system_prompt__istartswith: str
+    sessions__scenario_version__coach_system_prompt__endswith: str
+    sessions__scenario_version__coach_system_prompt__iendswith: str
+    sessions__scenario_version__coach_system_prompt__iexact: str
+    sessions__scenario_version__coach_system_prompt__search: str
+    sessions__scenario_version__coach_system_prompt__posix_regex: str
+    sessions__scenario_version__coach_system_prompt__iposix_regex: str
+    sessions__scenario_version__partner_model: str
+    sessions__scenario_version__partner_model__not: str
+    sessions__scenario_version__partner_model__in: _Many[str]
+    sessions__scenario_version__partner_model__not_in: _Many[str]
+    sessions__scenario_version__partner_model__isnull: bool
+    sessions__scenario_version__partner_model__not_isnull: bool
+    sessions__scenario_version__partner_model__gt: str
+    sessions__scenario_version__partner_model__gte: str
+    sessions__scenario_version__partner_model__lt: str
+    sessions__scenario_version__partner_model__lte: str
+    sessions__scenario_version__partner_model__range: _Range[str]
+    sessions__scenario_version__partner_model__contains: str
+    sessions__scenario_version__partner_model__icontains: str
+    sessions__scenario_version__partner_model__startswith: str
+    sessions__scenario_version__partner_model__istartswith: str
+    sessions__scenario_version__partner_model__endswith: str
+    sessions__scenario_version__partner_model__iendswith: str
+    sessions__scenario_version__partner_model__iexact: str
+    sessions__scenario_version__partner_model__search: str
+    sessions__scenario_version__partner_model__posix_regex: str
+    sessions__scenario_version__partner_model__iposix_regex: str
+    sessions__scenario_version__coach_model: str
+    sessions__scenario_version__coach_model__not: str
+    sessions__scenario_version__coach_model__in: _Many[str]
+    sessions__scenario_version__coach_model__not_in: _Many[str]
+    sessions__scenario_version__coach_model__isnull: bool
+    sessions__scenario_version__coach_model__not_isnull: bool
+    sessions__scenario_version__coach_model__gt: str
+    sessions__scenario_version__coach_model__gte: str
+    sessions__scenario_version__coach_model__lt: str
+    sessions__scenario_version__coach_model__lte: str
+    sessions__scenario_version__coach_model__range: _Range[str]
+    sessions__scenario_version__coach_model__contains: str
+    sessions__scenario_version__coach_model__icontains: str
+    sessions__scenario_version__coach_model__startswith: str
+    sessions__scenario_version__coach_model__istartswith: str
+    sessions__scenario_version__coach_model__endswith: str
+    sessions__scenario_version__coach_model__iendswith: str
+    sessions__scenario_version__coach_model__iexact: str
+    sessions__scenario_version__coach_model__search: str
+    sessions__scenario_version__coach_model__posix_regex: str
+    sessions__scenario_version__coach_model__iposix_regex: str
+    sessions__scenario_version__created_at: datetime
+    sessions__scenario_version__created_at__not: datetime
+    sessions__scenario_version__created_at__in: _Many[datetime]
+    sessions__scenario_version__created_at__not_in: _Many[datetime]
+    sessions__scenario_version__created_at__isnull: bool
+    sessions__scenario_version__created_at__not_isnull: bool
+    sessions__scenario_version__created_at__gt: datetime
+    sessions__scenario_version__created_at__gte: datetime
+    sessions__scenario_version__created_at__lt: datetime
+    sessions__scenario_version__created_at__lte: datetime
+    sessions__scenario_version__created_at__range: _Range[datetime]
+    sessions__scenario_version__created_at__year: int
+    sessions__scenario_version__created_at__quarter: int
+    sessions__scenario_version__created_at__month: int
+    sessions__scenario_version__created_at__week: int
+    sessions__scenario_version__created_at__day: int
+    sessions__scenario_version__created_at__hour: int
+    sessions__scenario_version__created_at__minute: int
+    sessions__scenario_version__created_at__second: int
+    sessions__scenario_version__created_at__microsecond: int
+    sessions__scenario_version__scenario_id: int
+    sessions__scenario_version__scenario_id__not: int
+    sessions__scenario_version__scenario_id__in: _Many[int]
+    sessions__scenario_version__scenario_id__not_in: _Many[int]
+    sessions__scenario_version__scenario_id__isnull: bool
+    sessions__scenario_version__scenario_id__not_isnull: bool
+    sessions__scenario_version__scenario_id__gt: int
+    sessions__scenario_version__scenario_id__gte: int
+    sessions__scenario_version__scenario_id__lt: int
+    sessions__scenario_version__scenario_id__lte: int
+    sessions__scenario_version__scenario_id__range: _Range[int]
+    sessions__scenario_version__scenario: Scenario | int
+    sessions__messages: int
+    sessions__messages__not: int
+    sessions__messages__in: _Many[int]
+    sessions__messages__not_in: _Many[int]
+    sessions__messages__isnull: bool
+    sessions__messages__not_isnull: bool
+    sessions__messages__id: int
+    sessions__messages__id__not: int
+    sessions__messages__id__in: _Many[int]
+    sessions__messages__id__not_in: _Many[int]
+    sessions__messages__id__isnull: bool
+    sessions__messages__id__not_isnull: bool
+    sessions__messages__id__gt: int
+    sessions__messages__id__gte: int
+    sessions__messages__id__lt: int
+    sessions__messages__id__lte: int
+    sessions__messages__id__range: _Range[int]
+    sessions__messages__pk: int
+    sessions__messages__pk__not: int
+    sessions__messages__pk__in: _Many[int]
+    sessions__messages__pk__not_in: _Many[int]
+    sessions__messages__pk__isnull: bool
+    sessions__messages__pk__not_isnull: bool
+    sessions__messages__pk__gt: int
+    sessions__messages__pk__gte: int
+    sessions__messages__pk__lt: int
+    sessions__messages__pk__lte: int
+    sessions__messages__pk__range: _Range[int]
+    sessions__messages__role: MessageRole
+    sessions__messages__role__not: MessageRole
+    sessions__messages__role__in: _Many[MessageRole]
+    sessions__messages__role__not_in: _Many[MessageRole]
+    sessions__messages__role__isnull: bool
+    sessions__messages__role__not_isnull: bool
+    sessions__messages__content: str
+    sessions__messages__content__not: str
+    sessions__messages__content__in: _Many[str]
+    sessions__messages__content__not_in: _Many[str]
+    sessions__messages__content__isnull: bool
+    sessions__messages__content__not_isnull: bool
+    sessions__messages__content__gt: str
+    sessions__messages__content__gte: str
+    sessions__messages__content__lt: str
+    sessions__messages__content__lte: str
+    sessions__messages__content__range: _Range[str]
+    sessions__messages__content__contains: str
+    sessions__messages__content__icontains: str
+    sessions__messages__content__startswith: str
+    sessions__messages__content__istartswith: str
+    sessions__messages__content__endswith: str
+    sessions__messages__content__iendswith: str
+    sessions__messages__content__iexact: str
+    sessions__messages__content__search: str
+    sessions__messages__content__posix_regex: str
+    sessions__messages__content__iposix_regex: str
+    sessions__messages__timestamp: datetime
+    sessions__messages__timestamp__not: datetime
+    sessions__messages__timestamp__in: _Many[datetime]
+    sessions__messages__timestamp__not_in: _Many[datetime]
+    sessions__messages__timestamp__isnull: bool
+    sessions__messages__timestamp__not_isnull: bool
+    sessions__messages__timestamp__gt: datetime
+    sessions__messages__timestamp__gte: datetime
+    sessions__messages__timestamp__lt: datetime
+    sessions__messages__timestamp__lte: datetime
+    sessions__messages__timestamp__range: _Range[datetime]
+    sessions__messages__timestamp__year: int
+    sessions__messages__timestamp__quarter: int
+    sessions__messages__timestamp__month: int
+    sessions__messages__timestamp__week: int
+    sessions__messages__timestamp__day: int
+    sessions__messages__timestamp__hour: int
+    sessions__messages__timestamp__minute: int
+    sessions__messages__timestamp__second: int
+    sessions__messages__timestamp__microsecond: int
+    sessions__messages__audio_url: str | None
+    sessions__messages__audio_url__not: str
+    sessions__messages__audio_url__in: _Many[str]
+    sessions__messages__audio_url__not_in: _Many[str]
+    sessions__messages__audio_url__isnull: bool
+    sessions__messages__audio_url__not_isnull: bool
+    sessions__messages__audio_url__gt: str
+    sessions__messages__audio_url__gte: str
+    sessions__messages__audio_url__lt: str
+    sessions__messages__audio_url__lte: str
+    sessions__messages__audio_url__range: _Range[str]
+    sessions__messages__audio_url__contains: str
+    sessions__messages__audio_url__icontains: str
+    sessions__messages__audio_url__startswith: str
+    sessions__messages__audio_url__istartswith: str
+    sessions__messages__audio_url__endswith: str
+    sessions__messages__audio_url__iendswith: str
+    sessions__messages__audio_url__iexact: str
+    sessions__messages__audio_url__search: str
+    sessions__messages__audio_url__posix_regex: str
+    sessions__messages__audio_url__iposix_regex: str
+    sessions__messages__metadata: dict[str, Any]
+    sessions__messages__metadata__not: dict[str, Any]
+    sessions__messages__metadata__isnull: bool
+    sessions__messages__metadata__not_isnull: bool
+    sessions__messages__metadata__contains: dict[str, Any]
+    sessions__messages__metadata__contained_by: dict[str, Any]
+    sessions__messages__metadata__filter: dict[str, Any]
+    sessions__messages__session_id: int
+    sessions__messages__session_id__not: int
+    sessions__messages__session_id__in: _Many[int]
+    sessions__messages__session_id__not_in: _Many[int]
+    sessions__messages__session_id__isnull: bool
+    sessions__messages__session_id__not_isnull: bool
+    sessions__messages__session_id__gt: int
+    sessions__messages__session_id__gte: int
+    sessions__messages__session_id__lt: int
+    sessions__messages__session_id__lte: int
+    sessions__messages__session_id__range: _Range[int]
+    versions: int
+    versions__not: int
+    versions__in: _Many[int]
+    versions__not_in: _Many[int]
+    versions__isnull: bool
+    versions__not_isnull: bool
+    versions__id: int
+    versions__id__not: int
+    versions__id__in: _Many[int]
+    versions__id__not_in: _Many[int]
+    versions__id__isnull: bool
+    versions__id__not_isnull: bool
+    versions__id__gt: int
+    versions__id__gte: int
+    versions__id__lt: int
+    versions__id__lte: int
+    versions__id__range: _Range[int]
+    versions__pk: int
+    versions__pk__not: int
+    versions__pk__in: _Many[int]
+    versions__pk__not_in: _Many[int]
+    versions__pk__isnull: bool
+    versions__pk__not_isnull: bool
+    versions__pk__gt: int
+    versions__pk__gte: int
+    versions__pk__lt: int
+    versions__pk__lte: int
+    versions__pk__range: _Range[int]
+    versions__version: int
+    versions__version__not: int
+    versions__version__in: _Many[int]
+    versions__version__not_in: _Many[int]
+    versions__version__isnull: bool
+    versions__version__not_isnull: bool
+    versions__version__gt: int
+    versions__version__gte: int
+    versions__version__lt: int
+    versions__version__lte: int
+    versions__version__range: _Range[int]
+    versions__partner_persona: str
+    versions__partner_persona__not: str
+    versions__partner_persona__in: _Many[str]
+    versions__partner_persona__not_in: _Many[str]
+    versions__partner_persona__isnull: bool
+    versions__partner_persona__not_isnull: bool
+    versions__partner_persona__gt: str
+    versions__partner_persona__gte: str
+    versions__partner_persona__lt: str
+    versions__partner_persona__lte: str
+    versions__partner_persona__range: _Range[str]
+    versions__partner_persona__contains: str
+    versions__partner_persona__icontains: str
+    versions__partner_persona__startswith: str
+    versions__partner_persona__istartswith: str
+    versions__partner_persona__endswith: str
+    versions__partner_persona__iendswith: str
+    versions__partner_persona__iexact: str
+    versions__partner_persona__search: str
+    versions__partner_persona__posix_regex: str
+    versions__partner_persona__iposix_regex: str
+    versions__partner_system_prompt: str
+    versions__partner_system_prompt__not: str
+    versions__partner_system_prompt__in: _Many[str]
+    versions__partner_system_prompt__not_in: _Many[str]
+    versions__partner_system_prompt__isnull: bool
+    versions__partner_system_prompt__not_isnull: bool
+    versions__partner_system_prompt__gt: str
+    versions__partner_system_prompt__gte: str
+    versions__partner_system_prompt__lt: str
+    versions__partner_system_prompt__lte: str
+    versions__partner_system_prompt__range: _Range[str]
+    versions__partner_system_prompt__contains: str
+    versions__partner_system_prompt__icontains: str
+    versions__partner_system_prompt__startswith: str
+    versions__partner_system_prompt__istartswith: str
+    versions__partner_system_prompt__endswith: str
+    versions__partner_system_prompt__iendswith: str
+    versions__partner_system_prompt__iexact: str
+    versions__partner_system_prompt__search: str
+    versions__partner_system_prompt__posix_regex: str
+    versions__partner_system_prompt__iposix_regex: str
+    versions__coach_system_prompt: str
+    versions__coach_system_prompt__not: str
+    versions__coach_system_prompt__in: _Many[str]
+    versions__coach_system_prompt__not_in: _Many[str]
+    versions__coach_system_prompt__isnull: bool
+    versions__coach_system_prompt__not_isnull: bool
+    versions__coach_system_prompt__gt: str
+    versions__coach_system_prompt__gte: str
+    versions__coach_system_prompt__lt: str
+    versions__coach_system_prompt__lte: str
+    versions__coach_system_prompt__range: _Range[str]
+    versions__coach_system_prompt__contains: str
+    versions__coach_system_prompt__icontains: str
+    versions__coach_system_prompt__startswith: str
+    versions__coach_system_prompt__istartswith: str
+    versions__coach_system_prompt__endswith: str
+    versions__coach_system_prompt__iendswith: str
+    versions__coach_system_prompt__iexact: str
+    versions__coach_system_prompt__search: str
+    versions__coach_system_prompt__posix_regex: str
+    versions__coach_system_prompt__iposix_regex: str
+    versions__partner_model: str
+    versions__partner_model__not: str
+    versions__partner_model__in: _Many[str]
+    versions__partner_model__not_in: _Many[str]
+    versions__partner_model__isnull: bool
+    versions__partner_model__not_isnull: bool
+    versions__partner_model__gt: str
+    versions__partner_model__gte: str
+    versions__partner_model__lt: str
+    versions__partner_model__lte: str
+    versions__partner_model__range: _Range[str]
+    versions__partner_model__contains: str
+    versions__partner_model__icontains: str
+    versions__partner_model__startswith: str
+    versions__partner_model__istartswith: str
+    versions__partner_model__endswith: str
+    versions__partner_model__iendswith: str
+    versions__partner_model__iexact: str
+    versions__partner_model__search: str
+    versions__partner_model__posix_regex: str
+    versions__partner_model__iposix_regex: str
+    versions__coach_model: str
+    versions__coach_model__not: str
+    versions__coach_model__in: _Many[str]
+    versions__coach_model__not_in: _Many[str]
+    versions__coach_model__isnull: bool
+    versions__coach_model__not_isnull: bool
+    versions__coach_model__gt: str
+    versions__coach_model__gte: str
+    versions__coach_model__lt: str
+    versions__coach_model__lte: str
+    versions__coach_model__range: _Range[str]
+    versions__coach_model__contains: str
+    versions__coach_model__icontains: str
+    versions__coach_model__startswith: str
+    versions__coach_model__istartswith: str
+    versions__coach_model__endswith: str
+    versions__coach_model__iendswith: str
+    versions__coach_model__iexact: str
+    versions__coach_model__search: str
+    versions__coach_model__posix_regex: str
+    versions__coach_model__iposix_regex: str
+    versions__created_at: datetime
+    versions__created_at__not: datetime
+    versions__created_at__in: _Many[datetime]
+    versions__created_at__not_in: _Many[datetime]
+    versions__created_at__isnull: bool
+    versions__created_at__not_isnull: bool
+    versions__created_at__gt: datetime
+    versions__created_at__gte: datetime
+    versions__created_at__lt: datetime
+    versions__created_at__lte: datetime
+    versions__created_at__range: _Range[datetime]
+    versions__created_at__year: int
+    versions__created_at__quarter: int
+    versions__created_at__month: int
+    versions__created_at__week: int
+    versions__created_at__day: int
+    versions__created_at__hour: int
+    versions__created_at__minute: int
+    versions__created_at__second: int
+    versions__created_at__microsecond: int
+    versions__scenario_id: int
+    versions__scenario_id__not: int
+    versions__scenario_id__in: _Many[int]
+    versions__scenario_id__not_in: _Many[int]
+    versions__scenario_id__isnull: bool
+    versions__scenario_id__not_isnull: bool
+    versions__scenario_id__gt: int
+    versions__scenario_id__gte: int
+    versions__scenario_id__lt: int
+    versions__scenario_id__lte: int
+    versions__scenario_id__range: _Range[int]
+    versions__sessions: int
+    versions__sessions__not: int
+    versions__sessions__in: _Many[int]
+    versions__sessions__not_in: _Many[int]
+    versions__sessions__isnull: bool
+    versions__sessions__not_isnull: bool
+    versions__sessions__id: int
+    versions__sessions__id__not: int
+    versions__sessions__id__in: _Many[int]
+    versions__sessions__id__not_in: _Many[int]
+    versions__sessions__id__isnull: bool
+    versions__sessions__id__not_isnull: bool
+    versions__sessions__id__gt: int
+    versions__sessions__id__gte: int
+    versions__sessions__id__lt: int
+    versions__sessions__id__lte: int
+    versions__sessions__id__range: _Range[int]
+    versions__sessions__pk: int
+    versions__sessions__pk__not: int
+    versions__sessions__pk__in: _Many[int]
+    versions__sessions__pk__not_in: _Many[int]
+    versions__sessions__pk__isnull: bool
+    versions__sessions__pk__not_isnull: bool
+    versions__sessions__pk__gt: int
+    versions__sessions__pk__gte: int
+    versions__sessions__pk__lt: int
+    versions__sessions__pk__lte: int
+    versions__sessions__pk__range: _Range[int]
+    versions__sessions__status: SessionStatus
+    versions__sessions__status__not: SessionStatus
+    versions__sessions__status__in: _Many[SessionStatus]
+    versions__sessions__status__not_in: _Many[SessionStatus]
+    versions__sessions__status__isnull: bool
+    versions__sessions__status__not_isnull: bool
+    versions__sessions__started_at: datetime
+    versions__sessions__started_at__not: datetime
+    versions__sessions__started_at__in: _Many[datetime]
+    versions__sessions__started_at__not_in: _Many[datetime]
+    versions__sessions__started_at__isnull: bool
+    versions__sessions__started_at__not_isnull: bool
+    versions__sessions__started_at__gt: datetime
+    versions__sessions__started_at__gte: datetime
+    versions__sessions__started_at__lt: datetime
+    versions__sessions__started_at__lte: datetime
+    versions__sessions__started_at__range: _Range[datetime]
+    versions__sessions__started_at__year: int
+    versions__sessions__started_at__quarter: int
+    versions__sessions__started_at__month: int
+    versions__sessions__started_at__week: int
+    versions__sessions__started_at__day: int
+    versions__sessions__started_at__hour: int
+    versions__sessions__started_at__minute: int
+    versions__sessions__started_at__second: int
+    versions__sessions__started_at__microsecond: int
+    versions__sessions__ended_at: datetime | None
+    versions__sessions__ended_at__not: datetime
+    versions__sessions__ended_at__in: _Many[datetime]
+    versions__sessions__ended_at__not_in: _Many[datetime]
+    versions__sessions__ended_at__isnull: bool
+    versions__sessions__ended_at__not_isnull: bool
+    versions__sessions__ended_at__gt: datetime
+    versions__sessions__ended_at__gte: datetime
+    versions__sessions__ended_at__lt: datetime
+    versions__sessions__ended_at__lte: datetime
+    versions__sessions__ended_at__range: _Range[datetime]
+    versions__sessions__ended_at__year: int
+    versions__sessions__ended_at__quarter: int
+    versions__sessions__ended_at__month: int
+    versions__sessions__ended_at__week: int
+    versions__sessions__ended_at__day: int
+    versions__sessions__ended_at__hour: int
+    versions__sessions__ended_at__minute: int
+    versions__sessions__ended_at__second: int
+    versions__sessions__ended_at__microsecond: int
+    versions__sessions__total_messages: int
+    versions__sessions__total_messages__not: int
+    versions__sessions__total_messages__in: _Many[int]
+    versions__sessions__total_messages__not_in: _Many[int]
+    versions__sessions__total_messages__isnull: bool
+    versions__sessions__total_messages__not_isnull: bool
+    versions__sessions__total_messages__gt: int
+    versions__sessions__total_messages__gte: int
+    versions__sessions__total_messages__lt: int
+    versions__sessions__total_messages__lte: int
+    versions__sessions__total_messages__range: _Range[int]
+    versions__sessions__duration_seconds: int | None
+    versions__sessions__duration_seconds__not: int
+    versions__sessions__duration_seconds__in: _Many[int]
+    versions__sessions__duration_seconds__not_in: _Many[int]
+    versions__sessions__duration_seconds__isnull: bool
+    versions__sessions__duration_seconds__not_isnull: bool
+    versions__sessions__duration_seconds__gt: int
+    versions__sessions__duration_seconds__gte: int
+    versions__sessions__duration_seconds__lt: int
+    versions__sessions__duration_seconds__lte: int
+    versions__sessions__duration_seconds__range: _Range[int]
+    versions__sessions__version: int
+    versions__sessions__version__not: int
+    versions__sessions__version__in: _Many[int]
+    versions__sessions__version__not_in: _Many[int]
+    versions__sessions__version__isnull: bool
+    versions__sessions__version__not_isnull: bool
+    versions__sessions__version__gt: int
+    versions__sessions__version__gte: int
+    versions__sessions__version__lt: int
+    versions__sessions__version__lte: int
+    versions__sessions__version__range: _Range[int]
+    versions__sessions__scenario_id: int
+    versions__sessions__scenario_id__not: int
+    versions__sessions__scenario_id__in: _Many[int]
+    versions__sessions__scenario_id__not_in: _Many[int]
+    versions__sessions__scenario_id__isnull: bool
+    versions__sessions__scenario_id__not_isnull: bool
+    versions__sessions__scenario_id__gt: int
+    versions__sessions__scenario_id__gte: int
+    versions__sessions__scenario_id__lt: int
+    versions__sessions__scenario_id__lte: int
+    versions__sessions__scenario_id__range: _Range[int]
+    versions__sessions__scenario_version_id: int
+    versions__sessions__scenario_version_id__not: int
+    versions__sessions__scenario_version_id__in: _Many[int]
+    versions__sessions__scenario_version_id__not_in: _Many[int]
+    versions__sessions__scenario_version_id__isnull: bool
+    versions__sessions__scenario_version_id__not_isnull: bool
+    versions__sessions__scenario_version_id__gt: int
+    versions__sessions__scenario_version_id__gte: int
+    versions__sessions__scenario_version_id__lt: int
+    versions__sessions__scenario_version_id__lte: int
+    versions__sessions__scenario_version_id__range: _Range[int]
+    versions__sessions__user_id: int
+    versions__sessions__user_id__not: int
+    versions__sessions__user_id__in: _Many[int]
+    versions__sessions__user_id__not_in: _Many[int]
+    versions__sessions__user_id__isnull: bool
+    versions__sessions__user_id__not_isnull: bool
+    versions__sessions__user_id__gt: int
+    versions__sessions__user_id__gte: int
+    versions__sessions__user_id__lt: int
+    versions__sessions__user_id__lte: int
+    versions__sessions__user_id__range: _Range[int]
+    versions__sessions__user: User | int
+    versions__sessions__scenario: Scenario | int
+    versions__sessions__messages: int
+    versions__sessions__messages__not: int
+    versions__sessions__messages__in: _Many[int]
+    versions__sessions__messages__not_in: _Many[int]
+    versions__sessions__messages__isnull: bool
+    versions__sessions__messages__not_isnull: bool
+
+class ScenarioUpdate(TypedDict, total=False):
+    """Keyword arguments of Scenario.filter(...).update()."""
+
+    name: str | Expression
+    slug: str | Expression
+    description: str | Expression
+    partner_persona: str | Expression
+    partner_system_prompt: str | Expression
+    coach_system_prompt: str | Expression
+    partner_model: str | Expression
+    coach_model: str | Expression
+    is_active: bool | Expression
+    created_at: datetime | Expression
+    updated_at: datetime | Expression
+
+class ScenarioValues(TypedDict, total=False):
+    """Keyword arguments of Scenario.create(), and defaults of get_or_create()."""
+
+    id: int
+    name: str
+    slug: str
+    description: str
+    partner_persona: str
+    partner_system_prompt: str
+    coach_system_prompt: str
+    partner_model: str
+    coach_model: str
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+class ScenarioQuerySet(QuerySet[Scenario]):
+    def filter(  # type: ignore[override]
+        self, *args: Q, **kwargs: Unpack[ScenarioLookups]
+    ) -> ScenarioQuerySet: ...
+    def exclude(  # type: ignore[override]
+        self, *args: Q, **kwargs: Unpack[ScenarioLookups]
+    ) -> ScenarioQuerySet: ...
+    def get(  # type: ignore[override]
+        self, *args: Q, **kwargs: Unpack[ScenarioLookups]
+    ) -> QuerySetSingle[Scenario]: ...
+    def get_or_none(  # type: ignore[override]
+        self, *args: Q, **kwargs: Unpack[ScenarioLookups]
+    ) -> QuerySetSingle[Scenario | None]: ...
+    def update(self, **kwargs: Unpack[ScenarioUpdate]) -> UpdateQuery: ...  # type: ignore[override]
+    def all(self) -> ScenarioQuerySet: ...
+    def order_by(self, *orderings: str) -> ScenarioQuerySet: ...
+    def limit(self, limit: int) -> ScenarioQuerySet: ...
+    def offset(self, offset: int) -> ScenarioQuerySet: ...
+    def distinct(self) -> ScenarioQuerySet: ...
+    def only(self, *fields_for_select: str) -> ScenarioQuerySet: ...
+    def select_related(self, *fields: str) -> ScenarioQuerySet: ...
+    def prefetch_related(self, *args: str | Prefetch) -> ScenarioQuerySet: ...
+    def using_db(self, _db: BaseDBAsyncClient | None) -> ScenarioQuerySet: ...
+    def select_for_update(
+        self,
+        nowait: bool = False,
+        skip_locked: bool = False,
+        of: tuple[str, ...] = (),
+        no_key: bool = False,
+    ) -> ScenarioQuerySet: ...
+
+class ScenarioVersion(Model):
+    """An immutable snapshot of a scenario's prompts and models, written by the database."""
+
+    id: int
+    scenario: ForeignKeyRelation[Scenario]
+    version: int
+    partner_persona: str
+    partner_system_prompt: str
+    coach_system_prompt: str
+    partner_model: str
+    coach_model: str
+    created_at: datetime
+    sessions: ConversationSessionRelation
+    scenario_id: int
+
+    @classmethod
+    def filter(  # type: ignore[override]
+        cls, *args: Q, **kwargs: Unpack[ScenarioVersionLookups]
+    ) -> ScenarioVersionQuerySet: ...
+    @classmethod
+    def exclude(  # type: ignore[override]
+        cls, *args: Q, **kwargs: Unpack[ScenarioVersionLookups]
+    ) -> ScenarioVersionQuerySet: ...
+    @classmethod
+    def all(cls, using_db: BaseDBAsyncClient | None = None) -> ScenarioVersionQuerySet: ...
+    @classmethod
+    def get(  # type: ignore[override]
+        cls, *args: Q, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[ScenarioVersionLookups]
+    ) -> QuerySetSingle[ScenarioVersion]: ...
+    @classmethod
+    def get_or_none(  # type: ignore[override]
+        cls, *args: Q, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[ScenarioVersionLookups]
+    ) -> QuerySetSingle[ScenarioVersion | None]: ...
+    @classmethod
+    def exists(  # type: ignore[override]
+        cls, *args: Q, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[ScenarioVersionLookups]
+    ) -> ExistsQuery: ...
+    @classmethod
+    async def create(  # type: ignore[override]
+        cls, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[ScenarioVersionValues]
+    ) -> ScenarioVersion: ...
+    @classmethod
+    async def get_or_create(  # type: ignore[override]
+        cls,
+        defaults: ScenarioVersionValues | None = None,
+        using_db: BaseDBAsyncClient | None = None,
+        **kwargs: Unpack[ScenarioVersionLookups],
+    ) -> tuple[ScenarioVersion, bool]: ...
+
+class ScenarioVersionLookups(TypedDict, total=False):
+    """Keyword arguments of ScenarioVersion.filter() / exclude() / get() / get_or_none()."""
+
+    id: int
+    id__not: int
+    id__in: _Many[int]
+    id__not_in: _Many[int]
+    id__isnull: bool
+    id__not_isnull: bool
+    id__gt: int
+    id__gte: int
+    id__lt: int
+    id__lte: int
+    id__range: _Range[int]
+    pk: int
+    pk__not: int
+    pk__in: _Many[int]
+    pk__not_in: _Many[int]
+    pk__isnull: bool
+    pk__not_isnull: bool
+    pk__gt: int
+    pk__gte: int
+    pk__lt: int
+    pk__lte: int
+    pk__range: _Range[int]
+    version: int
+    version__not: int
+    version__in: _Many[int]
+    version__not_in: _Many[int]
+    version__isnull: bool
+    version__not_isnull: bool
+    version__gt: int
+    version__gte: int
+    version__lt: int
+    version__lte: int
+    version__range: _Range[int]
+    partner_persona: str
+    partner_persona__not: str
+    partner_persona__in: _Many[str]
+    partner_persona__not_in: _Many[str]
+    partner_persona__isnull: bool
+    partner_persona__not_isnull: bool
+    partner_persona__gt: str
+    partner_persona__gte: str
+    partner_persona__lt: str
+    partner_persona__lte: str
+    partner_persona__range: _Range[str]
+    partner_persona__contains: str
+    partner_persona__icontains: str
+    partner_persona__startswith: str
+    partner_persona__istartswith: str
+    partner_persona__endswith: str
+    partner_persona__iendswith: str
+    partner_persona__iexact: str
+    partner_persona__search: str
+    partner_persona__posix_regex: str
+    partner_persona__iposix_regex: str
+    partner_system_prompt: str
+    partner_system_prompt__not: str
+    partner_system_prompt__in: _Many[str]
+    partner_system_prompt__not_in: _Many[str]
+    partner_system_prompt__isnull: bool
+    partner_system_prompt__not_isnull: bool
+    partner_system_prompt__gt: str
+    partner_system_prompt__gte: str
+    partner_system_prompt__lt: str
+    partner_system_prompt__lte: str
+    partner_system_prompt__range: _Range[str]
+    partner_system_prompt__contains: str
+    partner_system_prompt__icontains: str
+    partner_system_prompt__startswith: str
+    partner_system_prompt__istartswith: str
+    partner_system_prompt__endswith: str
+    partner_system_prompt__iendswith: str
+    partner_system_prompt__iexact: str
+    partner_system_prompt__search: str
+    partner_system_prompt__posix_regex: str
+    partner_system_prompt__iposix_regex: str
+    coach_system_prompt: str
+    coach_system_prompt__not: str
+    coach_system_prompt__in: _Many[str]
+    coach_system_prompt__not_in: _Many[str]
+    coach_system_prompt__isnull: bool
+    coach_system_prompt__not_isnull: bool
+    coach_system_prompt__gt: str
+    coach_system_prompt__gte: str
+    coach_system_prompt__lt: str
+    coach_system_prompt__lte: str
+    coach_system_prompt__range: _Range[str]
+    coach_system_prompt__contains: str
+    coach_system_prompt__icontains: str
+    coach_system_prompt__startswith: str
+    coach_system_prompt__istartswith: str
+    coach_system_prompt__endswith: str
+    coach_system_prompt__iendswith: str
+    coach_system_prompt__iexact: str
+    coach_system_prompt__search: str
+    coach_system_prompt__posix_regex: str
+    coach_system_prompt__iposix_regex: str
+    partner_model: str
+    partner_model__not: str
+    partner_model__in: _Many[str]
+    partner_model__not_in: _Many[str]
+    partner_model__isnull: bool
+    partner_model__not_isnull: bool
+    partner_model__gt: str
+    partner_model__gte: str
+    partner_model__lt: str
+    partner_model__lte: str
+    partner_model__range: _Range[str]
+    partner_model__contains: str
+    partner_model__icontains: str
+    partner_model__startswith: str
+    partner_model__istartswith: str
+    partner_model__endswith: str
+    partner_model__iendswith: str
+    partner_model__iexact: str
+    partner_model__search: str
+    partner_model__posix_regex: str
+    partner_model__iposix_regex: str
+    coach_model: str
+    coach_model__not: str
+    coach_model__in: _Many[str]
+    coach_model__not_in: _Many[str]
+    coach_model__isnull: bool
+    coach_model__not_isnull: bool
+    coach_model__gt: str
+    coach_model__gte: str
+    coach_model__lt: str
+    coach_model__lte: str
+    coach_model__range: _Range[str]
+    coach_model__contains: str
+    coach_model__icontains: str
+    coach_model__startswith: str
+    coach_model__istartswith: str
+    coach_model__endswith: str
+    coach_model__iendswith: str
+    coach_model__iexact: str
+    coach_model__search: str
+    coach_model__posix_regex: str
+    coach_model__iposix_regex: str
+    created_at: datetime
+    created_at__not: datetime
+    created_at__in: _Many[datetime]
+    created_at__not_in: _Many[datetime]
+    created_at__isnull: bool
+    created_at__not_isnull: bool
+    created_at__gt: datetime
+    created_at__gte: datetime
+    created_at__lt: datetime
+    created_at__lte: datetime
+    created_at__range: _Range[datetime]
+    created_at__year: int
+    created_at__quarter: int
+    created_at__month: int
+    created_at__week: int
+    created_at__day: int
+    created_at__hour: int
+    created_at__minute: int
+    created_at__second: int
+    created_at__microsecond: int
+    scenario_id: int
+    scenario_id__not: int
+    scenario_id__in: _Many[int]
+    scenario_id__not_in: _Many[int]
+    scenario_id__isnull: bool
+    scenario_id__not_isnull: bool
+    scenario_id__gt: int
+    scenario_id__gte: int
+    scenario_id__lt: int
+    scenario_id__lte: int
+    scenario_id__range: _Range[int]
+    scenario: Scenario | int
+    scenario__id: int
+    scenario__id__not: int
+    scenario__id__in: _Many[int]
+    scenario__id__not_in: _Many[int]
+    scenario__id__isnull: bool
+    scenario__id__not_isnull: bool
+    scenario__id__gt: int
+    scenario__id__gte: int
+    scenario__id__lt: int
+    scenario__id__lte: int
+    scenario__id__range: _Range[int]
+    scenario__pk: int
+    scenario__pk__not: int
+    scenario__pk__in: _Many[int]
+    scenario__pk__not_in: _Many[int]
+    scenario__pk__isnull: bool
+    scenario__pk__not_isnull: bool
+    scenario__pk__gt: int
+    scenario__pk__gte: int
+    scenario__pk__lt: int
+    scenario__pk__lte: int
+    scenario__pk__range: _Range[int]
+    scenario__name: str
+    scenario__name__not: str
+    scenario__name__in: _Many[str]
+    scenario__name__not_in: _Many[str]
+    scenario__name__isnull: bool
+    scenario__name__not_isnull: bool
+    scenario__name__gt: str
+    scenario__name__gte: str
+    scenario__name__lt: str
+    scenario__name__lte: str
+    scenario__name__range: _Range[str]
+    scenario__name__contains: str
+    scenario__name__icontains: str
+    scenario__name__startswith: str
+    scenario__name__istartswith: str
+    scenario__name__endswith: str
+    scenario__name__iendswith: str
+    scenario__name__iexact: str
+    scenario__name__search: str
+    scenario__name__posix_regex: str
+    scenario__name__iposix_regex: str
+    scenario__slug: str
+    scenario__slug__not: str
+    scenario__slug__in: _Many[str]
+    scenario__slug__not_in: _Many[str]
+    scenario__slug__isnull: bool
+    scenario__slug__not_isnull: bool
+    scenario__slug__gt: str
+    scenario__slug__gte: str
+    scenario__slug__lt: str
+    scenario__slug__lte: str
+    scenario__slug__range: _Range[str]
+    scenario__slug__contains: str
+    scenario__slug__icontains: str
+    scenario__slug__startswith: str
+    scenario__slug__istartswith: str
+    scenario__slug__endswith: str
+    scenario__slug__iendswith: str
+    scenario__slug__iexact: str
+    scenario__slug__search: str
+    scenario__slug__posix_regex: str
+    scenario__slug__iposix_regex: str
+    scenario__description: str
+    scenario__description__not: str
+    scenario__description__in: _Many[str]
+    scenario__description__not_in: _Many[str]
+    scenario__description__isnull: bool
+    scenario__description__not_isnull: bool
+    scenario__description__gt: str
+    scenario__description__gte: str
+    scenario__description__lt: str
+    scenario__description__lte: str
+    scenario__description__range: _Range[str]
+    scenario__description__contains: str
+    scenario__description__icontains: str
+    scenario__description__startswith: str
+    scenario__description__istartswith: str
+    scenario__description__endswith: str
+    scenario__description__iendswith: str
+    scenario__description__iexact: str
+    scenario__description__search: str
+    scenario__description__posix_regex: str
+    scenario__description__iposix_regex: str
+    scenario__partner_persona: str
+    scenario__partner_persona__not: str
+    scenario__partner_persona__in: _Many[str]
+    scenario__partner_persona__not_in: _Many[str]
+    scenario__partner_persona__isnull: bool
+    scenario__partner_persona__not_isnull: bool
+    scenario__partner_persona__gt: str
+    scenario__partner_persona__gte: str
+    scenario__partner_persona__lt: str
+    scenario__partner_persona__lte: str
+    scenario__partner_persona__range: _Range[str]
+    scenario__partner_persona__contains: str
+    scenario__partner_persona__icontains: str
+    scenario__partner_persona__startswith: str
+    scenario__partner_persona__istartswith: str
+    scenario__partner_persona__endswith: str
+    scenario__partner_persona__iendswith: str
+    scenario__partner_persona__iexact: str
+    scenario__partner_persona__search: str
+    scenario__partner_persona__posix_regex: str
+    scenario__partner_persona__iposix_regex: str
+    scenario__partner_system_prompt: str
+    scenario__partner_system_prompt__not: str
+    scenario__partner_system_prompt__in: _Many[str]
+    scenario__partner_system_prompt__not_in: _Many[str]
+    scenario__partner_system_prompt__isnull: bool
+    scenario__partner_system_prompt__not_isnull: bool
+    scenario__partner_system_prompt__gt: str
+    scenario__partner_system_prompt__gte: str
+    scenario__partner_system_prompt__lt: str
+    scenario__partner_system_prompt__lte: str
+    scenario__partner_system_prompt__range: _Range[str]
+    scenario__partner_system_prompt__contains: str
+    scenario__partner_system_prompt__icontains: str
+    scenario__partner_system_prompt__startswith: str
+    scenario__partner_system_prompt__istartswith: str
+    scenario__partner_system_prompt__endswith: str
+    scenario__partner_system_prompt__iendswith: str
+    scenario__partner_system_prompt__iexact: str
+    scenario__partner_system_prompt__search: str
+    scenario__partner_system_prompt__posix_regex: str
+    scenario__partner_system_prompt__iposix_regex: str
+    scenario__coach_system_prompt: str
+    scenario__coach_system_prompt__not: str
+    scenario__coach_system_prompt__in: _Many[str]
+    scenario__coach_system_prompt__not_in: _Many[str]
+    scenario__coach_system_prompt__isnull: bool
+    scenario__coach_system_prompt__not_isnull: bool
+    scenario__coach_system_prompt__gt: str
+    scenario__coach_system_prompt__gte: str
+    scenario__coach_system_prompt__lt: str
+    scenario__coach_system_prompt__lte: str
+    scenario__coach_system_prompt__range: _Range[str]
+    scenario__coach_system_prompt__contains: str
+    scenario__coach_system_prompt__icontains: str
+    scenario__coach_system_prompt__startswith: str
+    scenario__coach_system_prompt__istartswith: str
+    scenario__coach_system_prompt__endswith: str
+    scenario__coach_system_prompt__iendswith: str
+    scenario__coach_system_prompt__iexact: str
+    scenario__coach_system_prompt__search: str
+    scenario__coach_system_prompt__posix_regex: str
+    scenario__coach_system_prompt__iposix_regex: str
+    scenario__partner_model: str
+    scenario__partner_model__not: str
+    scenario__partner_model__in: _Many[str]
+    scenario__partner_model__not_in: _Many[str]
+    scenario__partner_model__isnull: bool
+    scenario__partner_model__not_isnull: bool
+    scenario__partner_model__gt: str
+    scenario__partner_model__gte: str
+    scenario__partner_model__lt: str
+    scenario__partner_model__lte: str
+    scenario__partner_model__range: _Range[str]
+    scenario__partner_model__contains: str
+    scenario__partner_model__icontains: str
+    scenario__partner_model__startswith: str
+    scenario__partner_model__istartswith: str
+    scenario__partner_model__endswith: str
+    scenario__partner_model__iendswith: str
+    scenario__partner_model__iexact: str
+    scenario__partner_model__search: str
+    scenario__partner_model__posix_regex: str
+    scenario__partner_model__iposix_regex: str
+    scenario__coach_model: str
+    scenario__coach_model__not: str
+    scenario__coach_model__in: _Many[str]
+    scenario__coach_model__not_in: _Many[str]
+    scenario__coach_model__isnull: bool
+    scenario__coach_model__not_isnull: bool
+    scenario__coach_model__gt: str
+    scenario__coach_model__gte: str
+    scenario__coach_model__lt: str
+    scenario__coach_model__lte: str
+    scenario__coach_model__range: _Range[str]
+    scenario__coach_model__contains: str
+    scenario__coach_model__icontains: str
+    scenario__coach_model__startswith: str
+    scenario__coach_model__istartswith: str
+    scenario__coach_model__endswith: str
+    scenario__coach_model__iendswith: str
+    scenario__coach_model__iexact: str
+    scenario__coach_model__search: str
+    scenario__coach_model__posix_regex: str
+    scenario__coach_model__iposix_regex: str
+    scenario__is_active: bool
+    scenario__is_active__not: bool
+    scenario__is_active__in: _Many[bool]
+    scenario__is_active__not_in: _Many[bool]
+    scenario__is_active__isnull: bool
+    scenario__is_active__not_isnull: bool
+    scenario__created_at: datetime
+    scenario__created_at__not: datetime
+    scenario__created_at__in: _Many[datetime]
+    scenario__created_at__not_in: _Many[datetime]
+    scenario__created_at__isnull: bool
+    scenario__created_at__not_isnull: bool
+    scenario__created_at__gt: datetime
+    scenario__created_at__gte: datetime
+    scenario__created_at__lt: datetime
+    scenario__created_at__lte: datetime
+    scenario__created_at__range: _Range[datetime]
+    scenario__created_at__year: int
+    scenario__created_at__quarter: int
+    scenario__created_at__month: int
+    scenario__created_at__week: int
+    scenario__created_at__day: int
+    scenario__created_at__hour: int
+    scenario__created_at__minute: int
+    scenario__created_at__second: int
+    scenario__created_at__microsecond: int
+    scenario__updated_at: datetime
+    scenario__updated_at__not: datetime
+    scenario__updated_at__in: _Many[datetime]
+    scenario__updated_at__not_in: _Many[datetime]
+    scenario__updated_at__isnull: bool
+    scenario__updated_at__not_isnull: bool
+    scenario__updated_at__gt: datetime
+    scenario__updated_at__gte: datetime
+    scenario__updated_at__lt: datetime
+    scenario__updated_at__lte: datetime
+    scenario__updated_at__range: _Range[datetime]
+    scenario__updated_at__year: int
+    scenario__updated_at__quarter: int
+    scenario__updated_at__month: int
+    scenario__updated_at__week: int
+    scenario__updated_at__day: int
+    scenario__updated_at__hour: int
+    scenario__updated_at__minute: int
+    scenario__updated_at__second: int
+    scenario__updated_at__microsecond: int
+    scenario__sessions: int
+    scenario__sessions__not: int
+    scenario__sessions__in: _Many[int]
+    scenario__sessions__not_in: _Many[int]
+    scenario__sessions__isnull: bool
+    scenario__sessions__not_isnull: bool
+    scenario__sessions__id: int
+    scenario__sessions__id__not: int
+    scenario__sessions__id__in: _Many[int]
+    scenario__sessions__id__not_in: _Many[int]
+    scenario__sessions__id__isnull: bool
+    scenario__sessions__id__not_isnull: bool
+    scenario__sessions__id__gt: int
+    scenario__sessions__id__gte: int
+    scenario__sessions__id__lt: int
+    scenario__sessions__id__lte: int
+    scenario__sessions__id__range: _Range[int]
+    scenario__sessions__pk: int
+    scenario__sessions__pk__not: int
+    scenario__sessions__pk__in: _Many[int]
+    scenario__sessions__pk__not_in: _Many[int]
+    scenario__sessions__pk__isnull: bool
+    scenario__sessions__pk__not_isnull: bool
+    scenario__sessions__pk__gt: int
+    scenario__sessions__pk__gte: int
+    scenario__sessions__pk__lt: int
+    scenario__sessions__pk__lte: int
+    scenario__sessions__pk__range: _Range[int]
+    scenario__sessions__status: SessionStatus
+    scenario__sessions__status__not: SessionStatus
+    scenario__sessions__status__in: _Many[SessionStatus]
+    scenario__sessions__status__not_in: _Many[SessionStatus]
+    scenario__sessions__status__isnull: bool
+    scenario__sessions__status__not_isnull: bool
+    scenario__sessions__started_at: datetime
+    scenario__sessions__started_at__not: datetime
+    scenario__sessions__started_at__in: _Many[datetime]
+    scenario__sessions__started_at__not_in: _Many[datetime]
+    scenario__sessions__started_at__isnull: bool
+    scenario__sessions__started_at__not_isnull: bool
+    scenario__sessions__started_at__gt: datetime
+    scenario__sessions__started_at__gte: datetime
+    scenario__sessions__started_at__lt: datetime
+    scenario__sessions__started_at__lte: datetime
+    scenario__sessions__started_at__range: _Range[datetime]
+    scenario__sessions__started_at__year: int
+    scenario__sessions__started_at__quarter: int
+    scenario__sessions__started_at__month: int
+    scenario__sessions__started_at__week: int
+    scenario__sessions__started_at__day: int
+    scenario__sessions__started_at__hour: int
+    scenario__sessions__started_at__minute: int
+    scenario__sessions__started_at__second: int
+    scenario__sessions__started_at__microsecond: int
+    scenario__sessions__ended_at: datetime | None
+    scenario__sessions__ended_at__not: datetime
+    scenario__sessions__ended_at__in: _Many[datetime]
+    scenario__sessions__ended_at__not_in: _Many[datetime]
+    scenario__sessions__ended_at__isnull: bool
+    scenario__sessions__ended_at__not_isnull: bool
+    scenario__sessions__ended_at__gt: datetime
+    scenario__sessions__ended_at__gte: datetime
+    scenario__sessions__ended_at__lt: datetime
+    scenario__sessions__ended_at__lte: datetime
+    scenario__sessions__ended_at__range: _Range[datetime]
+    scenario__sessions__ended_at__year: int
+    scenario__sessions__ended_at__quarter: int
+    scenario__sessions__ended_at__month: int
+    scenario__sessions__ended_at__week: int
+    scenario__sessions__ended_at__day: int
+    scenario__sessions__ended_at__hour: int
+    scenario__sessions__ended_at__minute: int
+    scenario__sessions__ended_at__second: int
+    scenario__sessions__ended_at__microsecond: int
+    scenario__sessions__total_messages: int
+    scenario__sessions__total_messages__not: int
+    scenario__sessions__total_messages__in: _Many[int]
+    scenario__sessions__total_messages__not_in: _Many[int]
+    scenario__sessions__total_messages__isnull: bool
+    scenario__sessions__total_messages__not_isnull: bool
+    scenario__sessions__total_messages__gt: int
+    scenario__sessions__total_messages__gte: int
+    scenario__sessions__total_messages__lt: int
+    scenario__sessions__total_messages__lte: int
+    scenario__sessions__total_messages__range: _Range[int]
+    scenario__sessions__duration_seconds: int | None
+    scenario__sessions__duration_seconds__not: int
+    scenario__sessions__duration_seconds__in: _Many[int]
+    scenario__sessions__duration_seconds__not_in: _Many[int]
+    scenario__sessions__duration_seconds__isnull: bool
+    scenario__sessions__duration_seconds__not_isnull: bool
+    scenario__sessions__duration_seconds__gt: int
+    scenario__sessions__duration_seconds__gte: int
+    scenario__sessions__duration_seconds__lt: int
+    scenario__sessions__duration_seconds__lte: int
+    scenario__sessions__duration_seconds__range: _Range[int]
+    scenario__sessions__version: int
+    scenario__sessions__version__not: int
+    scenario__sessions__version__in: _Many[int]
+    scenario__sessions__version__not_in: _Many[int]
+    scenario__sessions__version__isnull: bool
+    scenario__sessions__version__not_isnull: bool
+    scenario__sessions__version__gt: int
+    scenario__sessions__version__gte: int
+    scenario__sessions__version__lt: int
+    scenario__sessions__version__lte: int
+    scenario__sessions__version__range: _Range[int]
+    scenario__sessions__scenario_id: int
+    scenario__sessions__scenario_id__not: int
+    scenario__sessions__scenario_id__in: _Many[int]
+    scenario__sessions__scenario_id__not_in: _Many[int]
+    scenario__sessions__scenario_id__isnull: bool
+    scenario__sessions__scenario_id__not_isnull: bool
+    scenario__sessions__scenario_id__gt: int
+    scenario__sessions__scenario_id__gte: int
+    scenario__sessions__scenario_id__lt: int
+    scenario__sessions__scenario_id__lte: int
+    scenario__sessions__scenario_id__range: _Range[int]
+    scenario__sessions__scenario_version_id: int
+    scenario__sessions__scenario_version_id__not: int
+    scenario__sessions__scenario_version_id__in: _Many[int]
+    scenario__sessions__scenario_version_id__not_in: _Many[int]
+    scenario__sessions__scenario_version_id__isnull: bool
+    scenario__sessions__scenario_version_id__not_isnull: bool
+    scenario__sessions__scenario_version_id__gt: int
+    scenario__sessions__scenario_version_id__gte: int
+    scenario__sessions__scenario_version_id__lt: int
+    scenario__sessions__scenario_version_id__lte: int
+    scenario__sessions__scenario_version_id__range: _Range[int]
+    scenario__sessions__user_id: int
+    scenario__sessions__user_id__not: int
+    scenario__sessions__user_id__in: _Many[int]
+    scenario__sessions__user_id__not_in: _Many[int]
+    scenario__sessions__user_id__isnull: bool
+    scenario__sessions__user_id__not_isnull: bool
+    scenario__sessions__user_id__gt: int
+    scenario__sessions__user_id__gte: int
+    scenario__sessions__user_id__lt: int
+    scenario__sessions__user_id__lte: int
+    scenario__sessions__user_id__range: _Range[int]
+    scenario__sessions__user: User | int
+    scenario__sessions__scenario_version: ScenarioVersion | int
+    scenario__sessions__messages: int
+    scenario__sessions__messages__not: int
+    scenario__sessions__messages__in: _Many[int]
+    scenario__sessions__messages__not_in: _Many[int]
+    scenario__sessions__messages__isnull: bool
+    scenario__sessions__messages__not_isnull: bool
+    sessions: int
+    sessions__not: int
+    sessions__in: _Many[int]
+    sessions__not_in: _Many[int]
+    sessions__isnull: bool
+    sessions__not_isnull: bool
+    sessions__id: int
+    sessions__id__not: int
+    sessions__id__in: _Many[int]
+    sessions__id__not_in: _Many[int]
+    sessions__id__isnull: bool
+    sessions__id__not_isnull: bool
+    sessions__id__gt: int
+    sessions__id__gte: int
+    sessions__id__lt: int
+    sessions__id__lte: int
+    sessions__id__range: _Range[int]
+    sessions__pk: int
+    sessions__pk__not: int
+    sessions__pk__in: _Many[int]
+    sessions__pk__not_in: _Many[int]
+    sessions__pk__isnull: bool
+    sessions__pk__not_isnull: bool
+    sessions__pk__gt: int
+    sessions__pk__gte: int
+    sessions__pk__lt: int
+    sessions__pk__lte: int
+    sessions__pk__range: _Range[int]
+    sessions__status: SessionStatus
+    sessions__status__not: SessionStatus
+    sessions__status__in: _Many[SessionStatus]
+    sessions__status__not_in: _Many[SessionStatus]
+    sessions__status__isnull: bool
+    sessions__status__not_isnull: bool
+    sessions__started_at: datetime
+    sessions__started_at__not: datetime
+    sessions__started_at__in: _Many[datetime]
+    sessions__started_at__not_in: _Many[datetime]
+    sessions__started_at__isnull: bool
+    sessions__started_at__not_isnull: bool
+    sessions__started_at__gt: datetime
+    sessions__started_at__gte: datetime
+    sessions__started_at__lt: datetime
+    sessions__started_at__lte: datetime
+    sessions__started_at__range: _Range[datetime]
+    sessions__started_at__year: int
+    sessions__started_at__quarter: int
+    sessions__started_at__month: int
+    sessions__started_at__week: int
+    sessions__started_at__day: int
+    sessions__started_at__hour: int
+    sessions__started_at__minute: int
+    sessions__started_at__second: int
+    sessions__started_at__microsecond: int
+    sessions__ended_at: datetime | None
+    sessions__ended_at__not: datetime
+    sessions__ended_at__in: _Many[datetime]
+    sessions__ended_at__not_in: _Many[datetime]
+    sessions__ended_at__isnull: bool
+    sessions__ended_at__not_isnull: bool
+    sessions__ended_at__gt: datetime
+    sessions__ended_at__gte: datetime
+    sessions__ended_at__lt: datetime
+    sessions__ended_at__lte: datetime
+    sessions__ended_at__range: _Range[datetime]
+    sessions__ended_at__year: int
+    sessions__ended_at__quarter: int
+    sessions__ended_at__month: int
+    sessions__ended_at__week: int
+    sessions__ended_at__day: int
+    sessions__ended_at__hour: int
+    sessions__ended_at__minute: int
+    sessions__ended_at__second: int
+    sessions__ended_at__microsecond: int
+    sessions__total_messages: int
+    sessions__total_messages__not: int
+    sessions__total_messages__in: _Many[int]
+    sessions__total_messages__not_in: _Many[int]
+    sessions__total_messages__isnull: bool
+    sessions__total_messages__not_isnull: bool
+    sessions__total_messages__gt: int
+    sessions__total_messages__gte: int
+    sessions__total_messages__lt: int
+    sessions__total_messages__lte: int
+    sessions__total_messages__range: _Range[int]
+    sessions__duration_seconds: int | None
+    sessions__duration_seconds__not: int
+    sessions__duration_seconds__in: _Many[int]
+    sessions__duration_seconds__not_in: _Many[int]
+    sessions__duration_seconds__isnull: bool
+    sessions__duration_seconds__not_isnull: bool
+    sessions__duration_seconds__gt: int
+    sessions__duration_seconds__gte: int
+    sessions__duration_seconds__lt: int
+    sessions__duration_seconds__lte: int
+    sessions__duration_seconds__range: _Range[int]
+    sessions__version: int
+    sessions__version__not: int
+    sessions__version__in: _Many[int]
+    sessions__version__not_in: _Many[int]
+    sessions__version__isnull: bool
+    sessions__version__not_isnull: bool
+    sessions__version__gt: int
+    sessions__version__gte: int
+    sessions__version__lt: int
+    sessions__version__lte: int
+    sessions__version__range: _Range[int]
+    sessions__scenario_id: int
+    sessions__scenario_id__not: int
+    sessions__scenario_id__in: _Many[int]
+    sessions__scenario_id__not_in: _Many[int]
+    sessions__scenario_id__isnull: bool
+    sessions__scenario_id__not_isnull: bool
+    sessions__scenario_id__gt: int
+    sessions__scenario_id__gte: int
+    sessions__scenario_id__lt: int
+    sessions__scenario_id__lte: int
+    sessions__scenario_id__range: _Range[int]
+    sessions__scenario_version_id: int
+    sessions__scenario_version_id__not: int
+    sessions__scenario_version_id__in: _Many[int]
+    sessions__scenario_version_id__not_in: _Many[int]
+    sessions__scenario_version_id__isnull: bool
+    sessions__scenario_version_id__not_isnull: bool
+    sessions__scenario_version_id__gt: int
+    sessions__scenario_version_id__gte: int
+    sessions__scenario_version_id__lt: int
+    sessions__scenario_version_id__lte: int
+    sessions__scenario_version_id__range: _Range[int]
+    sessions__user_id: int
+    sessions__user_id__not: int
+    sessions__user_id__in: _Many[int]
+    sessions__user_id__not_in: _Many[int]
+    sessions__user_id__isnull: bool
+    sessions__user_id__not_isnull: bool
+    sessions__user_id__gt: int
+    sessions__user_id__gte: int
+    sessions__user_id__lt: int
+    sessions__user_id__lte: int
+    sessions__user_id__range: _Range[int]
+    sessions__user: User | int
+    sessions__user__id: int
+    sessions__user__id__not: int
+    sessions__user__id__in: _Many[int]
+    sessions__user__id__not_in: _Many[int]
+    sessions__user__id__isnull: bool
+    sessions__user__id__not_isnull: bool
+    sessions__user__id__gt: int
+    sessions__user__id__gte: int
+    sessions__user__id__lt: int
+    sessions__user__id__lte: int
+    sessions__user__id__range: _Range[int]
+    sessions__user__pk: int
+    sessions__user__pk__not: int
+    sessions__user__pk__in: _Many[int]
+    sessions__user__pk__not_in: _Many[int]
+    sessions__user__pk__isnull: bool
+    sessions__user__pk__not_isnull: bool
+    sessions__user__pk__gt: int
+    sessions__user__pk__gte: int
+    sessions__user__pk__lt: int
+    sessions__user__pk__lte: int
+    sessions__user__pk__range: _Range[int]
+    sessions__user__email: str
+    sessions__user__email__not: str
+    sessions__user__email__in: _Many[str]
+    sessions__user__email__not_in: _Many[str]
+    sessions__user__email__isnull: bool
+    sessions__user__email__not_isnull: bool
+    sessions__user__email__gt: str
+    sessions__user__email__gte: str
+    sessions__user__email__lt: str
+    sessions__user__email__lte: str
+    sessions__user__email__range: _Range[str]
+    sessions__user__email__contains: str
+    sessions__user__email__icontains: str
+    sessions__user__email__startswith: str
+    sessions__user__email__istartswith: str
+    sessions__user__email__endswith: str
+    sessions__user__email__iendswith: str
+    sessions__user__email__iexact: str
+    sessions__user__email__search: str
+    sessions__user__email__posix_regex: str
+    sessions__user__email__iposix_regex: str
+    sessions__user__username: str
+    sessions__user__username__not: str
+    sessions__user__username__in: _Many[str]
+    sessions__user__username__not_in: _Many[str]
+    sessions__user__username__isnull: bool
+    sessions__user__username__not_isnull: bool
+    sessions__user__username__gt: str
+    sessions__user__username__gte: str
+    sessions__user__username__lt: str
+    sessions__user__username__lte: str
+    sessions__user__username__range: _Range[str]
+    sessions__user__username__contains: str
+    sessions__user__username__icontains: str
+    sessions__user__username__startswith: str
+    sessions__user__username__istartswith: str
+    sessions__user__username__endswith: str
+    sessions__user__username__iendswith: str
+    sessions__user__username__iexact: str
+    sessions__user__username__search: str
+    sessions__user__username__posix_regex: str
+    sessions__user__username__iposix_regex: str
+    sessions__user__password_hash: str | None
+    sessions__user__password_hash__not: str
+    sessions__user__password_hash__in: _Many[str]
+    sessions__user__password_hash__not_in: _Many[str]
+    sessions__user__password_hash__isnull: bool
+    sessions__user__password_hash__not_isnull: bool
+    sessions__user__password_hash__gt: str
+    sessions__user__password_hash__gte: str
+    sessions__user__password_hash__lt: str
+    sessions__user__password_hash__lte: str
+    sessions__user__password_hash__range: _Range[str]
+    sessions__user__password_hash__contains: str
+    sessions__user__password_hash__icontains: str
+    sessions__user__password_hash__startswith: str
+    sessions__user__password_hash__istartswith: str
+    sessions__user__password_hash__endswith: str
+    sessions__user__password_hash__iendswith: str
+    sessions__user__password_hash__iexact: str
+    sessions__user__password_hash__search: str
+    sessions__user__password_hash__posix_regex: str
+    sessions__user__password_hash__iposix_regex: str
+    sessions__user__is_staff: bool
+    sessions__user__is_staff__not: bool
+    sessions__user__is_staff__in: _Many[bool]
+    sessions__user__is_staff__not_in: _Many[bool]
+    sessions__user__is_staff__isnull: bool
+    sessions__user__is_staff__not_isnull: bool
+    sessions__user__role: StaffRole
+    sessions__user__role__not: StaffRole
+    sessions__user__role__in: _Many[StaffRole]
+    sessions__user__role__not_in: _Many[StaffRole]
+    sessions__user__role__isnull: bool
+    sessions__user__role__not_isnull: bool
+    sessions__user__credentials_version: int
+    sessions__user__credentials_version__not: int
+    sessions__user__credentials_version__in: _Many[int]
+    sessions__user__credentials_version__not_in: _Many[int]
+    sessions__user__credentials_version__isnull: bool
+    sessions__user__credentials_version__not_isnull: bool
+    sessions__user__credentials_version__gt: int
+    sessions__user__credentials_version__gte: int
+    sessions__user__credentials_version__lt: int
+    sessions__user__credentials_version__lte: int
+    sessions__user__credentials_version__range: _Range[int]
+    sessions__user__created_at: datetime
+    sessions__user__created_at__not: datetime
+    sessions__user__created_at__in: _Many[datetime]
+    sessions__user__created_at__not_in: _Many[datetime]
+    sessions__user__created_at__isnull: bool
+    sessions__user__created_at__not_isnull: bool
+    sessions__user__created_at__gt: datetime
+    sessions__user__created_at__gte: datetime
+    sessions__user__created_at__lt: datetime
+    sessions__user__created_at__lte: datetime
+    sessions__user__created_at__range: _Range[datetime]
+    sessions__user__created_at__year: int
+    sessions__user__created_at__quarter: int
+    sessions__user__created_at__month: int
+    sessions__user__created_at__week: int
+    sessions__user__created_at__day: int
+    sessions__user__created_at__hour: int
+    sessions__user__created_at__minute: int
+    sessions__user__created_at__second: int
+    sessions__user__created_at__microsecond: int
+    sessions__user__updated_at: datetime
+    sessions__user__updated_at__not: datetime
+    sessions__user__updated_at__in: _Many[datetime]
+    sessions__user__updated_at__not_in: _Many[datetime]
+    sessions__user__updated_at__isnull: bool
+    sessions__user__updated_at__not_isnull: bool
+    sessions__user__updated_at__gt: datetime
+    sessions__user__updated_at__gte: datetime
+    sessions__user__updated_at__lt: datetime
+    sessions__user__updated_at__lte: datetime
+    sessions__user__updated_at__range: _Range[datetime]
+    sessions__user__updated_at__year: int
+    sessions__user__updated_at__quarter: int
+    sessions__user__updated_at__month: int
+    sessions__user__updated_at__week: int
+    sessions__user__updated_at__day: int
+    sessions__user__updated_at__hour: int
+    sessions__user__updated_at__minute: int
+    sessions__user__updated_at__second: int
+    sessions__user__updated_at__microsecond: int
+    sessions__scenario: Scenario | int
+    sessions__scenario__id: int
+    sessions__scenario__id__not: int
+    sessions__scenario__id__in: _Many[int]
+    sessions__scenario__id__not_in: _Many[int]
+    sessions__scenario__id__isnull: bool
+    sessions__scenario__id__not_isnull: bool
+    sessions__scenario__id__gt: int
+    sessions__scenario__id__gte: int
+    sessions__scenario__id__lt: int
+    sessions__scenario__id__lte: int
+    sessions__scenario__id__range: _Range[int]
+    sessions__scenario__pk: int
+    sessions__scenario__pk__not: int
+    sessions__scenario__pk__in: _Many[int]
+    sessions__scenario__pk__not_in: _Many[int]
+    sessions__scenario__pk__isnull: bool
+    sessions__scenario__pk__not_isnull: bool
+    sessions__scenario__pk__gt: int
+    sessions__scenario__pk__gte: int
+    sessions__scenario__pk__lt: int
+    sessions__scenario__pk__lte: int
+    sessions__scenario__pk__range: _Range[int]
+    sessions__scenario__name: str
+    sessions__scenario__name__not: str
+    sessions__scenario__name__in: _Many[str]
+    sessions__scenario__name__not_in: _Many[str]
+    sessions__scenario__name__isnull: bool
+    sessions__scenario__name__not_isnull: bool
+    sessions__scenario__name__gt: str
+    sessions__scenario__name__gte: str
+    sessions__scenario__name__lt: str
+    sessions__scenario__name__lte: str
+    sessions__scenario__name__range: _Range[str]
+    sessions__scenario__name__contains: str
+    sessions__scenario__name__icontains: str
+    sessions__scenario__name__startswith: str
+    sessions__scenario__name__istartswith: str
+    sessions__scenario__name__endswith: str
+    sessions__scenario__name__iendswith: str
+    sessions__scenario__name__iexact: str
+    sessions__scenario__name__search: str
+    sessions__scenario__name__posix_regex: str
+    sessions__scenario__name__iposix_regex: str
+    sessions__scenario__slug: str
+    sessions__scenario__slug__not: str
+    sessions__scenario__slug__in: _Many[str]
+    sessions__scenario__slug__not_in: _Many[str]
+    sessions__scenario__slug__isnull: bool
+    sessions__scenario__slug__not_isnull: bool
+    sessions__scenario__slug__gt: str
+    sessions__scenario__slug__gte: str
+    sessions__scenario__slug__lt: str
+    sessions__scenario__slug__lte: str
+    sessions__scenario__slug__range: _Range[str]
+    sessions__scenario__slug__contains: str
+    sessions__scenario__slug__icontains: str
+    sessions__scenario__slug__startswith: str
+    sessions__scenario__slug__istartswith: str
+    sessions__scenario__slug__endswith: str
+    sessions__scenario__slug__iendswith: str
+    sessions__scenario__slug__iexact: str
+    sessions__scenario__slug__search: str
+    sessions__scenario__slug__posix_regex: str
+    sessions__scenario__slug__iposix_regex: str
+    sessions__scenario__description: str
+    sessions__scenario__description__not: str
+    sessions__scenario__description__in: _Many[str]
+    sessions__scenario__description__not_in: _Many[str]
+    sessions__scenario__description__isnull: bool
+    sessions__scenario__description__not_isnull: bool
+    sessions__scenario__description__gt: str
+    sessions__scenario__description__gte: str
+    sessions__scenario__description__lt: str
+    sessions__scenario__description__lte: str
+    sessions__scenario__description__range: _Range[str]
+    sessions__scenario__description__contains: str
+    sessions__scenario__description__icontains: str
+    sessions__scenario__description__startswith: str
+    sessions__scenario__description__istartswith: str
+    sessions__scenario__description__endswith: str
+    sessions__scenario__description__iendswith: str
+    sessions__scenario__description__iexact: str
+    sessions__scenario__description__search: str
+    sessions__scenario__description__posix_regex: str
+    sessions__scenario__description__iposix_regex: str
+    sessions__scenario__partner_persona: str
+    sessions__scenario__partner_persona__not: str
+    sessions__scenario__partner_persona__in: _Many[str]
+    sessions__scenario__partner_persona__not_in: _Many[str]
+    sessions__scenario__partner_persona__isnull: bool
+    sessions__scenario__partner_persona__not_isnull: bool
+    sessions__scenario__partner_persona__gt: str
+    sessions__scenario__partner_persona__gte: str
+    sessions__scenario__partner_persona__lt: str
+    sessions__scenario__partner_persona__lte: str
+    sessions__scenario__partner_persona__range: _Range[str]
+    sessions__scenario__partner_persona__contains: str
+    sessions__scenario__partner_persona__icontains: str
+    sessions__scenario__partner_persona__startswith: str
+    sessions__scenario__partner_persona__istartswith: str
+    sessions__scenario__partner_persona__endswith: str
+    sessions__scenario__partner_persona__iendswith: str
+    sessions__scenario__partner_persona__iexact: str
+    sessions__scenario__partner_persona__search: str
+    sessions__scenario__partner_persona__posix_regex: str
+    sessions__scenario__partner_persona__iposix_regex: str
+    sessions__scenario__partner_system_prompt: str
+    sessions__scenario__partner_system_prompt__not: str
+    sessions__scenario__partner_system_prompt__in: _Many[str]
+    sessions__scenario__partner_system_prompt__not_in: _Many[str]
+    sessions__scenario__partner_system_prompt__isnull: bool
+    sessions__scenario__partner_system_prompt__not_isnull: bool
+    sessions__scenario__partner_system_prompt__gt: str
+    sessions__scenario__partner_system_prompt__gte: str
+    sessions__scenario__partner_system_prompt__lt: str
+    sessions__scenario__partner_system_prompt__lte: str
+    sessions__scenario__partner_system_prompt__range: _Range[str]
+    sessions__scenario__partner_system_prompt__contains: str
+    sessions__scenario__partner_system_prompt__icontains: str
+    sessions__scenario__partner_system_prompt__startswith: str
+    sessions__scenario__partner_system_prompt__istartswith: str
+    sessions__scenario__partner_system_prompt__endswith: str
+    sessions__scenario__partner_system_prompt__iendswith: str
+    sessions__scenario__partner_system_prompt__iexact: str
+    sessions__scenario__partner_system_prompt__search: str
+    sessions__scenario__partner_system_prompt__posix_regex: str
+    sessions__scenario__partner_system_prompt__iposix_regex: str
+    sessions__scenario__coach_system_prompt: str
+    sessions__scenario__coach_system_prompt__not: str
+    sessions__scenario__coach_system_prompt__in: _Many[str]
+    sessions__scenario__coach_system_prompt__not_in: _Many[str]
+    sessions__scenario__coach_system_prompt__isnull: bool
+    sessions__scenario__coach_system_prompt__not_isnull: bool
+    sessions__scenario__coach_system_prompt__gt: str
+    sessions__scenario__coach_system_prompt__gte: str
+    sessions__scenario__coach_system_prompt__lt: str
+    sessions__scenario__coach_system_prompt__lte: str
+    sessions__scenario__coach_system_prompt__range: _Range[str]
+    sessions__scenario__coach_system_prompt__contains: str
+    sessions__scenario__coach_system_prompt__icontains: str
+    sessions__scenario__coach_system_prompt__startswith: str
+    sessions__scenario__coach_system_prompt__istartswith: str
+    sessions__scenario__coach_system_prompt__endswith: str
+    sessions__scenario__coach_system_prompt__iendswith: str
+    sessions__scenario__coach_system_prompt__iexact: str
+    sessions__scenario__coach_system_prompt__search: str
+    sessions__scenario__coach_system_prompt__posix_regex: str
+    sessions__scenario__coach_system_prompt__iposix_regex: str
+    sessions__scenario__partner_model: str
+    sessions__scenario__partner_model__not: str
+    sessions__scenario__partner_model__in: _Many[str]
+    sessions__scenario__partner_model__not_in: _Many[str]
+    sessions__scenario__partner_model__isnull: bool
+    sessions__scenario__partner_model__not_isnull: bool
+    sessions__scenario__partner_model__gt: str
+    sessions__scenario__partner_model__gte: str
+    sessions__scenario__partner_model__lt: str
+    sessions__scenario__partner_model__lte: str
+    sessions__scenario__partner_model__range: _Range[str]
+    sessions__scenario__partner_model__contains: str
+    sessions__scenario__partner_model__icontains: str
+    sessions__scenario__partner_model__startswith: str
+    sessions__scenario__partner_model__istartswith: str
+    sessions__scenario__partner_model__endswith: str
+    sessions__scenario__partner_model__iendswith: str
+    sessions__scenario__partner_model__iexact: str
+    sessions__scenario__partner_model__search: str
+    sessions__scenario__partner_model__posix_regex: str
+    sessions__scenario__partner_model__iposix_regex: str
+    sessions__scenario__coach_model: str
+    sessions__scenario__coach_model__not: str
+    sessions__scenario__coach_model__in: _Many[str]
+    sessions__scenario__coach_model__not_in: _Many[str]
+    sessions__scenario__coach_model__isnull: bool
+    sessions__scenario__coach_model__not_isnull: bool
+    sessions__scenario__coach_model__gt: str
+    sessions__scenario__coach_model__gte: str
+    sessions__scenario__coach_model__lt: str
+    sessions__scenario__coach_model__lte: str
+    sessions__scenario__coach_model__range: _Range[str]
+    sessions__scenario__coach_model__contains: str
+    sessions__scenario__coach_model__icontains: str
+    sessions__scenario__coach_model__startswith: str
+    sessions__scenario__coach_model__istartswith: str
+    sessions__scenario__coach_model__endswith: str
+    sessions__scenario__coach_model__iendswith: str
+    sessions__scenario__coach_model__iexact: str
+    sessions__scenario__coach_model__search: str
+    sessions__scenario__coach_model__posix_regex: str
+    sessions__scenario__coach_model__iposix_regex: str
+    sessions__scenario__is_active: bool
+    sessions__scenario__is_active__not: bool
+    sessions__scenario__is_active__in: _Many[bool]
+    sessions__scenario__is_active__not_in: _Many[bool]
+    sessions__scenario__is_active__isnull: bool
+    sessions__scenario__is_active__not_isnull: bool
+    sessions__scenario__created_at: datetime
+    sessions__scenario__created_at__not: datetime
+    sessions__scenario__created_at__in: _Many[datetime]
+    sessions__scenario__created_at__not_in: _Many[datetime]
+    sessions__scenario__created_at__isnull: bool
+    sessions__scenario__created_at__not_isnull: bool
+    sessions__scenario__created_at__gt: datetime
+    sessions__scenario__created_at__gte: datetime
+    sessions__scenario__created_at__lt: datetime
+    sessions__scenario__created_at__lte: datetime
+    sessions__scenario__created_at__range: _Range[datetime]
+    sessions__scenario__created_at__year: int
+    sessions__scenario__created_at__quarter: int
+    sessions__scenario__created_at__month: int
+    sessions__scenario__created_at__week: int
+    sessions__scenario__created_at__day: int
+    sessions__scenario__created_at__hour: int
+    sessions__scenario__created_at__minute: int
+    sessions__scenario__created_at__second: int
+    sessions__scenario__created_at__microsecond: int
+    sessions__scenario__updated_at: datetime
+    sessions__scenario__updated_at__not: datetime
+    sessions__scenario__updated_at__in: _Many[datetime]
+    sessions__scenario__updated_at__not_in: _Many[datetime]
+    sessions__scenario__updated_at__isnull: bool
+    sessions__scenario__updated_at__not_isnull: bool
+    sessions__scenario__updated_at__gt: datetime
+    sessions__scenario__updated_at__gte: datetime
+    sessions__scenario__updated_at__lt: datetime
+    sessions__scenario__updated_at__lte: datetime
+    sessions__scenario__updated_at__range: _Range[datetime]
+    sessions__scenario__updated_at__year: int
+    sessions__scenario__updated_at__quarter: int
+    sessions__scenario__updated_at__month: int
+    sessions__scenario__updated_at__week: int
+    sessions__scenario__updated_at__day: int
+    sessions__scenario__updated_at__hour: int
+    sessions__scenario__updated_at__minute: int
+    sessions__scenario__updated_at__second: int
+    sessions__scenario__updated_at__microsecond: int
+    sessions__scenario__versions: int
+    sessions__scenario__versions__not: int
+    sessions__scenario__versions__in: _Many[int]
+    sessions__scenario__versions__not_in: _Many[int]
+    sessions__scenario__versions__isnull: bool
+    sessions__scenario__versions__not_isnull: bool
     sessions__messages: int
     sessions__messages__not: int
     sessions__messages__in: _Many[int]
@@ -1415,67 +3469,74 @@ class ScenarioLookups(TypedDict, total=False):
     sessions__messages__session_id__lte: int
     sessions__messages__session_id__range: _Range[int]
 
-class ScenarioUpdate(TypedDict, total=False):
-    """Keyword arguments of Scenario.filter(...).update()."""
+class ScenarioVersionUpdate(TypedDict, total=False):
+    """Keyword arguments of ScenarioVersion.filter(...).update()."""
 
-    name: str | Expression
-    slug: str | Expression
-    description: str | Expression
+    scenario: Scenario
+    version: int | Expression
     partner_persona: str | Expression
     partner_system_prompt: str | Expression
     coach_system_prompt: str | Expression
     partner_model: str | Expression
     coach_model: str | Expression
-    is_active: bool | Expression
     created_at: datetime | Expression
-    updated_at: datetime | Expression
+    scenario_id: int | Expression
 
-class ScenarioValues(TypedDict, total=False):
-    """Keyword arguments of Scenario.create(), and defaults of get_or_create()."""
+class ScenarioVersionValues(TypedDict, total=False):
+    """Keyword arguments of ScenarioVersion.create(), and defaults of get_or_create()."""
 
     id: int
-    name: str
-    slug: str
-    description: str
+    scenario: Scenario
+    version: int
     partner_persona: str
     partner_system_prompt: str
     coach_system_prompt: str
     partner_model: str
     coach_model: str
-    is_active: bool
     created_at: datetime
-    updated_at: datetime
+    scenario_id: int
 
-class ScenarioQuerySet(QuerySet[Scenario]):
+class ScenarioVersionQuerySet(QuerySet[ScenarioVersion]):
     def filter(  # type: ignore[override]
-        self, *args: Q, **kwargs: Unpack[ScenarioLookups]
-    ) -> ScenarioQuerySet: ...
+        self, *args: Q, **kwargs: Unpack[ScenarioVersionLookups]
+    ) -> ScenarioVersionQuerySet: ...
     def exclude(  # type: ignore[override]
-        self, *args: Q, **kwargs: Unpack[ScenarioLookups]
-    ) -> ScenarioQuerySet: ...
+        self, *args: Q, **kwargs: Unpack[ScenarioVersionLookups]
+    ) -> ScenarioVersionQuerySet: ...
     def get(  # type: ignore[override]
-        self, *args: Q, **kwargs: Unpack[ScenarioLookups]
-    ) -> QuerySetSingle[Scenario]: ...
+        self, *args: Q, **kwargs: Unpack[ScenarioVersionLookups]
+    ) -> QuerySetSingle[ScenarioVersion]: ...
     def get_or_none(  # type: ignore[override]
-        self, *args: Q, **kwargs: Unpack[ScenarioLookups]
-    ) -> QuerySetSingle[Scenario | None]: ...
-    def update(self, **kwargs: Unpack[ScenarioUpdate]) -> UpdateQuery: ...  # type: ignore[override]
-    def all(self) -> ScenarioQuerySet: ...
-    def order_by(self, *orderings: str) -> ScenarioQuerySet: ...
-    def limit(self, limit: int) -> ScenarioQuerySet: ...
-    def offset(self, offset: int) -> ScenarioQuerySet: ...
-    def distinct(self) -> ScenarioQuerySet: ...
-    def only(self, *fields_for_select: str) -> ScenarioQuerySet: ...
-    def select_related(self, *fields: str) -> ScenarioQuerySet: ...
-    def prefetch_related(self, *args: str | Prefetch) -> ScenarioQuerySet: ...
-    def using_db(self, _db: BaseDBAsyncClient | None) -> ScenarioQuerySet: ...
+        self, *args: Q, **kwargs: Unpack[ScenarioVersionLookups]
+    ) -> QuerySetSingle[ScenarioVersion | None]: ...
+    def update(self, **kwargs: Unpack[ScenarioVersionUpdate]) -> UpdateQuery: ...  # type: ignore[override]
+    def all(self) -> ScenarioVersionQuerySet: ...
+    def order_by(self, *orderings: str) -> ScenarioVersionQuerySet: ...
+    def limit(self, limit: int) -> ScenarioVersionQuerySet: ...
+    def offset(self, offset: int) -> ScenarioVersionQuerySet: ...
+    def distinct(self) -> ScenarioVersionQuerySet: ...
+    def only(self, *fields_for_select: str) -> ScenarioVersionQuerySet: ...
+    def select_related(self, *fields: str) -> ScenarioVersionQuerySet: ...
+    def prefetch_related(self, *args: str | Prefetch) -> ScenarioVersionQuerySet: ...
+    def using_db(self, _db: BaseDBAsyncClient | None) -> ScenarioVersionQuerySet: ...
     def select_for_update(
         self,
         nowait: bool = False,
         skip_locked: bool = False,
         of: tuple[str, ...] = (),
         no_key: bool = False,
-    ) -> ScenarioQuerySet: ...
+    ) -> ScenarioVersionQuerySet: ...
+
+class ScenarioVersionRelation(ReverseRelation[ScenarioVersion]):
+    """A reverse relation to ScenarioVersion (user.sessions): its querysets take typed keywords too."""
+
+    def filter(  # type: ignore[override]
+        self, *args: Q, **kwargs: Unpack[ScenarioVersionLookups]
+    ) -> ScenarioVersionQuerySet: ...
+    def all(self) -> ScenarioVersionQuerySet: ...
+    def order_by(self, *orderings: str) -> ScenarioVersionQuerySet: ...
+    def limit(self, limit: int) -> ScenarioVersionQuerySet: ...
+    def offset(self, offset: int) -> ScenarioVersionQuerySet: ...
 
 class ConversationSession(Model):
     """One practice conversation of a user in a scenario."""
@@ -1483,6 +3544,7 @@ class ConversationSession(Model):
     id: int
     user: ForeignKeyRelation[User]
     scenario: ForeignKeyRelation[Scenario]
+    scenario_version: ForeignKeyRelation[ScenarioVersion]
     status: SessionStatus
     started_at: datetime
     ended_at: datetime | None
@@ -1490,6 +3552,7 @@ class ConversationSession(Model):
     duration_seconds: int | None
     version: int
     scenario_id: int
+    scenario_version_id: int
     user_id: int
     messages: MessageRelation
 
@@ -1642,6 +3705,17 @@ class ConversationSessionLookups(TypedDict, total=False):
     scenario_id__lt: int
     scenario_id__lte: int
     scenario_id__range: _Range[int]
+    scenario_version_id: int
+    scenario_version_id__not: int
+    scenario_version_id__in: _Many[int]
+    scenario_version_id__not_in: _Many[int]
+    scenario_version_id__isnull: bool
+    scenario_version_id__not_isnull: bool
+    scenario_version_id__gt: int
+    scenario_version_id__gte: int
+    scenario_version_id__lt: int
+    scenario_version_id__lte: int
+    scenario_version_id__range: _Range[int]
     user_id: int
     user_id__not: int
     user_id__in: _Many[int]
@@ -1745,6 +3819,23 @@ class ConversationSessionLookups(TypedDict, total=False):
     user__is_staff__not_in: _Many[bool]
     user__is_staff__isnull: bool
     user__is_staff__not_isnull: bool
+    user__role: StaffRole
+    user__role__not: StaffRole
+    user__role__in: _Many[StaffRole]
+    user__role__not_in: _Many[StaffRole]
+    user__role__isnull: bool
+    user__role__not_isnull: bool
+    user__credentials_version: int
+    user__credentials_version__not: int
+    user__credentials_version__in: _Many[int]
+    user__credentials_version__not_in: _Many[int]
+    user__credentials_version__isnull: bool
+    user__credentials_version__not_isnull: bool
+    user__credentials_version__gt: int
+    user__credentials_version__gte: int
+    user__credentials_version__lt: int
+    user__credentials_version__lte: int
+    user__credentials_version__range: _Range[int]
     user__created_at: datetime
     user__created_at__not: datetime
     user__created_at__in: _Many[datetime]
@@ -2022,6 +4113,600 @@ class ConversationSessionLookups(TypedDict, total=False):
     scenario__updated_at__minute: int
     scenario__updated_at__second: int
     scenario__updated_at__microsecond: int
+    scenario__versions: int
+    scenario__versions__not: int
+    scenario__versions__in: _Many[int]
+    scenario__versions__not_in: _Many[int]
+    scenario__versions__isnull: bool
+    scenario__versions__not_isnull: bool
+    scenario__versions__id: int
+    scenario__versions__id__not: int
+    scenario__versions__id__in: _Many[int]
+    scenario__versions__id__not_in: _Many[int]
+    scenario__versions__id__isnull: bool
+    scenario__versions__id__not_isnull: bool
+    scenario__versions__id__gt: int
+    scenario__versions__id__gte: int
+    scenario__versions__id__lt: int
+    scenario__versions__id__lte: int
+    scenario__versions__id__range: _Range[int]
+    scenario__versions__pk: int
+    scenario__versions__pk__not: int
+    scenario__versions__pk__in: _Many[int]
+    scenario__versions__pk__not_in: _Many[int]
+    scenario__versions__pk__isnull: bool
+    scenario__versions__pk__not_isnull: bool
+    scenario__versions__pk__gt: int
+    scenario__versions__pk__gte: int
+    scenario__versions__pk__lt: int
+    scenario__versions__pk__lte: int
+    scenario__versions__pk__range: _Range[int]
+    scenario__versions__version: int
+    scenario__versions__version__not: int
+    scenario__versions__version__in: _Many[int]
+    scenario__versions__version__not_in: _Many[int]
+    scenario__versions__version__isnull: bool
+    scenario__versions__version__not_isnull: bool
+    scenario__versions__version__gt: int
+    scenario__versions__version__gte: int
+    scenario__versions__version__lt: int
+    scenario__versions__version__lte: int
+    scenario__versions__version__range: _Range[int]
+    scenario__versions__partner_persona: str
+    scenario__versions__partner_persona__not: str
+    scenario__versions__partner_persona__in: _Many[str]
+    scenario__versions__partner_persona__not_in: _Many[str]
+    scenario__versions__partner_persona__isnull: bool
+    scenario__versions__partner_persona__not_isnull: bool
+    scenario__versions__partner_persona__gt: str
+    scenario__versions__partner_persona__gte: str
+    scenario__versions__partner_persona__lt: str
+    scenario__versions__partner_persona__lte: str
+    scenario__versions__partner_persona__range: _Range[str]
+    scenario__versions__partner_persona__contains: str
+    scenario__versions__partner_persona__icontains: str
+    scenario__versions__partner_persona__startswith: str
+    scenario__versions__partner_persona__istartswith: str
+    scenario__versions__partner_persona__endswith: str
+    scenario__versions__partner_persona__iendswith: str
+    scenario__versions__partner_persona__iexact: str
+    scenario__versions__partner_persona__search: str
+    scenario__versions__partner_persona__posix_regex: str
+    scenario__versions__partner_persona__iposix_regex: str
+    scenario__versions__partner_system_prompt: str
+    scenario__versions__partner_system_prompt__not: str
+    scenario__versions__partner_system_prompt__in: _Many[str]
+    scenario__versions__partner_system_prompt__not_in: _Many[str]
+    scenario__versions__partner_system_prompt__isnull: bool
+    scenario__versions__partner_system_prompt__not_isnull: bool
+    scenario__versions__partner_system_prompt__gt: str
+    scenario__versions__partner_system_prompt__gte: str
+    scenario__versions__partner_system_prompt__lt: str
+    scenario__versions__partner_system_prompt__lte: str
+    scenario__versions__partner_system_prompt__range: _Range[str]
+    scenario__versions__partner_system_prompt__contains: str
+    scenario__versions__partner_system_prompt__icontains: str
+    scenario__versions__partner_system_prompt__startswith: str
+    scenario__versions__partner_system_prompt__istartswith: str
+    scenario__versions__partner_system_prompt__endswith: str
+    scenario__versions__partner_system_prompt__iendswith: str
+    scenario__versions__partner_system_prompt__iexact: str
+    scenario__versions__partner_system_prompt__search: str
+    scenario__versions__partner_system_prompt__posix_regex: str
+    scenario__versions__partner_system_prompt__iposix_regex: str
+    scenario__versions__coach_system_prompt: str
+    scenario__versions__coach_system_prompt__not: str
+    scenario__versions__coach_system_prompt__in: _Many[str]
+    scenario__versions__coach_system_prompt__not_in: _Many[str]
+    scenario__versions__coach_system_prompt__isnull: bool
+    scenario__versions__coach_system_prompt__not_isnull: bool
+    scenario__versions__coach_system_prompt__gt: str
+    scenario__versions__coach_system_prompt__gte: str
+    scenario__versions__coach_system_prompt__lt: str
+    scenario__versions__coach_system_prompt__lte: str
+    scenario__versions__coach_system_prompt__range: _Range[str]
+    scenario__versions__coach_system_prompt__contains: str
+    scenario__versions__coach_system_prompt__icontains: str
+    scenario__versions__coach_system_prompt__startswith: str
+    scenario__versions__coach_system_prompt__istartswith: str
+    scenario__versions__coach_system_prompt__endswith: str
+    scenario__versions__coach_system_prompt__iendswith: str
+    scenario__versions__coach_system_prompt__iexact: str
+    scenario__versions__coach_system_prompt__search: str
+    scenario__versions__coach_system_prompt__posix_regex: str
+    scenario__versions__coach_system_prompt__iposix_regex: str
+    scenario__versions__partner_model: str
+    scenario__versions__partner_model__not: str
+    scenario__versions__partner_model__in: _Many[str]
+    scenario__versions__partner_model__not_in: _Many[str]
+    scenario__versions__partner_model__isnull: bool
+    scenario__versions__partner_model__not_isnull: bool
+    scenario__versions__partner_model__gt: str
+    scenario__versions__partner_model__gte: str
+    scenario__versions__partner_model__lt: str
+    scenario__versions__partner_model__lte: str
+    scenario__versions__partner_model__range: _Range[str]
+    scenario__versions__partner_model__contains: str
+    scenario__versions__partner_model__icontains: str
+    scenario__versions__partner_model__startswith: str
+    scenario__versions__partner_model__istartswith: str
+    scenario__versions__partner_model__endswith: str
+    scenario__versions__partner_model__iendswith: str
+    scenario__versions__partner_model__iexact: str
+    scenario__versions__partner_model__search: str
+    scenario__versions__partner_model__posix_regex: str
+    scenario__versions__partner_model__iposix_regex: str
+    scenario__versions__coach_model: str
+    scenario__versions__coach_model__not: str
+    scenario__versions__coach_model__in: _Many[str]
+    scenario__versions__coach_model__not_in: _Many[str]
+    scenario__versions__coach_model__isnull: bool
+    scenario__versions__coach_model__not_isnull: bool
+    scenario__versions__coach_model__gt: str
+    scenario__versions__coach_model__gte: str
+    scenario__versions__coach_model__lt: str
+    scenario__versions__coach_model__lte: str
+    scenario__versions__coach_model__range: _Range[str]
+    scenario__versions__coach_model__contains: str
+    scenario__versions__coach_model__icontains: str
+    scenario__versions__coach_model__startswith: str
+    scenario__versions__coach_model__istartswith: str
+    scenario__versions__coach_model__endswith: str
+    scenario__versions__coach_model__iendswith: str
+    scenario__versions__coach_model__iexact: str
+    scenario__versions__coach_model__search: str
+    scenario__versions__coach_model__posix_regex: str
+    scenario__versions__coach_model__iposix_regex: str
+    scenario__versions__created_at: datetime
+    scenario__versions__created_at__not: datetime
+    scenario__versions__created_at__in: _Many[datetime]
+    scenario__versions__created_at__not_in: _Many[datetime]
+    scenario__versions__created_at__isnull: bool
+    scenario__versions__created_at__not_isnull: bool
+    scenario__versions__created_at__gt: datetime
+    scenario__versions__created_at__gte: datetime
+    scenario__versions__created_at__lt: datetime
+    scenario__versions__created_at__lte: datetime
+    scenario__versions__created_at__range: _Range[datetime]
+    scenario__versions__created_at__year: int
+    scenario__versions__created_at__quarter: int
+    scenario__versions__created_at__month: int
+    scenario__versions__created_at__week: int
+    scenario__versions__created_at__day: int
+    scenario__versions__created_at__hour: int
+    scenario__versions__created_at__minute: int
+    scenario__versions__created_at__second: int
+    scenario__versions__created_at__microsecond: int
+    scenario__versions__scenario_id: int
+    scenario__versions__scenario_id__not: int
+    scenario__versions__scenario_id__in: _Many[int]
+    scenario__versions__scenario_id__not_in: _Many[int]
+    scenario__versions__scenario_id__isnull: bool
+    scenario__versions__scenario_id__not_isnull: bool
+    scenario__versions__scenario_id__gt: int
+    scenario__versions__scenario_id__gte: int
+    scenario__versions__scenario_id__lt: int
+    scenario__versions__scenario_id__lte: int
+    scenario__versions__scenario_id__range: _Range[int]
+    scenario__versions__sessions: int
+    scenario__versions__sessions__not: int
+    scenario__versions__sessions__in: _Many[int]
+    scenario__versions__sessions__not_in: _Many[int]
+    scenario__versions__sessions__isnull: bool
+    scenario__versions__sessions__not_isnull: bool
+    scenario_version: ScenarioVersion | int
+    scenario_version__id: int
+    scenario_version__id__not: int
+    scenario_version__id__in: _Many[int]
+    scenario_version__id__not_in: _Many[int]
+    scenario_version__id__isnull: bool
+    scenario_version__id__not_isnull: bool
+    scenario_version__id__gt: int
+    scenario_version__id__gte: int
+    scenario_version__id__lt: int
+    scenario_version__id__lte: int
+    scenario_version__id__range: _Range[int]
+    scenario_version__pk: int
+    scenario_version__pk__not: int
+    scenario_version__pk__in: _Many[int]
+    scenario_version__pk__not_in: _Many[int]
+    scenario_version__pk__isnull: bool
+    scenario_version__pk__not_isnull: bool
+    scenario_version__pk__gt: int
+    scenario_version__pk__gte: int
+    scenario_version__pk__lt: int
+    scenario_version__pk__lte: int
+    scenario_version__pk__range: _Range[int]
+    scenario_version__version: int
+    scenario_version__version__not: int
+    scenario_version__version__in: _Many[int]
+    scenario_version__version__not_in: _Many[int]
+    scenario_version__version__isnull: bool
+    scenario_version__version__not_isnull: bool
+    scenario_version__version__gt: int
+    scenario_version__version__gte: int
+    scenario_version__version__lt: int
+    scenario_version__version__lte: int
+    scenario_version__version__range: _Range[int]
+    scenario_version__partner_persona: str
+    scenario_version__partner_persona__not: str
+    scenario_version__partner_persona__in: _Many[str]
+    scenario_version__partner_persona__not_in: _Many[str]
+    scenario_version__partner_persona__isnull: bool
+    scenario_version__partner_persona__not_isnull: bool
+    scenario_version__partner_persona__gt: str
+    scenario_version__partner_persona__gte: str
+    scenario_version__partner_persona__lt: str
+    scenario_version__partner_persona__lte: str
+    scenario_version__partner_persona__range: _Range[str]
+    scenario_version__partner_persona__contains: str
+    scenario_version__partner_persona__icontains: str
+    scenario_version__partner_persona__startswith: str
+    scenario_version__partner_persona__istartswith: str
+    scenario_version__partner_persona__endswith: str
+    scenario_version__partner_persona__iendswith: str
+    scenario_version__partner_persona__iexact: str
+    scenario_version__partner_persona__search: str
+    scenario_version__partner_persona__posix_regex: str
+    scenario_version__partner_persona__iposix_regex: str
+    scenario_version__partner_system_prompt: str
+    scenario_version__partner_system_prompt__not: str
+    scenario_version__partner_system_prompt__in: _Many[str]
+    scenario_version__partner_system_prompt__not_in: _Many[str]
+    scenario_version__partner_system_prompt__isnull: bool
+    scenario_version__partner_system_prompt__not_isnull: bool
+    scenario_version__partner_system_prompt__gt: str
+    scenario_version__partner_system_prompt__gte: str
+    scenario_version__partner_system_prompt__lt: str
+    scenario_version__partner_system_prompt__lte: str
+    scenario_version__partner_system_prompt__range: _Range[str]
+    scenario_version__partner_system_prompt__contains: str
+    scenario_version__partner_system_prompt__icontains: str
+    scenario_version__partner_system_prompt__startswith: str
+    scenario_version__partner_system_prompt__istartswith: str
+    scenario_version__partner_system_prompt__endswith: str
+    scenario_version__partner_system_prompt__iendswith: str
+    scenario_version__partner_system_prompt__iexact: str
+    scenario_version__partner_system_prompt__search: str
+    scenario_version__partner_system_prompt__posix_regex: str
+    scenario_version__partner_system_prompt__iposix_regex: str
+    scenario_version__coach_system_prompt: str
+    scenario_version__coach_system_prompt__not: str
+    scenario_version__coach_system_prompt__in: _Many[str]
+    scenario_version__coach_system_prompt__not_in: _Many[str]
+    scenario_version__coach_system_prompt__isnull: bool
+    scenario_version__coach_system_prompt__not_isnull: bool
+    scenario_version__coach_system_prompt__gt: str
+    scenario_version__coach_system_prompt__gte: str
+    scenario_version__coach_system_prompt__lt: str
+    scenario_version__coach_system_prompt__lte: str
+    scenario_version__coach_system_prompt__range: _Range[str]
+    scenario_version__coach_system_prompt__contains: str
+    scenario_version__coach_system_prompt__icontains: str
+    scenario_version__coach_system_prompt__startswith: str
+    scenario_version__coach_system_prompt__istartswith: str
+    scenario_version__coach_system_prompt__endswith: str
+    scenario_version__coach_system_prompt__iendswith: str
+    scenario_version__coach_system_prompt__iexact: str
+    scenario_version__coach_system_prompt__search: str
+    scenario_version__coach_system_prompt__posix_regex: str
+    scenario_version__coach_system_prompt__iposix_regex: str
+    scenario_version__partner_model: str
+    scenario_version__partner_model__not: str
+    scenario_version__partner_model__in: _Many[str]
+    scenario_version__partner_model__not_in: _Many[str]
+    scenario_version__partner_model__isnull: bool
+    scenario_version__partner_model__not_isnull: bool
+    scenario_version__partner_model__gt: str
+    scenario_version__partner_model__gte: str
+    scenario_version__partner_model__lt: str
+    scenario_version__partner_model__lte: str
+    scenario_version__partner_model__range: _Range[str]
+    scenario_version__partner_model__contains: str
+    scenario_version__partner_model__icontains: str
+    scenario_version__partner_model__startswith: str
+    scenario_version__partner_model__istartswith: str
+    scenario_version__partner_model__endswith: str
+    scenario_version__partner_model__iendswith: str
+    scenario_version__partner_model__iexact: str
+    scenario_version__partner_model__search: str
+    scenario_version__partner_model__posix_regex: str
+    scenario_version__partner_model__iposix_regex: str
+    scenario_version__coach_model: str
+    scenario_version__coach_model__not: str
+    scenario_version__coach_model__in: _Many[str]
+    scenario_version__coach_model__not_in: _Many[str]
+    scenario_version__coach_model__isnull: bool
+    scenario_version__coach_model__not_isnull: bool
+    scenario_version__coach_model__gt: str
+    scenario_version__coach_model__gte: str
+    scenario_version__coach_model__lt: str
+    scenario_version__coach_model__lte: str
+    scenario_version__coach_model__range: _Range[str]
+    scenario_version__coach_model__contains: str
+    scenario_version__coach_model__icontains: str
+    scenario_version__coach_model__startswith: str
+    scenario_version__coach_model__istartswith: str
+    scenario_version__coach_model__endswith: str
+    scenario_version__coach_model__iendswith: str
+    scenario_version__coach_model__iexact: str
+    scenario_version__coach_model__search: str
+    scenario_version__coach_model__posix_regex: str
+    scenario_version__coach_model__iposix_regex: str
+    scenario_version__created_at: datetime
+    scenario_version__created_at__not: datetime
+    scenario_version__created_at__in: _Many[datetime]
+    scenario_version__created_at__not_in: _Many[datetime]
+    scenario_version__created_at__isnull: bool
+    scenario_version__created_at__not_isnull: bool
+    scenario_version__created_at__gt: datetime
+    scenario_version__created_at__gte: datetime
+    scenario_version__created_at__lt: datetime
+    scenario_version__created_at__lte: datetime
+    scenario_version__created_at__range: _Range[datetime]
+    scenario_version__created_at__year: int
+    scenario_version__created_at__quarter: int
+    scenario_version__created_at__month: int
+    scenario_version__created_at__week: int
+    scenario_version__created_at__day: int
+    scenario_version__created_at__hour: int
+    scenario_version__created_at__minute: int
+    scenario_version__created_at__second: int
+    scenario_version__created_at__microsecond: int
+    scenario_version__scenario_id: int
+    scenario_version__scenario_id__not: int
+    scenario_version__scenario_id__in: _Many[int]
+    scenario_version__scenario_id__not_in: _Many[int]
+    scenario_version__scenario_id__isnull: bool
+    scenario_version__scenario_id__not_isnull: bool
+    scenario_version__scenario_id__gt: int
+    scenario_version__scenario_id__gte: int
+    scenario_version__scenario_id__lt: int
+    scenario_version__scenario_id__lte: int
+    scenario_version__scenario_id__range: _Range[int]
+    scenario_version__scenario: Scenario | int
+    scenario_version__scenario__id: int
+    scenario_version__scenario__id__not: int
+    scenario_version__scenario__id__in: _Many[int]
+    scenario_version__scenario__id__not_in: _Many[int]
+    scenario_version__scenario__id__isnull: bool
+    scenario_version__scenario__id__not_isnull: bool
+    scenario_version__scenario__id__gt: int
+    scenario_version__scenario__id__gte: int
+    scenario_version__scenario__id__lt: int
+    scenario_version__scenario__id__lte: int
+    scenario_version__scenario__id__range: _Range[int]
+    scenario_version__scenario__pk: int
+    scenario_version__scenario__pk__not: int
+    scenario_version__scenario__pk__in: _Many[int]
+    scenario_version__scenario__pk__not_in: _Many[int]
+    scenario_version__scenario__pk__isnull: bool
+    scenario_version__scenario__pk__not_isnull: bool
+    scenario_version__scenario__pk__gt: int
+    scenario_version__scenario__pk__gte: int
+    scenario_version__scenario__pk__lt: int
+    scenario_version__scenario__pk__lte: int
+    scenario_version__scenario__pk__range: _Range[int]
+    scenario_version__scenario__name: str
+    scenario_version__scenario__name__not: str
+    scenario_version__scenario__name__in: _Many[str]
+    scenario_version__scenario__name__not_in: _Many[str]
+    scenario_version__scenario__name__isnull: bool
+    scenario_version__scenario__name__not_isnull: bool
+    scenario_version__scenario__name__gt: str
+    scenario_version__scenario__name__gte: str
+    scenario_version__scenario__name__lt: str
+    scenario_version__scenario__name__lte: str
+    scenario_version__scenario__name__range: _Range[str]
+    scenario_version__scenario__name__contains: str
+    scenario_version__scenario__name__icontains: str
+    scenario_version__scenario__name__startswith: str
+    scenario_version__scenario__name__istartswith: str
+    scenario_version__scenario__name__endswith: str
+    scenario_version__scenario__name__iendswith: str
+    scenario_version__scenario__name__iexact: str
+    scenario_version__scenario__name__search: str
+    scenario_version__scenario__name__posix_regex: str
+    scenario_version__scenario__name__iposix_regex: str
+    scenario_version__scenario__slug: str
+    scenario_version__scenario__slug__not: str
+    scenario_version__scenario__slug__in: _Many[str]
+    scenario_version__scenario__slug__not_in: _Many[str]
+    scenario_version__scenario__slug__isnull: bool
+    scenario_version__scenario__slug__not_isnull: bool
+    scenario_version__scenario__slug__gt: str
+    scenario_version__scenario__slug__gte: str
+    scenario_version__scenario__slug__lt: str
+    scenario_version__scenario__slug__lte: str
+    scenario_version__scenario__slug__range: _Range[str]
+    scenario_version__scenario__slug__contains: str
+    scenario_version__scenario__slug__icontains: str
+    scenario_version__scenario__slug__startswith: str
+    scenario_version__scenario__slug__istartswith: str
+    scenario_version__scenario__slug__endswith: str
+    scenario_version__scenario__slug__iendswith: str
+    scenario_version__scenario__slug__iexact: str
+    scenario_version__scenario__slug__search: str
+    scenario_version__scenario__slug__posix_regex: str
+    scenario_version__scenario__slug__iposix_regex: str
+    scenario_version__scenario__description: str
+    scenario_version__scenario__description__not: str
+    scenario_version__scenario__description__in: _Many[str]
+    scenario_version__scenario__description__not_in: _Many[str]
+    scenario_version__scenario__description__isnull: bool
+    scenario_version__scenario__description__not_isnull: bool
+    scenario_version__scenario__description__gt: str
+    scenario_version__scenario__description__gte: str
+    scenario_version__scenario__description__lt: str
+    scenario_version__scenario__description__lte: str
+    scenario_version__scenario__description__range: _Range[str]
+    scenario_version__scenario__description__contains: str
+    scenario_version__scenario__description__icontains: str
+    scenario_version__scenario__description__startswith: str
+    scenario_version__scenario__description__istartswith: str
+    scenario_version__scenario__description__endswith: str
+    scenario_version__scenario__description__iendswith: str
+    scenario_version__scenario__description__iexact: str
+    scenario_version__scenario__description__search: str
+    scenario_version__scenario__description__posix_regex: str
+    scenario_version__scenario__description__iposix_regex: str
+    scenario_version__scenario__partner_persona: str
+    scenario_version__scenario__partner_persona__not: str
+    scenario_version__scenario__partner_persona__in: _Many[str]
+    scenario_version__scenario__partner_persona__not_in: _Many[str]
+    scenario_version__scenario__partner_persona__isnull: bool
+    scenario_version__scenario__partner_persona__not_isnull: bool
+    scenario_version__scenario__partner_persona__gt: str
+    scenario_version__scenario__partner_persona__gte: str
+    scenario_version__scenario__partner_persona__lt: str
+    scenario_version__scenario__partner_persona__lte: str
+    scenario_version__scenario__partner_persona__range: _Range[str]
+    scenario_version__scenario__partner_persona__contains: str
+    scenario_version__scenario__partner_persona__icontains: str
+    scenario_version__scenario__partner_persona__startswith: str
+    scenario_version__scenario__partner_persona__istartswith: str
+    scenario_version__scenario__partner_persona__endswith: str
+    scenario_version__scenario__partner_persona__iendswith: str
+    scenario_version__scenario__partner_persona__iexact: str
+    scenario_version__scenario__partner_persona__search: str
+    scenario_version__scenario__partner_persona__posix_regex: str
+    scenario_version__scenario__partner_persona__iposix_regex: str
+    scenario_version__scenario__partner_system_prompt: str
+    scenario_version__scenario__partner_system_prompt__not: str
+    scenario_version__scenario__partner_system_prompt__in: _Many[str]
+    scenario_version__scenario__partner_system_prompt__not_in: _Many[str]
+    scenario_version__scenario__partner_system_prompt__isnull: bool
+    scenario_version__scenario__partner_system_prompt__not_isnull: bool
+    scenario_version__scenario__partner_system_prompt__gt: str
+    scenario_version__scenario__partner_system_prompt__gte: str
+    scenario_version__scenario__partner_system_prompt__lt: str
+    scenario_version__scenario__partner_system_prompt__lte: str
+    scenario_version__scenario__partner_system_prompt__range: _Range[str]
+    scenario_version__scenario__partner_system_prompt__contains: str
+    scenario_version__scenario__partner_system_prompt__icontains: str
+    scenario_version__scenario__partner_system_prompt__startswith: str
+    scenario_version__scenario__partner_system_prompt__istartswith: str
+    scenario_version__scenario__partner_system_prompt__endswith: str
+    scenario_version__scenario__partner_system_prompt__iendswith: str
+    scenario_version__scenario__partner_system_prompt__iexact: str
+    scenario_version__scenario__partner_system_prompt__search: str
+    scenario_version__scenario__partner_system_prompt__posix_regex: str
+    scenario_version__scenario__partner_system_prompt__iposix_regex: str
+    scenario_version__scenario__coach_system_prompt: str
+    scenario_version__scenario__coach_system_prompt__not: str
+    scenario_version__scenario__coach_system_prompt__in: _Many[str]
+    scenario_version__scenario__coach_system_prompt__not_in: _Many[str]
+    scenario_version__scenario__coach_system_prompt__isnull: bool
+    scenario_version__scenario__coach_system_prompt__not_isnull: bool
+    scenario_version__scenario__coach_system_prompt__gt: str
+    scenario_version__scenario__coach_system_prompt__gte: str
+    scenario_version__scenario__coach_system_prompt__lt: str
+    scenario_version__scenario__coach_system_prompt__lte: str
+    scenario_version__scenario__coach_system_prompt__range: _Range[str]
+    scenario_version__scenario__coach_system_prompt__contains: str
+    scenario_version__scenario__coach_system_prompt__icontains: str
+    scenario_version__scenario__coach_system_prompt__startswith: str
+    scenario_version__scenario__coach_system_prompt__istartswith: str
+    scenario_version__scenario__coach_system_prompt__endswith: str
+    scenario_version__scenario__coach_system_prompt__iendswith: str
+    scenario_version__scenario__coach_system_prompt__iexact: str
+    scenario_version__scenario__coach_system_prompt__search: str
+    scenario_version__scenario__coach_system_prompt__posix_regex: str
+    scenario_version__scenario__coach_system_prompt__iposix_regex: str
+    scenario_version__scenario__partner_model: str
+    scenario_version__scenario__partner_model__not: str
+    scenario_version__scenario__partner_model__in: _Many[str]
+    scenario_version__scenario__partner_model__not_in: _Many[str]
+    scenario_version__scenario__partner_model__isnull: bool
+    scenario_version__scenario__partner_model__not_isnull: bool
+    scenario_version__scenario__partner_model__gt: str
+    scenario_version__scenario__partner_model__gte: str
+    scenario_version__scenario__partner_model__lt: str
+    scenario_version__scenario__partner_model__lte: str
+    scenario_version__scenario__partner_model__range: _Range[str]
+    scenario_version__scenario__partner_model__contains: str
+    scenario_version__scenario__partner_model__icontains: str
+    scenario_version__scenario__partner_model__startswith: str
+    scenario_version__scenario__partner_model__istartswith: str
+    scenario_version__scenario__partner_model__endswith: str
+    scenario_version__scenario__partner_model__iendswith: str
+    scenario_version__scenario__partner_model__iexact: str
+    scenario_version__scenario__partner_model__search: str
+    scenario_version__scenario__partner_model__posix_regex: str
+    scenario_version__scenario__partner_model__iposix_regex: str
+    scenario_version__scenario__coach_model: str
+    scenario_version__scenario__coach_model__not: str
+    scenario_version__scenario__coach_model__in: _Many[str]
+    scenario_version__scenario__coach_model__not_in: _Many[str]
+    scenario_version__scenario__coach_model__isnull: bool
+    scenario_version__scenario__coach_model__not_isnull: bool
+    scenario_version__scenario__coach_model__gt: str
+    scenario_version__scenario__coach_model__gte: str
+    scenario_version__scenario__coach_model__lt: str
+    scenario_version__scenario__coach_model__lte: str
+    scenario_version__scenario__coach_model__range: _Range[str]
+    scenario_version__scenario__coach_model__contains: str
+    scenario_version__scenario__coach_model__icontains: str
+    scenario_version__scenario__coach_model__startswith: str
+    scenario_version__scenario__coach_model__istartswith: str
+    scenario_version__scenario__coach_model__endswith: str
+    scenario_version__scenario__coach_model__iendswith: str
+    scenario_version__scenario__coach_model__iexact: str
+    scenario_version__scenario__coach_model__search: str
+    scenario_version__scenario__coach_model__posix_regex: str
+    scenario_version__scenario__coach_model__iposix_regex: str
+    scenario_version__scenario__is_active: bool
+    scenario_version__scenario__is_active__not: bool
+    scenario_version__scenario__is_active__in: _Many[bool]
+    scenario_version__scenario__is_active__not_in: _Many[bool]
+    scenario_version__scenario__is_active__isnull: bool
+    scenario_version__scenario__is_active__not_isnull: bool
+    scenario_version__scenario__created_at: datetime
+    scenario_version__scenario__created_at__not: datetime
+    scenario_version__scenario__created_at__in: _Many[datetime]
+    scenario_version__scenario__created_at__not_in: _Many[datetime]
+    scenario_version__scenario__created_at__isnull: bool
+    scenario_version__scenario__created_at__not_isnull: bool
+    scenario_version__scenario__created_at__gt: datetime
+    scenario_version__scenario__created_at__gte: datetime
+    scenario_version__scenario__created_at__lt: datetime
+    scenario_version__scenario__created_at__lte: datetime
+    scenario_version__scenario__created_at__range: _Range[datetime]
+    scenario_version__scenario__created_at__year: int
+    scenario_version__scenario__created_at__quarter: int
+    scenario_version__scenario__created_at__month: int
+    scenario_version__scenario__created_at__week: int
+    scenario_version__scenario__created_at__day: int
+    scenario_version__scenario__created_at__hour: int
+    scenario_version__scenario__created_at__minute: int
+    scenario_version__scenario__created_at__second: int
+    scenario_version__scenario__created_at__microsecond: int
+    scenario_version__scenario__updated_at: datetime
+    scenario_version__scenario__updated_at__not: datetime
+    scenario_version__scenario__updated_at__in: _Many[datetime]
+    scenario_version__scenario__updated_at__not_in: _Many[datetime]
+    scenario_version__scenario__updated_at__isnull: bool
+    scenario_version__scenario__updated_at__not_isnull: bool
+    scenario_version__scenario__updated_at__gt: datetime
+    scenario_version__scenario__updated_at__gte: datetime
+    scenario_version__scenario__updated_at__lt: datetime
+    scenario_version__scenario__updated_at__lte: datetime
+    scenario_version__scenario__updated_at__range: _Range[datetime]
+    scenario_version__scenario__updated_at__year: int
+    scenario_version__scenario__updated_at__quarter: int
+    scenario_version__scenario__updated_at__month: int
+    scenario_version__scenario__updated_at__week: int
+    scenario_version__scenario__updated_at__day: int
+    scenario_version__scenario__updated_at__hour: int
+    scenario_version__scenario__updated_at__minute: int
+    scenario_version__scenario__updated_at__second: int
+    scenario_version__scenario__updated_at__microsecond: int
+    scenario_version__scenario__sessions: int
+    scenario_version__scenario__sessions__not: int
+    scenario_version__scenario__sessions__in: _Many[int]
+    scenario_version__scenario__sessions__not_in: _Many[int]
+    scenario_version__scenario__sessions__isnull: bool
+    scenario_version__scenario__sessions__not_isnull: bool
     messages: int
     messages__not: int
     messages__in: _Many[int]
@@ -2142,6 +4827,7 @@ class ConversationSessionUpdate(TypedDict, total=False):
 
     user: User
     scenario: Scenario
+    scenario_version: ScenarioVersion
     status: SessionStatus | Expression
     started_at: datetime | Expression
     ended_at: datetime | None | Expression
@@ -2149,6 +4835,7 @@ class ConversationSessionUpdate(TypedDict, total=False):
     duration_seconds: int | None | Expression
     version: int | Expression
     scenario_id: int | Expression
+    scenario_version_id: int | Expression
     user_id: int | Expression
 
 class ConversationSessionValues(TypedDict, total=False):
@@ -2157,6 +4844,7 @@ class ConversationSessionValues(TypedDict, total=False):
     id: int
     user: User
     scenario: Scenario
+    scenario_version: ScenarioVersion
     status: SessionStatus
     started_at: datetime
     ended_at: datetime | None
@@ -2164,6 +4852,7 @@ class ConversationSessionValues(TypedDict, total=False):
     duration_seconds: int | None
     version: int
     scenario_id: int
+    scenario_version_id: int
     user_id: int
 
 class ConversationSessionQuerySet(QuerySet[ConversationSession]):
@@ -2478,6 +5167,17 @@ class MessageLookups(TypedDict, total=False):
     session__scenario_id__lt: int
     session__scenario_id__lte: int
     session__scenario_id__range: _Range[int]
+    session__scenario_version_id: int
+    session__scenario_version_id__not: int
+    session__scenario_version_id__in: _Many[int]
+    session__scenario_version_id__not_in: _Many[int]
+    session__scenario_version_id__isnull: bool
+    session__scenario_version_id__not_isnull: bool
+    session__scenario_version_id__gt: int
+    session__scenario_version_id__gte: int
+    session__scenario_version_id__lt: int
+    session__scenario_version_id__lte: int
+    session__scenario_version_id__range: _Range[int]
     session__user_id: int
     session__user_id__not: int
     session__user_id__in: _Many[int]
@@ -2581,6 +5281,23 @@ class MessageLookups(TypedDict, total=False):
     session__user__is_staff__not_in: _Many[bool]
     session__user__is_staff__isnull: bool
     session__user__is_staff__not_isnull: bool
+    session__user__role: StaffRole
+    session__user__role__not: StaffRole
+    session__user__role__in: _Many[StaffRole]
+    session__user__role__not_in: _Many[StaffRole]
+    session__user__role__isnull: bool
+    session__user__role__not_isnull: bool
+    session__user__credentials_version: int
+    session__user__credentials_version__not: int
+    session__user__credentials_version__in: _Many[int]
+    session__user__credentials_version__not_in: _Many[int]
+    session__user__credentials_version__isnull: bool
+    session__user__credentials_version__not_isnull: bool
+    session__user__credentials_version__gt: int
+    session__user__credentials_version__gte: int
+    session__user__credentials_version__lt: int
+    session__user__credentials_version__lte: int
+    session__user__credentials_version__range: _Range[int]
     session__user__created_at: datetime
     session__user__created_at__not: datetime
     session__user__created_at__in: _Many[datetime]
@@ -2858,6 +5575,183 @@ class MessageLookups(TypedDict, total=False):
     session__scenario__updated_at__minute: int
     session__scenario__updated_at__second: int
     session__scenario__updated_at__microsecond: int
+    session__scenario__versions: int
+    session__scenario__versions__not: int
+    session__scenario__versions__in: _Many[int]
+    session__scenario__versions__not_in: _Many[int]
+    session__scenario__versions__isnull: bool
+    session__scenario__versions__not_isnull: bool
+    session__scenario_version: ScenarioVersion | int
+    session__scenario_version__id: int
+    session__scenario_version__id__not: int
+    session__scenario_version__id__in: _Many[int]
+    session__scenario_version__id__not_in: _Many[int]
+    session__scenario_version__id__isnull: bool
+    session__scenario_version__id__not_isnull: bool
+    session__scenario_version__id__gt: int
+    session__scenario_version__id__gte: int
+    session__scenario_version__id__lt: int
+    session__scenario_version__id__lte: int
+    session__scenario_version__id__range: _Range[int]
+    session__scenario_version__pk: int
+    session__scenario_version__pk__not: int
+    session__scenario_version__pk__in: _Many[int]
+    session__scenario_version__pk__not_in: _Many[int]
+    session__scenario_version__pk__isnull: bool
+    session__scenario_version__pk__not_isnull: bool
+    session__scenario_version__pk__gt: int
+    session__scenario_version__pk__gte: int
+    session__scenario_version__pk__lt: int
+    session__scenario_version__pk__lte: int
+    session__scenario_version__pk__range: _Range[int]
+    session__scenario_version__version: int
+    session__scenario_version__version__not: int
+    session__scenario_version__version__in: _Many[int]
+    session__scenario_version__version__not_in: _Many[int]
+    session__scenario_version__version__isnull: bool
+    session__scenario_version__version__not_isnull: bool
+    session__scenario_version__version__gt: int
+    session__scenario_version__version__gte: int
+    session__scenario_version__version__lt: int
+    session__scenario_version__version__lte: int
+    session__scenario_version__version__range: _Range[int]
+    session__scenario_version__partner_persona: str
+    session__scenario_version__partner_persona__not: str
+    session__scenario_version__partner_persona__in: _Many[str]
+    session__scenario_version__partner_persona__not_in: _Many[str]
+    session__scenario_version__partner_persona__isnull: bool
+    session__scenario_version__partner_persona__not_isnull: bool
+    session__scenario_version__partner_persona__gt: str
+    session__scenario_version__partner_persona__gte: str
+    session__scenario_version__partner_persona__lt: str
+    session__scenario_version__partner_persona__lte: str
+    session__scenario_version__partner_persona__range: _Range[str]
+    session__scenario_version__partner_persona__contains: str
+    session__scenario_version__partner_persona__icontains: str
+    session__scenario_version__partner_persona__startswith: str
+    session__scenario_version__partner_persona__istartswith: str
+    session__scenario_version__partner_persona__endswith: str
+    session__scenario_version__partner_persona__iendswith: str
+    session__scenario_version__partner_persona__iexact: str
+    session__scenario_version__partner_persona__search: str
+    session__scenario_version__partner_persona__posix_regex: str
+    session__scenario_version__partner_persona__iposix_regex: str
+    session__scenario_version__partner_system_prompt: str
+    session__scenario_version__partner_system_prompt__not: str
+    session__scenario_version__partner_system_prompt__in: _Many[str]
+    session__scenario_version__partner_system_prompt__not_in: _Many[str]
+    session__scenario_version__partner_system_prompt__isnull: bool
+    session__scenario_version__partner_system_prompt__not_isnull: bool
+    session__scenario_version__partner_system_prompt__gt: str
+    session__scenario_version__partner_system_prompt__gte: str
+    session__scenario_version__partner_system_prompt__lt: str
+    session__scenario_version__partner_system_prompt__lte: str
+    session__scenario_version__partner_system_prompt__range: _Range[str]
+    session__scenario_version__partner_system_prompt__contains: str
+    session__scenario_version__partner_system_prompt__icontains: str
+    session__scenario_version__partner_system_prompt__startswith: str
+    session__scenario_version__partner_system_prompt__istartswith: str
+    session__scenario_version__partner_system_prompt__endswith: str
+    session__scenario_version__partner_system_prompt__iendswith: str
+    session__scenario_version__partner_system_prompt__iexact: str
+    session__scenario_version__partner_system_prompt__search: str
+    session__scenario_version__partner_system_prompt__posix_regex: str
+    session__scenario_version__partner_system_prompt__iposix_regex: str
+    session__scenario_version__coach_system_prompt: str
+    session__scenario_version__coach_system_prompt__not: str
+    session__scenario_version__coach_system_prompt__in: _Many[str]
+    session__scenario_version__coach_system_prompt__not_in: _Many[str]
+    session__scenario_version__coach_system_prompt__isnull: bool
+    session__scenario_version__coach_system_prompt__not_isnull: bool
+    session__scenario_version__coach_system_prompt__gt: str
+    session__scenario_version__coach_system_prompt__gte: str
+    session__scenario_version__coach_system_prompt__lt: str
+    session__scenario_version__coach_system_prompt__lte: str
+    session__scenario_version__coach_system_prompt__range: _Range[str]
+    session__scenario_version__coach_system_prompt__contains: str
+    session__scenario_version__coach_system_prompt__icontains: str
+    session__scenario_version__coach_system_prompt__startswith: str
+    session__scenario_version__coach_system_prompt__istartswith: str
+    session__scenario_version__coach_system_prompt__endswith: str
+    session__scenario_version__coach_system_prompt__iendswith: str
+    session__scenario_version__coach_system_prompt__iexact: str
+    session__scenario_version__coach_system_prompt__search: str
+    session__scenario_version__coach_system_prompt__posix_regex: str
+    session__scenario_version__coach_system_prompt__iposix_regex: str
+    session__scenario_version__partner_model: str
+    session__scenario_version__partner_model__not: str
+    session__scenario_version__partner_model__in: _Many[str]
+    session__scenario_version__partner_model__not_in: _Many[str]
+    session__scenario_version__partner_model__isnull: bool
+    session__scenario_version__partner_model__not_isnull: bool
+    session__scenario_version__partner_model__gt: str
+    session__scenario_version__partner_model__gte: str
+    session__scenario_version__partner_model__lt: str
+    session__scenario_version__partner_model__lte: str
+    session__scenario_version__partner_model__range: _Range[str]
+    session__scenario_version__partner_model__contains: str
+    session__scenario_version__partner_model__icontains: str
+    session__scenario_version__partner_model__startswith: str
+    session__scenario_version__partner_model__istartswith: str
+    session__scenario_version__partner_model__endswith: str
+    session__scenario_version__partner_model__iendswith: str
+    session__scenario_version__partner_model__iexact: str
+    session__scenario_version__partner_model__search: str
+    session__scenario_version__partner_model__posix_regex: str
+    session__scenario_version__partner_model__iposix_regex: str
+    session__scenario_version__coach_model: str
+    session__scenario_version__coach_model__not: str
+    session__scenario_version__coach_model__in: _Many[str]
+    session__scenario_version__coach_model__not_in: _Many[str]
+    session__scenario_version__coach_model__isnull: bool
+    session__scenario_version__coach_model__not_isnull: bool
+    session__scenario_version__coach_model__gt: str
+    session__scenario_version__coach_model__gte: str
+    session__scenario_version__coach_model__lt: str
+    session__scenario_version__coach_model__lte: str
+    session__scenario_version__coach_model__range: _Range[str]
+    session__scenario_version__coach_model__contains: str
+    session__scenario_version__coach_model__icontains: str
+    session__scenario_version__coach_model__startswith: str
+    session__scenario_version__coach_model__istartswith: str
+    session__scenario_version__coach_model__endswith: str
+    session__scenario_version__coach_model__iendswith: str
+    session__scenario_version__coach_model__iexact: str
+    session__scenario_version__coach_model__search: str
+    session__scenario_version__coach_model__posix_regex: str
+    session__scenario_version__coach_model__iposix_regex: str
+    session__scenario_version__created_at: datetime
+    session__scenario_version__created_at__not: datetime
+    session__scenario_version__created_at__in: _Many[datetime]
+    session__scenario_version__created_at__not_in: _Many[datetime]
+    session__scenario_version__created_at__isnull: bool
+    session__scenario_version__created_at__not_isnull: bool
+    session__scenario_version__created_at__gt: datetime
+    session__scenario_version__created_at__gte: datetime
+    session__scenario_version__created_at__lt: datetime
+    session__scenario_version__created_at__lte: datetime
+    session__scenario_version__created_at__range: _Range[datetime]
+    session__scenario_version__created_at__year: int
+    session__scenario_version__created_at__quarter: int
+    session__scenario_version__created_at__month: int
+    session__scenario_version__created_at__week: int
+    session__scenario_version__created_at__day: int
+    session__scenario_version__created_at__hour: int
+    session__scenario_version__created_at__minute: int
+    session__scenario_version__created_at__second: int
+    session__scenario_version__created_at__microsecond: int
+    session__scenario_version__scenario_id: int
+    session__scenario_version__scenario_id__not: int
+    session__scenario_version__scenario_id__in: _Many[int]
+    session__scenario_version__scenario_id__not_in: _Many[int]
+    session__scenario_version__scenario_id__isnull: bool
+    session__scenario_version__scenario_id__not_isnull: bool
+    session__scenario_version__scenario_id__gt: int
+    session__scenario_version__scenario_id__gte: int
+    session__scenario_version__scenario_id__lt: int
+    session__scenario_version__scenario_id__lte: int
+    session__scenario_version__scenario_id__range: _Range[int]
+    session__scenario_version__scenario: Scenario | int
 
 class MessageUpdate(TypedDict, total=False):
     """Keyword arguments of Message.filter(...).update()."""

@@ -12,7 +12,16 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, EmailStr, Field, SecretStr
 from tortoise.contrib.pydantic import PydanticModel
 
-from coach_db.models import ConversationSession, Message, MessageRole, Scenario, SessionStatus, User
+from coach_db.models import (
+    ConversationSession,
+    Message,
+    MessageRole,
+    Scenario,
+    ScenarioVersion,
+    SessionStatus,
+    StaffRole,
+    User,
+)
 from coach_db.typespec import lowercase, metadata_within_limits, orm_config
 
 
@@ -27,6 +36,12 @@ class UserRead(PydanticModel):
     )
     username: str = Field(title="Username", description="Display name", max_length=100)
     is_staff: bool = Field(default=False, title="Is Staff", description="May sign in to the studio")
+    role: StaffRole = Field(
+        default=StaffRole.VIEWER,
+        title="Role",
+        description="What a staff member may do in the studio: viewer, editor or admin",
+        max_length=6,
+    )
     created_at: datetime = Field(title="Created At", json_schema_extra={"readOnly": True})
     updated_at: datetime = Field(title="Updated At", json_schema_extra={"readOnly": True})
 
@@ -39,6 +54,12 @@ class UserCreate(PydanticModel):
     email: Annotated[EmailStr, AfterValidator(lowercase)]
     username: str = Field(min_length=1, max_length=100)
     is_staff: bool = False
+    role: StaffRole = Field(
+        default=StaffRole.VIEWER,
+        title="Role",
+        description="What a staff member may do in the studio: viewer, editor or admin",
+        max_length=6,
+    )
     password: SecretStr | None = Field(default=None, min_length=8)
 
 
@@ -89,6 +110,24 @@ class ScenarioCreate(PydanticModel):
     is_active: bool = True
 
 
+class ScenarioVersionRead(PydanticModel):
+    """An immutable snapshot of a scenario's prompts and models, written by the database."""
+
+    model_config = orm_config(ScenarioVersion, "ScenarioVersionRead")
+
+    id: int = Field(title="Id", ge=-2147483648, le=2147483647)
+    version: int = Field(
+        title="Version", description="1, 2, ... per scenario", ge=-2147483648, le=2147483647
+    )
+    partner_persona: str = Field(title="Partner Persona")
+    partner_system_prompt: str = Field(title="Partner System Prompt")
+    coach_system_prompt: str = Field(title="Coach System Prompt")
+    partner_model: str = Field(title="Partner Model", max_length=100)
+    coach_model: str = Field(title="Coach Model", max_length=100)
+    created_at: datetime = Field(title="Created At", json_schema_extra={"readOnly": True})
+    scenario_id: int = Field(title="Scenario Id", ge=-2147483648, le=2147483647)
+
+
 class SessionRead(PydanticModel):
     """One practice conversation of a user in a scenario."""
 
@@ -128,6 +167,12 @@ class SessionRead(PydanticModel):
         le=2147483647,
     )
     scenario_id: int = Field(title="Scenario Id", ge=-2147483648, le=2147483647)
+    scenario_version_id: int = Field(
+        title="Scenario Version Id",
+        description="The prompts and models it ran with; the database fills it on insert",
+        ge=-2147483648,
+        le=2147483647,
+    )
     user_id: int = Field(title="User Id", ge=-2147483648, le=2147483647)
 
 
@@ -200,6 +245,12 @@ class SessionWithHistory(PydanticModel):
         ge=-2147483648,
         le=2147483647,
     )
+    scenario_version_id: int = Field(
+        title="Scenario Version Id",
+        description="The prompts and models it ran with; the database fills it on insert",
+        ge=-2147483648,
+        le=2147483647,
+    )
     user_id: int = Field(title="User Id", ge=-2147483648, le=2147483647)
     messages: list[MessageRead] = Field(title="Messages")
 
@@ -215,6 +266,12 @@ class UserWithSessions(PydanticModel):
     )
     username: str = Field(title="Username", description="Display name", max_length=100)
     is_staff: bool = Field(default=False, title="Is Staff", description="May sign in to the studio")
+    role: StaffRole = Field(
+        default=StaffRole.VIEWER,
+        title="Role",
+        description="What a staff member may do in the studio: viewer, editor or admin",
+        max_length=6,
+    )
     created_at: datetime = Field(title="Created At", json_schema_extra={"readOnly": True})
     updated_at: datetime = Field(title="Updated At", json_schema_extra={"readOnly": True})
     sessions: list[SessionWithHistory] = Field(title="Sessions")
@@ -226,6 +283,7 @@ __all__ = [
     "MessageRole",
     "ScenarioCreate",
     "ScenarioRead",
+    "ScenarioVersionRead",
     "SessionRead",
     "SessionStatus",
     "SessionWithHistory",

@@ -48,17 +48,22 @@ def reference_types() -> dict[str, type[PydanticModel]]:
     from tortoise.contrib.pydantic import pydantic_model_creator
 
     from coach_db.config import APP_LABEL, MODELS_MODULE
-    from coach_db.models import ConversationSession, Message, Scenario, User
+    from coach_db.models import ConversationSession, Message, Scenario, ScenarioVersion, User
 
     # Relations are silently missing from the created types unless the models are wired first.
     Tortoise.init_models([MODELS_MODULE], APP_LABEL)
 
     user_read = pydantic_model_creator(User, name="UserRead", exclude=("sessions",))
-    scenario_read = pydantic_model_creator(Scenario, name="ScenarioRead", exclude=("sessions",))
+    scenario_read = pydantic_model_creator(
+        Scenario, name="ScenarioRead", exclude=("sessions", "versions")
+    )
+    scenario_version_read = pydantic_model_creator(
+        ScenarioVersion, name="ScenarioVersionRead", exclude=("scenario", "sessions")
+    )
     session_read = pydantic_model_creator(
         ConversationSession,
         name="SessionRead",
-        exclude=("user", "scenario", "messages"),
+        exclude=("user", "scenario", "scenario_version", "messages"),
     )
     message_read = pydantic_model_creator(Message, name="MessageRead", exclude=("session",))
     user_with_sessions = pydantic_model_creator(
@@ -68,6 +73,8 @@ def reference_types() -> dict[str, type[PydanticModel]]:
             "sessions.user",
             "sessions.version",  # a token for writing a session, not history
             "sessions.scenario.sessions",
+            "sessions.scenario.versions",
+            "sessions.scenario_version",  # its id is there; the snapshot is ScenarioVersionRead
             "sessions.messages.session",
         ),
     )
@@ -76,7 +83,7 @@ def reference_types() -> dict[str, type[PydanticModel]]:
         User, name="UserCreate", exclude_readonly=True, exclude=("sessions", "created_at")
     )
     scenario_base = pydantic_model_creator(
-        Scenario, name="ScenarioCreate", exclude_readonly=True, exclude=("sessions",)
+        Scenario, name="ScenarioCreate", exclude_readonly=True, exclude=("sessions", "versions")
     )
     message_base = pydantic_model_creator(
         Message, name="MessageCreate", exclude_readonly=True, exclude=("session", "session_id")
@@ -112,6 +119,7 @@ def reference_types() -> dict[str, type[PydanticModel]]:
         "UserCreate": UserCreate,
         "ScenarioRead": scenario_read,
         "ScenarioCreate": ScenarioCreate,
+        "ScenarioVersionRead": scenario_version_read,
         "SessionRead": session_read,
         "MessageRead": message_read,
         "MessageCreate": MessageCreate,

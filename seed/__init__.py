@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from tortoise.transactions import in_transaction
 
-from coach_db import Scenario, User
+from coach_db import Scenario, StaffRole, User
 from coach_db.passwords import hash_password, verify_password
 from seed import data
 
@@ -163,7 +163,9 @@ async def _upsert_test_user() -> Change:
 
 
 async def _upsert_admin(password: str | None) -> tuple[Change, str | None]:
-    user, change = await upsert_user("user", data.ADMIN_USER, {"is_staff": True})
+    user, change = await upsert_user(
+        "user", data.ADMIN_USER, {"is_staff": True, "role": StaffRole.ADMIN}
+    )
     generated = None
     if password is None and user.password_hash is None:
         # No fixed default in the repository: a fresh secret, shown once by the caller.

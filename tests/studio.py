@@ -13,7 +13,7 @@ import httpx
 from starlette.routing import Mount
 
 from admin.auth import CSRF_COOKIE_PREFIX
-from coach_db import User
+from coach_db import StaffRole, User
 from coach_db.passwords import hash_password
 from tests.factories import make_user
 
@@ -79,6 +79,8 @@ def _hash(password: str) -> str:
 
 
 async def make_staff(password: str = STAFF_PASSWORD, **overrides: Any) -> User:
+    """A staff user; an admin unless `role` says otherwise (admin/roles.py)."""
+    overrides.setdefault("role", StaffRole.ADMIN)
     return await make_user(password_hash=_hash(password), is_staff=True, **overrides)
 
 

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from coach_db import User
+from coach_db import StaffRole, User
 from coach_db.passwords import verify_password
 from coach_db.schema import migration_files
 from tests.processes import coach_db_cmd, subprocess_env
@@ -23,6 +23,7 @@ TYPE_NAMES = [
     "UserCreate",
     "ScenarioRead",
     "ScenarioCreate",
+    "ScenarioVersionRead",
     "SessionRead",
     "MessageRead",
     "MessageCreate",
@@ -167,6 +168,42 @@ async def test_createstaff_reads_the_password_from_a_secret_file(
     user = await User.get(email="boss@example.com")
     assert user.is_staff and verify_password("from-a-docker-secret", user.password_hash)
     assert "from-a-docker-secret" not in result.stdout + result.stderr
+
+
+async def test_createstaff_role_defaults_to_admin_and_keeps_an_existing_staff_role(
+    database_url: str,
+) -> None:
+    """A new staff user is an admin (the command makes the first one); --role sets another;
+    running it again without --role (a new password) keeps the role."""
+
+    def createstaff(*args: str) -> None:
+        result = coach_db_cmd(
+            "createstaff", *args, "--password-stdin", url=database_url, stdin="s3cret-pw\n"
+        )
+        assert result.returncode == 0, result.stderr
+
+    createstaff("first@example.com")
+    createstaff("reader@example.com", "--role", "viewer")
+    assert (await User.get(email="first@example.com")).role == StaffRole.ADMIN
+    assert (await User.get(email="reader@example.com")).role == StaffRole.VIEWER
+    createstaff("reader@example.com")
+    assert (await User.get(email="reader@example.com")).role == StaffRole.VIEWER
+    createstaff("reader@example.com", "--role", "Editor")
+    assert (await User.get(email="reader@example.com")).role == StaffRole.EDITOR
+    wrong = coach_db_cmd(
+        "createstaff",
+        "x@example.com",
+        "--role",
+        "owner",
+        "--password-stdin",
+        url=database_url,
+        stdin="s3cret-pw\n",
+    )
+    assert wrong.returncode == 1
+    assert (
+        wrong.stderr.strip() == "Error: --role must be one of viewer, editor, admin, not 'owner'."
+    )
+    assert not await User.exists(email="x@example.com")
 
 
 def test_createstaff_password_file_errors_are_one_line(database_url: str, tmp_path: Path) -> None:

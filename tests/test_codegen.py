@@ -105,6 +105,7 @@ def _sample(value_type: str) -> Any:
         "dict[str, Any]": {"a": 1},
         "SessionStatus": models.SessionStatus.ACTIVE,
         "MessageRole": models.MessageRole.USER,
+        "StaffRole": models.StaffRole.VIEWER,
     }
     return samples.get(first, 1)  # a related model's primary key for "User | int"
 
@@ -116,7 +117,13 @@ def test_every_lookup_key_resolves_in_tortoise_with_its_value_type() -> None:
 
     from coach_db import models
 
-    for model in (models.User, models.Scenario, models.ConversationSession, models.Message):
+    for model in (
+        models.User,
+        models.Scenario,
+        models.ScenarioVersion,
+        models.ConversationSession,
+        models.Message,
+    ):
         meta: Any = model._meta
         keys = codegen.lookups(model)
         assert len({k.key for k in keys}) == len(keys)

@@ -10,13 +10,14 @@ import asyncpg
 import pytest
 from tortoise.exceptions import IntegrityError
 
-from coach_db import ConversationSession, Message, MessageRole, SessionStatus, User
+from coach_db import ConversationSession, Message, MessageRole, SessionStatus, StaffRole, User
 from tests.factories import make_message, make_scenario, make_session, make_user
 
 # The CHECK constraint that holds each column to its enum, by name.
 ENUM_CHECKS: dict[str, type[StrEnum]] = {
     "message_role_valid": MessageRole,
     "conversation_session_status_valid": SessionStatus,
+    "user_role_valid": StaffRole,
 }
 SCENARIO_COLUMNS = (
     "name, slug, description, partner_persona, partner_system_prompt, coach_system_prompt,"

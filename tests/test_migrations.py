@@ -91,6 +91,25 @@ INVARIANTS_CHECKS = {
     "message_metadata_max_depth",
 }
 
+# Migration 6 (prompt_versions): versions of scenarios and studio roles, by name.
+VERSIONS_CHECKS = {"scenario_version_number_positive", "user_role_valid"}
+VERSIONS_TRIGGERS = {
+    "scenario_version_on_insert",
+    "scenario_version_on_update",
+    "scenario_version_immutable",
+    "conversation_session_scenario_version_insert",
+    "conversation_session_scenario_version_update",
+    "user_credentials_version",
+}
+VERSIONS_FUNCTIONS = {
+    "scenario_version_record",
+    "scenario_version_immutable",
+    "conversation_session_scenario_version",
+    "user_credentials_version",
+}
+VERSIONS_FOREIGN_KEY = "fk_conversa_scenario_59b01d34"  # session -> version, ON DELETE RESTRICT
+FOREIGN_KEYS = "SELECT conname FROM pg_constraint WHERE contype = 'f'"
+
 
 async def names(conn: asyncpg.Connection, query: str) -> set[str]:
     return {row[0] for row in await conn.fetch(query)}
@@ -142,11 +161,20 @@ async def test_upgrade_builds_the_schema_on_an_empty_database(
         applied = await conn.fetchval("SELECT count(*) FROM aerich")
     finally:
         await conn.close()
-    assert tables == {"user", "scenario", "conversation_session", "message", "aerich"} | (
-        ROLLUP_TABLES
+    assert (
+        tables
+        == {
+            "user",
+            "scenario",
+            "scenario_version",
+            "conversation_session",
+            "message",
+            "aerich",
+        }
+        | ROLLUP_TABLES
     )
-    assert checks == CONSTRAINTS_CHECKS | TRIGGERS_CHECKS | INVARIANTS_CHECKS
-    assert triggers == TRIGGERS_TRIGGERS | ROLLUP_TRIGGERS
+    assert checks == CONSTRAINTS_CHECKS | TRIGGERS_CHECKS | INVARIANTS_CHECKS | VERSIONS_CHECKS
+    assert triggers == TRIGGERS_TRIGGERS | ROLLUP_TRIGGERS | VERSIONS_TRIGGERS
     assert indexes >= STUDIO_INDEXES | {SEARCH_INDEX}
     assert applied == len(migration_files(ROOT))
 
@@ -158,6 +186,16 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
     assert run_aerich("upgrade", url=url).returncode == 0
     conn = await asyncpg.connect(url)
     try:
+        down = run_aerich("downgrade", "--yes", url=url)  # prompt_versions
+        assert down.returncode == 0, down.stderr
+        found = [await names(conn, q) for q in (CHECKS, TRIGGERS, FUNCTIONS)]
+        assert found == [
+            CONSTRAINTS_CHECKS | TRIGGERS_CHECKS | INVARIANTS_CHECKS,
+            TRIGGERS_TRIGGERS | ROLLUP_TRIGGERS,
+            TRIGGERS_FUNCTIONS | ROLLUP_FUNCTIONS,
+        ]
+        assert VERSIONS_FOREIGN_KEY not in await names(conn, FOREIGN_KEYS)
+        assert await conn.fetchval("SELECT to_regclass('scenario_version')") is None
         down = run_aerich("downgrade", "--yes", url=url)  # search_and_dashboard
         assert down.returncode == 0, down.stderr
         assert SEARCH_INDEX not in await names(conn, INDEXES)
@@ -191,12 +229,13 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
         assert run_aerich("upgrade", url=url).returncode == 0
         found = [await names(conn, q) for q in (CHECKS, TRIGGERS, FUNCTIONS, TABLES)]
         everything = [
-            CONSTRAINTS_CHECKS | TRIGGERS_CHECKS | INVARIANTS_CHECKS,
-            TRIGGERS_TRIGGERS | ROLLUP_TRIGGERS,
-            TRIGGERS_FUNCTIONS | ROLLUP_FUNCTIONS,
+            CONSTRAINTS_CHECKS | TRIGGERS_CHECKS | INVARIANTS_CHECKS | VERSIONS_CHECKS,
+            TRIGGERS_TRIGGERS | ROLLUP_TRIGGERS | VERSIONS_TRIGGERS,
+            TRIGGERS_FUNCTIONS | ROLLUP_FUNCTIONS | VERSIONS_FUNCTIONS,
         ]
         assert found[:3] == everything and found[3] >= ROLLUP_TABLES
         assert await names(conn, INDEXES) >= STUDIO_INDEXES | {SEARCH_INDEX}
+        assert VERSIONS_FOREIGN_KEY in await names(conn, FOREIGN_KEYS)
         per_day = await conn.fetch(
             "SELECT day, sum(messages) AS n FROM message_daily GROUP BY day ORDER BY day"
         )

@@ -451,7 +451,13 @@ async def test_another_staff_setting_a_password_in_the_studio_ends_every_session
 ) -> None:
     user = await make_staff()
     sessions = await two_signed_in_clients(studio_app, user)
-    edit = {"email": user.email, "username": user.username, "is_staff": "on", "password": "x" * 12}
+    edit = {
+        "email": user.email,
+        "username": user.username,
+        "is_staff": "on",
+        "role": "admin",
+        "password": "x" * 12,
+    }
     assert (await post(staff, f"/admin/user/update/{user.pk}", edit)).status_code == 303
     assert [await signed_out(client) for client in sessions] == [True, True]
 
@@ -490,7 +496,13 @@ async def test_renaming_the_user_keeps_the_sessions(studio_app: Any, staff: Any)
     """Only the password and staff status matter: an ordinary edit signs nobody out."""
     user = await make_staff()
     sessions = await two_signed_in_clients(studio_app, user)
-    edit = {"email": user.email, "username": "Renamed", "is_staff": "on", "password": ""}
+    edit = {
+        "email": user.email,
+        "username": "Renamed",
+        "is_staff": "on",
+        "role": "admin",
+        "password": "",
+    }
     assert (await post(staff, f"/admin/user/update/{user.pk}", edit)).status_code == 303
     assert [await signed_out(client) for client in sessions] == [False, False]
 

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from coach_db import MessageRole, Scenario, SessionStatus
+from coach_db import MessageRole, Scenario, SessionStatus, StaffRole
 from tests.conftest import ROOT
 from tests.factories import backfill, make_message, make_scenario, make_session, make_user
 from tests.processes import free_port, needs, subprocess_env
@@ -301,3 +301,55 @@ async def test_at_1400_px_long_lists_fit_the_sidebar_reaches_the_bottom_and_no_f
     favicon = await page.request.get(f"{studio_url}/favicon.ico")
     assert favicon.status == 200 and favicon.headers["content-type"].startswith("image/")
     assert page.failures == []
+
+
+async def sign_in_page(page: Any, studio_url: str, email: str) -> None:
+    await page.context.clear_cookies()
+    await page.goto(f"{studio_url}/admin/login")
+    await page.fill("#email", email)
+    await page.fill("#password", STAFF_PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{studio_url}/admin/")
+
+
+async def test_an_editor_changes_a_prompt_and_compares_versions_a_viewer_reads_only(
+    page: Any, studio_url: str
+) -> None:
+    editor = await make_staff(username="Eddie Editor", role=StaffRole.EDITOR)
+    viewer = await make_staff(username="Vera Viewer", role=StaffRole.VIEWER)
+    scenario = await make_scenario(
+        name="Saying no to overtime",
+        slug="saying-no-to-overtime",
+        coach_system_prompt="Point out when the user apologises too much.",
+    )
+
+    await sign_in_page(page, studio_url, editor.email)
+    await page.goto(f"{studio_url}/admin/scenario/update/{scenario.pk}")
+    await page.fill(
+        "textarea[name=coach_system_prompt]",
+        "Point out when the user apologises, and suggest one firm sentence instead.",
+    )
+    await page.click("button[name=save]")
+    await page.wait_for_selector("text=Saved.")
+    await page.click("text=Prompt versions (current: 2)")
+    await page.wait_for_url(f"**/admin/scenario/{scenario.pk}/versions")
+    await page.click("#versions >> text=Changes")
+    await page.wait_for_url("**/versions/2?against=1")
+    assert "too much." in " ".join(await page.locator(".studio-diff del").all_inner_texts())
+    assert "firm" in " ".join(await page.locator(".studio-diff ins").all_inner_texts())
+    await shot(page, "11-version-diff")
+
+    await sign_in_page(page, studio_url, viewer.email)
+    await page.goto(f"{studio_url}/admin/scenario/update/{scenario.pk}")
+    assert await page.is_disabled("textarea[name=coach_system_prompt]")
+    assert await page.is_disabled("input[name=name]")
+    assert await page.locator("button[name=save]").count() == 0
+    await page.wait_for_selector("text=Read only")
+    await shot(page, "12-viewer-read-only-form")
+    await page.goto(f"{studio_url}/admin/scenario/list")
+    assert await page.locator("a[href='/admin/scenario/create']").count() == 0
+    await shot(page, "13-viewer-list")
+
+    assert page.outside == []
+    assert page.failures == []
+    assert page.dialogs == []

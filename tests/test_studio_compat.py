@@ -82,7 +82,7 @@ async def test_empty_nullable_input_is_null() -> None:
 async def test_update_of_a_missing_row_is_404_not_500(staff: Any) -> None:
     assert (await staff.get("/admin/user/update/424242")).status_code == 404
     # With the CSRF token, so the POST reaches the route (without one it stops at CSRF: 403).
-    edit = {"email": "new@example.com", "username": "New", "is_staff": "on"}
+    edit = {"email": "new@example.com", "username": "New", "is_staff": "on", "role": "viewer"}
     assert (await post(staff, "/admin/user/update/424242", edit)).status_code == 404
     assert not await User.exists(email="new@example.com")
 

@@ -101,7 +101,13 @@ async def test_editing_a_user_keeps_the_password_unless_a_new_one_is_given(staff
     await post(
         staff,
         f"/admin/user/update/{user.pk}",
-        {"email": user.email, "username": "Again", "password": "", "is_staff": "on"},
+        {
+            "email": user.email,
+            "username": "Again",
+            "password": "",
+            "is_staff": "on",
+            "role": "admin",
+        },
     )
     await user.refresh_from_db()
     assert user.password_hash == before and user.username == "Again" and user.is_staff
