@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
+from coach_db import privacy_cli as _privacy_cli
 from coach_db.config import database_url, mask_url, scrub
 from coach_db.errors import CoachDbError, PendingMigrations
 from coach_db.schema import check_drift, deploy, make_migration, migration_status
@@ -450,6 +451,10 @@ def generate(
         path = ts / "coach-db.ts"
         path.write_text(codegen.render_typescript())
         console.print(f"Wrote {path}")
+
+
+# --- a person's data and research exports (coach_db/privacy_cli.py) ---------------------------
+_privacy_cli.register(app, friendly)
 
 
 def main() -> None:

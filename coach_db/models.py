@@ -240,6 +240,10 @@ class AuditEvent(Model):
     action = fields.CharEnumField(AuditAction)
     model = fields.CharField(max_length=50, description="Studio resource: user, scenario, ...")
     row_id = fields.BigIntField(null=True, description="Primary key of the row (no FK)")
+    subject_id = fields.IntField(
+        null=True,
+        description="The person the row belongs to (user id, no FK); erasure sets it NULL",
+    )
     changes: dict[str, Any] | None = fields.JSONField(
         null=True,
         description='{field: [before, after]}; passwords only as "changed"',
@@ -254,6 +258,7 @@ class AuditEvent(Model):
         indexes = [
             Index(fields=("model", "row_id", "id")),
             Index(fields=("actor_id", "id")),
+            Index(fields=("subject_id", "id")),
             Index(fields=("action", "id")),
             Index(fields=("created_at", "id")),
         ]

@@ -2846,6 +2846,7 @@ No foreign keys: the trail outlives the rows and accounts it names. Only an eras
     action: AuditAction
     model: str
     row_id: int | None
+    subject_id: int | None
     changes: dict[str, Any] | None
 
     @classmethod
@@ -2986,6 +2987,17 @@ class AuditEventLookups(TypedDict, total=False):
     row_id__lt: int
     row_id__lte: int
     row_id__range: _Range[int]
+    subject_id: int | None
+    subject_id__not: int
+    subject_id__in: _Many[int]
+    subject_id__not_in: _Many[int]
+    subject_id__isnull: bool
+    subject_id__not_isnull: bool
+    subject_id__gt: int
+    subject_id__gte: int
+    subject_id__lt: int
+    subject_id__lte: int
+    subject_id__range: _Range[int]
     changes: dict[str, Any] | None
     changes__not: dict[str, Any]
     changes__isnull: bool
@@ -3003,6 +3015,7 @@ class AuditEventUpdate(TypedDict, total=False):
     action: AuditAction | Expression
     model: str | Expression
     row_id: int | None | Expression
+    subject_id: int | None | Expression
     changes: dict[str, Any] | None | Expression
 
 class AuditEventQuerySet(QuerySet[AuditEvent]):

@@ -74,6 +74,7 @@ AUDIT_TABLES = {"audit_event", "erasure_receipt", "erasure_salt"}
 AUDIT_INDEXES = {
     "idx_audit_event_model_140cd9",
     "idx_audit_event_actor_i_0df092",
+    "idx_audit_event_subject_51ae36",
     "idx_audit_event_action_ed6e8c",
     "idx_audit_event_created_5aa5b8",
     "idx_erasure_rec_email_h_a47a9a",

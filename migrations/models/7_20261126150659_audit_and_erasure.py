@@ -10,7 +10,7 @@ RUN_IN_TRANSACTION = True
 # (constraint names audit_event_append_only, erasure_receipt_append_only), for the studio, the
 # package and raw SQL alike. One narrow exception: an erasure (coach_db/privacy.py) declares
 # SET LOCAL coach_db.erasure = 'on' in its transaction and may then UPDATE the columns that can
-# hold personal data (audit_event: actor_id, actor_email, row_id, changes; erasure_receipt:
+# hold personal data (audit_event: actor_id, actor_email, subject_id, changes; erasure_receipt:
 # erased_by): it redacts rows about the erased person rather than deleting them, so the trail
 # still says that something was done, when, and by whom. Nothing else changes even then.
 # (The table's owner can still disable a trigger or drop the table: this guards against the
@@ -27,10 +27,12 @@ async def upgrade(db: BaseDBAsyncClient) -> str:
     "action" VARCHAR(6) NOT NULL,
     "model" VARCHAR(50) NOT NULL,
     "row_id" BIGINT,
+    "subject_id" INT,
     "changes" JSONB
 );
 CREATE INDEX IF NOT EXISTS "idx_audit_event_model_140cd9" ON "audit_event" ("model", "row_id", "id");
 CREATE INDEX IF NOT EXISTS "idx_audit_event_actor_i_0df092" ON "audit_event" ("actor_id", "id");
+CREATE INDEX IF NOT EXISTS "idx_audit_event_subject_51ae36" ON "audit_event" ("subject_id", "id");
 CREATE INDEX IF NOT EXISTS "idx_audit_event_action_ed6e8c" ON "audit_event" ("action", "id");
 CREATE INDEX IF NOT EXISTS "idx_audit_event_created_5aa5b8" ON "audit_event" ("created_at", "id");
 COMMENT ON COLUMN "audit_event"."actor_id" IS 'Staff user id at the time (no FK)';
@@ -38,6 +40,7 @@ COMMENT ON COLUMN "audit_event"."actor_email" IS 'Staff e-mail at the time; NULL
 COMMENT ON COLUMN "audit_event"."action" IS 'CREATE: create\nUPDATE: update\nDELETE: delete\nVIEW: view\nERASE: erase';
 COMMENT ON COLUMN "audit_event"."model" IS 'Studio resource: user, scenario, ...';
 COMMENT ON COLUMN "audit_event"."row_id" IS 'Primary key of the row (no FK)';
+COMMENT ON COLUMN "audit_event"."subject_id" IS 'The person the row belongs to (user id, no FK); erasure sets it NULL';
 COMMENT ON COLUMN "audit_event"."changes" IS '{field: [before, after]}; passwords only as \"changed\"';
 COMMENT ON TABLE "audit_event" IS 'One thing a staff member did in the studio; the database refuses to change or delete it.';
         CREATE TABLE IF NOT EXISTS "erasure_receipt" (
@@ -76,7 +79,7 @@ COMMENT ON TABLE "erasure_receipt" IS 'Proof that a person was erased, holding n
                 USING ERRCODE = 'restrict_violation', CONSTRAINT = TG_TABLE_NAME || '_append_only';
         END $$;
         CREATE TRIGGER "audit_event_append_only" BEFORE UPDATE OR DELETE ON "audit_event"
-            FOR EACH ROW EXECUTE FUNCTION append_only('actor_id', 'actor_email', 'row_id', 'changes');
+            FOR EACH ROW EXECUTE FUNCTION append_only('actor_id', 'actor_email', 'subject_id', 'changes');
         CREATE TRIGGER "audit_event_no_truncate" BEFORE TRUNCATE ON "audit_event"
             FOR EACH STATEMENT EXECUTE FUNCTION append_only();
         CREATE TRIGGER "erasure_receipt_append_only" BEFORE UPDATE OR DELETE ON "erasure_receipt"
@@ -98,61 +101,62 @@ async def downgrade(db: BaseDBAsyncClient) -> str:
 
 
 MODELS_STATE = (
-    "eJztXW1z2joW/isaviSdIdmENkmb7u4MIfSWbUIyQNo7d7njK2wBbo1EJTsp081/3yPZxu"
-    "+OTYB1s3xpsaQjy+foHD3nxc7P2owZxBKHTccw7fY9oXbtHP2sUTwj8COlt45qeD4P+mSD"
-    "jUeWGo7lOI0sB46EzbEupxxjSxBoMojQuTm3TUYlwQ0lyJ6adIIwEjYej9GMzEaEI8M0kE"
-    "mhj0A7zMreq98GhnthQRAnY0cQgWyG9CmmE4IYEBGL2ASZ9qG8u8F0uD3MvckbDemQdhka"
-    "M07MCUXfyEKcqwngwU0LMce2zHtJDk2cPQiEqYGwrjOH2gImQJLT4hDdUGsBfYhwLBxOhn"
-    "T/r357gK5uWs0rpDOsTzVjdOj1on+gPUb3/qojQciy929zbt5jfXE4X7xCM7yApRvAfHhg"
-    "uPGeQPfYcuBWkjUONb87RLPZhMDCODDo339Cs0kN8oMIefmzNjaJZajfrqQlHUykmYb8Bf"
-    "9KCvJjzokQIE3hT+JtHepYltwai7naGTU1GJiiLh7rKHIDWCbjm5pZbrW1z6tzgm1iaNhe"
-    "w9xy4PybpqaPqJ/LEdWu+bQX5qRD7Q9qrNzlI01nljOjwfj5wp4yuiQwXWWcEArbB9YMbT"
-    "Z3pDLKVXmq6+unuzOCIe6WCNEYZIwdyw6eCRYQtNU0rXsz0GDralotoe4+RUgxvSYdWCY1"
-    "BpRCMWAil3DwrtF4/fqscfT69O3Jm7Ozk7dHb2GsWm+y6+zRXUzALXcqxbPOb53uQC6IgT"
-    "1ybZVseFQ0oOpaINqA+1EZR6VwCT22OSPpcohSxuRheKSH/o+4dHxZ5InHbwjkE1jYXAH1"
-    "v1uX7tX+Xuuu12t3B9qgc93uD5rXt3uvniM0eGhD2jFvs+TIY3lDebuZEN8txdPmoC17Gq"
-    "p1EWvdP30VFeByEvSlM/iI5CX646bbVixnwp5wdcdg3OAPqcZwSNlMo2DJsBHa136rz0ml"
-    "8P5OCNun6D7IVMUwydMKmSJyb13Pl3iuStb66jCEI44jOAmx7R5esCvRPmXow6dX8aM0V2"
-    "Mbx2/O3rx9ffpmqajLljz99HUxznEyg0M0yfTWFPM8ri/JYoyHBVeN8eRArjXM9/eoe3d1"
-    "hRjViUIDxCgogRn+oVmETuypZPvJmxx+f272Wh+bvX0YFVOqrtfVcPsSQvEO06Q82tSZKZ"
-    "l0YFUYFp8mG496JbGszwTmy6XVa4PFOUeuDR/Su9tLde3MDXV92b5qy2sXAw7p5077yzm6"
-    "N8nDkLZ7zT50KbGtIrXTAjKLm8FAYqdxeS1xW1H1WRJUWkJ9hdMB3grmcJ2cK+sFWFgnFH"
-    "OT1dHhYcIBKML9k6MC7D85yuS/7IoKIMDLxTFcQFPlY+OWmzPMF9LhQWzsuzcrnRlbQXkh"
-    "VKe8OJEUyr/6N90MOBeQxLGcCQ7Wf5BligrJ5qd6LoCyIyL90jrCY5vwPx/fozkW4oFxQ8"
-    "DxIv1NgYbewxnDWjGh5fBfMjAC6HzV2L9u/h7XmtbVzUUcqckJLkBc0h8afwthctkwwvq3"
-    "B8wNLdHDGixrbLJr1pjFWzDFE8V9+cTy+byoR4vRe8IFlnztu35dLSU4kjasnhcl0UMEmg"
-    "hRFAqXzOUQU5d+fzCN1EHsoTgqQxyeLUwPhJSfomTAQM7iGTEAA9xzhdbofodmrW/X/f5/"
-    "8b2fieSzvWoQne2kmN9iIDKg3h5EUcj13l9LentUT5utQeczAEF3wJC2bq5vJWq8BFjJZn"
-    "MJHI0hbV40u5fgsEIrHmFqMLoa1n9XALa8y0Qt7+KgJapbZcIeUcpd2ONXD3sQ4PIq+yBM"
-    "t4ZdsB3YVFjgv4iAfZ7kSthmNra0GZyaOBUTZ552ScKVvJWVFPwoLtijpAXuOiq7w2Sex1"
-    "1jHXyVuY3ID4mwtngSBsw2HO5jPriTUYbdaaRVdg99C4AOUHAoyHTVcvXbZ79Euqnhq0yu"
-    "hyi2t7uP46w+TrL3wpnNiYFGi2iuEkA8gTUv0AM3bfLeTXVaxL0EWC+8bGZRlLFmAfgeRb"
-    "lAeoxqe4KoPMYOOBvytwpyNUSx46jH0UTYIcrgJHc/uFn/T2SRcFpiTPVCBXfeNL8Ycx/9"
-    "3eO3BgcJxw9Lxzm8qeDZ3QC5bG81+63mZbuWag3WwNZ+aKoXytqYFYywtwcwsNdpDdxIRn"
-    "qcLBS1ygR7Fx7lh089YuGMZI3H8mt3lhfE8cdNhhLbbuFOj+gEVlxLiSLGRtTzAoheGZDG"
-    "Q4OfjB3ecqYC9VhWBM0B2QBaeMDCyzHW0ZRZhqyPoszrxZZCFskQ4rNmKhlJVKlcbYrFdB"
-    "fiq9RhWc8J8YWElmBudvIxSlXpDOTH62broP+x2Tg59bNfFnsg/ECXMNzN6ddlvaFApjy9"
-    "LGtPIIGtoo5nNClcJJN/mp3IP03k8d3qw1IZsCXFsxJg25JPT1ZaugekIW0Qck1nmfNhow"
-    "muSJBNWc1Vomxhwl2wtcqxuELBVleco0UpmxkmqrTJ/DJliGOKTPvcK8D2Sp8YR62rziqG"
-    "8fVRkYINGJVpGlVfZfLNPqZOQYchuJ0NC2ehQcUq7x3upX3DiWC3ft2tqZG/mh00x9ym8h"
-    "qE5TWpqvOMOvu1TFsSKHp5dM8/kiYPdtlsvob0cCz1vM6pd4XflSz85swFC6skqH3aShvj"
-    "u36755bNDeltszfoyktPG2W2utn6eO6q4ip2OU8gvlU+y7TJZ0m0Sm3vhaKoQAagSVlwdU"
-    "lSZTmsJeXY/n2Qj0mXKOfqpvubPzwOVKMsj9i4Mpg0QrjDpL86JpXv8zHN4eVq8MNEVa7A"
-    "/+DY8mW6eyZL4TjRGZdhq1UsXuPozdsi5fYwLLveXnXGCriJjeUpVcZVD9Ns31mv/X3sUF"
-    "Xoj0aOadkmFYfytv+s5WnksLb383Hv/PyrYHQ0rKVoo3pgxEZfiQ4OhM2+ESrqyILVU31R"
-    "RwoNlyj83raTH0WnRTOfEaJdmu7pNF2omPaZKaWMot5fjN2Fs0uRnZaeu/vf+MTL1F6KUx"
-    "xO+2V7xeE849NucRPBuWZEC6Nt5lVMC3KOHqZM+aoeWkZzCy/ct7qn7EH1KNyMvjrGxHvb"
-    "OuIgb+IGJV1lU2hB5ari6S61UiUDV89xTdX/JcCYP/5FuEFx0FUk/NfICf81jhJvbAnLmZ"
-    "Thrz9+PfzdxNat3fWuDgQeg2lROSqVogLrboP5qSPDnJi2a14EsN4iaLqYTwFcrQKDjwtJ"
-    "5DhHIsdJiYSfJiGY7BBAjOxF7P9thwG8I0jzsvhl2J9CWmURqPRENCrtHrx1+TLUiJtk/G"
-    "zHYqMiEgthk5k252w2LxUqy5ygyuKqrMa43+JZWRgZ5DtRPEMzSr8EnyCsMvtrTWpPOZub"
-    "uhsDQeZKr5Bt5OR2d3Np/sfIdtxfjfsRLy+WSWTMIphmeGJhuhjzR0C4Ke77UDfM/SX8ja"
-    "aux2PCiSHdZpnCKghV87KENzdXEftz0YkbmLvrizaIQAkABpl2JJW4+2bULncSz52434tZ"
-    "ZSdEKXc7oco7IeUty2UxecGSokT4+pml+S87dL3RMn31fk5KpNl/byc7yuy/IPR0hLnPZo"
-    "RRouK8ftRXROLBAu0zXkcPpj1FcBqrark64g4Voc+UvkqGltc689Mx5V3gd+s19Um+tmVz"
-    "Tj191WOTavY6kkHJA5MKQoUpsaesEWUS45nUjVqqEatg6418CE9qe9lIfJim0j7NpSlk6A"
-    "v5i62EN+N/uar0WyUJwipXpGA+YbRhGkgu1vsQ5Jhx1G9eX5XxdeIqcFJIBU5yVOAkxb1U"
-    "x0d573JJtkXnctkSFkbGAX0Ne1/Ij3mbKjMbHIw7P3PnXez8zN1O2PmZOz/zeX5mk3BTn9"
-    "bS/tKG21PP/SsbwZinvM1sNuz8u2r5d5lfJ8qGttmfJ6qUQ7Fqec8mUKtUqhIc9oa/QO5u"
-    "KOGX8aZO3ovlWW/qVPLN8nVku1/GZ5If/wtLJQrG"
+    "eJztXetz2joW/1c0fEk6Q7IJzaNNd3eGEHrLbQIZIO2du9zxFbYAt0ZyJTsp083/vnrY+O"
+    "3YBKib5UuLZR1Z/h2do/OS86M2Jway2GHTNUynfY+wU7sAP2oYzhH/kXK3DmrQtoN7osGB"
+    "Y0t2h6KfhpYdx8yhUBdDTqDFEG8yENOpaTsmwYKghxFwZiaeAgiYAycTMEfzMaLAMA1gYn"
+    "4P8XY+KnknfxuQPwsyBCiauAwx4BCgzyCeIkA4EbKQg4DpHIqnG0Tnj+djb/JBIzzCXQIm"
+    "hCJzisFXtGAXcgD+4qYFiOtY5r0g502UPDAAsQGgrhMXO4wPAATS7BD0sLXg9wCikLkUjf"
+    "D+34P2EFz3Ws1roBOozzRjfOjdBf8CewTv/V0HDKHl3X/Y1LyH+uLQXrwCc7jgUzc4+PyF"
+    "+YP3GLiHlssfJaBxsfnNRZpDpohPjHKA/vMXbzaxgb4jJi5/1CYmsgz5W3Fa0PGBNNMQv/"
+    "i/ggJ9tylijHOT+YN4Swe7liWWxsKWK6MmO3NQ5MVjHUQewKdJ6EZGZu74C9KdTc1aLOO1"
+    "j6tTBB1kaNBZw9iio/1Vk8NHRFshIts1n/bSnHaw8172FRI01nRiuXMc9LcXzozgJYGpBH"
+    "2KMF+afM68zaGuEHQxK08t+LKvVl3QRS23EI2BJtC1nOCd+ASCtpqmdXtDjYuFptUSqsSn"
+    "CAm916RzyIQ0coGTAEzFFA7eNhqvX583jl6fvTk9OT8/fXP0hveV803eOn9UkwnQUkNJzD"
+    "q/dbpDMSHCdZ3Sg6LhUdJwNaIFrA3Qj/I4yoUrfscx5yidD1HKGD8Mj/TQ/xHnjs+LPPb4"
+    "DQF/Au2dy6DBN+tKXe3vte76/XZ3qA07N+3BsHlzu/fqOUzjL20IHektlhx+LB8oHjdn7J"
+    "slMW0O2+JOQ7YuYq37Z6+iDFwOAj53hh+AuAR/9rptCTlhzpTKJwb9hn8KMeYboEM0zLUk"
+    "NELr2m/1kZQC76+EsO6LroNMUQyTPC2QKSz35vV8jueKZG0gN1q+fVLAd1noqI2Rr0qwjw"
+    "l4//FVfJvOldjG8cn5yZvXZydLQV225MmnL4txxNGcb9BJ0FszSPNQX5LFgOcTrhrw6EDM"
+    "NYz7O9C9u74GBOtIWhrIKMiBOfyuWQhPnZmA/fQkB+9PzX7rQ7O/z3vFhKrr3WqoewmmeJ"
+    "tpkh9t7M4lTzp8VpBPPo03HvVKbFmfCsznS6vf5hrnAigdPsJ3t1fy2rUNeX3Vvm6La2Vf"
+    "jvCnTvvzBbg30cMIt/vNAb8l2bYK184K8CyuBgOOncX5tbQJi4rPkqDSHBpIH4Cbzoy4VE"
+    "cXUntxO1tHGFKT1MHhYcK5KIL+6VEB+E+PMvEXt6IMCGzx4jZcQFPlbeOWmnNIF8KZAmTi"
+    "u04r7RlbsfICnkS9jYK7eZSoyowZck7YiDKCl0wZI4vgqXSP972Nvg4Uo975ziz3UpWvKz"
+    "afn7PlK9edJbny+6DXzbCzA5K4kW1yr/q/wDJZhXjzQ74X9zHGSAQj6gBOHET/enwHbMjY"
+    "A6EG4/u+CDIwMPJezhjVirEjB2sBYMTS9nXW/k3zj7g6a133LuMmtBjgkrNLOKqTryFnST"
+    "SMof71AVJDS9whDZLVN3lr3pjHWyCGU4m+eGPxfl6oq0XwPV/iUOA6UA53LSUiltatnhca"
+    "00MEGgtRFIqR2aKLqYtgTzCMUI7QM6+xiGt5m1R69Kv8ECWjRGIUT4lxK416Puo6YznBqP"
+    "XtxkX+X4Iiz9S32eEOzjrHTVG/xaz7gHp7tqN0Ke79uaS3R+W02Rp2PnELXXUY4Vbv5laY"
+    "81fc3idzW1j0xgg3L5vdq15XtMIxxAbBqzlhbwvYk28zzcm3cWsyKltl4lFRyl086lePRy"
+    "GO8irrIEy3hlWwHbOpMMN/EQb7mORy2CEOtLQ53zVhqk2cudslCVfyVlYS8KM4Y4+SGrjr"
+    "ypQeEck9Ncc6dyJtB6DvwsL6KZ6H4VLf5uNPMsrAnUZaZffQ1wDgAASbgshRLme/ffiFpZ"
+    "saV8xEPUSxvdV9HIf6OAnvpTu3kQHGi2iCmhvxiM95AR6o6aB3Kr9tIXXJzXrmpbCLWhlr"
+    "ZoDvUZSMiUSptseIytvYAbIhf6sgqiGKHaIeoomwQxTgJLrvVanHR7RIOC0xUL1QwZ03zC"
+    "8G7qO/evzWYCOh8GHpOIcXFX93lbkQ7a3moNW8atdStcEaYB2Ehnqh0Ma0YATePjcD+53W"
+    "UEUy0uNkoahVprF36VG+/9hHFszIonmQ36hRXhDij5sMJbZV+LuPdMRnXEuJIsZ61PMCiF"
+    "4wXaOhzk/GDm8pkRkUKMrAvND9A2Re8rcOZsQyRFEcJt5daEnLIhlCfNZIJSOJMseuzSCb"
+    "7UJ8ldos6zkhvhDTEuBmZ4WjVJVODX+4abYOBh+ajdMzPy1pkQdED3Rhhqtii7ooMmXAFL"
+    "uXZe0xwKBV1PGMZuuLlFicZVdYnCUKLFTJaakM2JLiWQmwbfGnL8pr1QZpCB0ElOossz9s"
+    "NMEVCbJJrblKlC1MuAu2VjkWVyjYqtg5XpTSmWGiSqvMzzMCKMTAdC68qnuvJo1Q0LrurK"
+    "IYXx8VqaThvTJVo7xXmXyzb1OnWIchczvbLJyHOhU7buFSL+0bTgSrQwuq2En8anaADamD"
+    "xTVnltckjxpkHK5Yy7AlDUUvj+75R0Ll8VU2t9eQHo6lntc59K4iv5IV+ZQoY2GVBLVPW2"
+    "llfDdo91U94wjfNvvDrrj0pFFkq5utDxdKFFfRy3kM8bXyeaZOPk9aq9jxTpFFGTLkkpRl"
+    "ri5JqsyHtaQc238M823SpZVz3ev+5nePG6pRyCM6roxNGiHc2aS/uk0qDnESzaXlDkeEia"
+    "p8NOK964iS1HsiSuEo0gkVYatVNF7j6ORNkXMQvFv2QQh5M1ZZjxwodqkyrnqYZvvOeu2f"
+    "ExfLExhg7JqWY2J2KB7771qeRI5qez8e9y4uvjCCx6NaijTKFwZElkfzBUK+IszqwOKzx/"
+    "qiDqQ1XKIif9tOftQ6LZr5jBDt0nRPp+lCxbTPTCllFPX+YnAXzi5FVlp67u7n+MTL1F6K"
+    "UxxO+2V7xeE849NucRPwfc2IFkY7xKuYZugCPMyI9FU9axnYFlyoo/wz8iDvSLsZfHGNqX"
+    "fEPuIgb+IBJV1lk2lB5arEdJdaqZKCq+e4pvL/EsaY3/9FuEFxo6tI+K+RE/5rHCWO0jHL"
+    "nZbB1++/Hnw3sXRrd/3rAwYnXLXIHJVMUXHt7nD1UweGOTUdpV4Yh95CYLawZ9y4WsUMPi"
+    "7EkeMcjhwnORJ+mwRjskMAMbIXsf63HQbwtiDNy+KXgT+FtMoskOmJaFRabbx1cRhqTE00"
+    "ebZjsVEWsQVz0FyzKZnbpUJlmQNUmV2VlRj1AaaVmZFBvmPFMySj9NcJEoRVhr/WxM6MEt"
+    "vUVQwEmCsdIdvIzq1Wc2n8Y2Q79FdDP+LlxTKJhFgI4gxPLEwXA3/MCTeFvm/qhtFfmr/R"
+    "1PVkgigyhNssUlgFTdW8LGGvdx3RP5eduIK5u7lscxZIBvBOphNJJe4+5rXLncRzJ+pDPq"
+    "ushCjlbiVUeSWknLJcFpMXLClKhK+fWZr/skPXGy3Tl+dzUiLN/rmd7Cizf0Do6QjzgMwR"
+    "wUjGef2oL4vEgxnYJ7QOHkxnBvhuLKvl6oC6mIW+TfsqGVpe68hPx5R3gd+t19QncW2L5p"
+    "x6+qrHJuXodSCCkgcmZggzU9ieokaUCBvPxCpqKXusYltv5AuFQtrLRuLDNJX2aa5MJkJf"
+    "wJ9sJbwZ/8tVpU+VJAirXJEC6ZTghmkAMVnvC50TQsGgeXNdxteJi8BpIRE4zRGB0xT3Um"
+    "4f5b3LJdkWnctlS5gZGRv0DV/7THzB3ZSZ2WBj3PmZO+9i52fuVsLOz9z5mc/zM5uImvqs"
+    "lvbnVdSdeu6fVgn6POVtZsOw8++q5d9lfp0o27TN/jxRpRyKVct7NmG1CqEqgbDX/QWiu6"
+    "GEX8ZJnbyD5VkndSp5snwd2e6X8Znkx/8BNA6obw=="
 )
