@@ -27,7 +27,7 @@ from starlette.status import (
 from tortoise.exceptions import DoesNotExist
 
 import coach_db
-from admin import assets, auth, views
+from admin import assets, audit, auth, views
 from admin.config import ADMIN_PATH, StudioSettings, get_studio_settings
 from admin.outages import OutageMiddleware
 from admin.resources import RESOURCES
@@ -104,6 +104,7 @@ def create_app(settings: StudioSettings | None = None, *, connect_db: bool = Tru
     studio.state.assets_missing = assets.missing()
     assets.mount(studio)
     studio.include_router(auth.router)
+    studio.include_router(audit.router)
     studio.include_router(views.router)
     studio.include_router(fastapi_admin_routes)
     studio.register_resources(*RESOURCES)

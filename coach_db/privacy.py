@@ -180,12 +180,12 @@ async def erasure_counts(url: str, email: str) -> Erasure:
     conn = await connect_raw(url, application_name="coach-db erase-user")
     try:
         user = await _user(conn, email)
-        return Erasure(user["id"], await _counts(conn, user["id"], user["email"]))
+        return Erasure(user["id"], await counts_in(conn, user["id"], user["email"]))
     finally:
         await conn.close()
 
 
-async def _counts(conn: asyncpg.Connection, user_id: int, email: str) -> dict[str, int]:
+async def counts_in(conn: asyncpg.Connection, user_id: int, email: str) -> dict[str, int]:
     row = await conn.fetchrow(
         f"""SELECT
             (SELECT count(*) FROM conversation_session WHERE user_id = $1) AS sessions,
@@ -239,7 +239,7 @@ async def erase_user_in(
     """erase_user on a connection whose transaction the caller holds."""
     user = await _user(conn, email, lock=True)
     user_id, address = user["id"], user["email"]
-    counts = await _counts(conn, user_id, address)
+    counts = await counts_in(conn, user_id, address)
     await conn.execute("SET LOCAL coach_db.erasure = 'on'")
     # Field names stay (what was changed, when, by whom); their values go.
     await conn.execute(
@@ -333,6 +333,7 @@ async def export_transcripts(
     out: IO[str],
     filters: TranscriptFilter,
     progress: Callable[[int | None, int], None] | None = None,
+    scrubber: Callable[[str], str] = scrub,
 ) -> dict[str, int]:
     """One JSON line per session: scenario slug and version, a pseudonym of its user (HMAC with
     a key made for this export and never stored), status, times, and the messages in order with
@@ -355,7 +356,7 @@ async def export_transcripts(
             if progress:
                 progress(total, 0)
             async for batch in _session_batches(conn, where, args):
-                await _write_batch(conn, batch, key, out, counts)
+                await _write_batch(conn, batch, key, out, counts, scrubber)
                 if progress:
                     progress(total, counts["sessions"])
     finally:
@@ -386,6 +387,7 @@ async def _write_batch(
     key: bytes,
     out: IO[str],
     counts: dict[str, int],
+    scrubber: Callable[[str], str],
 ) -> None:
     by_id = {s["id"]: s for s in sessions}
     query = """
@@ -423,7 +425,7 @@ async def _write_batch(
             current, first = row["session_id"], True
         message = {
             "role": row["role"],
-            "content": scrub(row["content"]),
+            "content": scrubber(row["content"]),
             "timestamp": row["timestamp"],
         }
         out.write(("" if first else ",") + dumps(message))

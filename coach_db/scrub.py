@@ -35,6 +35,10 @@ _URL = re.compile(
 )
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]*\w)")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}(?![\w:])", re.IGNORECASE)
+# Cheap tests first: most messages have no "@", no "word.word" and no " at " (the full
+# patterns cost ~30 µs per 90-character message; the tests ~2 µs).
+_AT_WORD = re.compile(r"[\s\[({<]at[\s\])}>]", re.IGNORECASE)
+_DOTTED = re.compile(r"[\w-]\.[\w-]|://")
 # At least 7 digits with separators between them: the only texts worth libphonenumber's time.
 _MAYBE_PHONE = re.compile(r"\d(?:[\s().\-/]*\d){6}")
 _TRAILING = ".,;:!?)]}'\""
@@ -65,11 +69,14 @@ def _phones(text: str, regions: tuple[str, ...]) -> str:
 
 def scrub(text: str, regions: tuple[str, ...] = PHONE_REGIONS) -> str:
     """`text` with e-mail addresses, URLs, IP addresses and phone numbers as placeholders."""
-    text = _EMAIL.sub(EMAIL, text)
-    text = _OBFUSCATED.sub(EMAIL, text)
-    text = _URL.sub(_url, text)
-    text = _IPV4.sub(_ip, text)
-    if ":" in text:
+    if "@" in text:
+        text = _EMAIL.sub(EMAIL, text)
+    if _AT_WORD.search(text):
+        text = _OBFUSCATED.sub(EMAIL, text)
+    if _DOTTED.search(text):
+        text = _URL.sub(_url, text)
+        text = _IPV4.sub(_ip, text)
+    if text.count(":") >= 2:
         text = _IPV6.sub(_ip, text)
     if _MAYBE_PHONE.search(text):
         text = _phones(text, regions)
