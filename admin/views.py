@@ -32,7 +32,7 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from admin import lookup, pages, params, roles, search, widgets
+from admin import audit, lookup, pages, params, roles, search, widgets
 from admin.auth import require_staff
 from admin.resources import StudioModel
 from admin.templating import render
@@ -45,7 +45,14 @@ from coach_db.limits import (
     MAX_METADATA_DEPTH,
     MAX_TRANSCRIPT_PAGE,
 )
-from coach_db.models import ConversationSession, Message, Scenario, SessionStatus, User
+from coach_db.models import (
+    AuditAction,
+    ConversationSession,
+    Message,
+    Scenario,
+    SessionStatus,
+    User,
+)
 
 router = APIRouter(dependencies=[Depends(require_staff)])
 # fastapi-admin's dependencies: the Tortoise model, the sidebar entries, the resource.
@@ -191,6 +198,8 @@ async def transcript(
         messages = await conversations.transcript(session, before=_END, limit=page)
     else:
         messages = await conversations.transcript(session, limit=page)
+    # Who read whose conversation (issue 13).
+    await audit.record(request, AuditAction.VIEW, ConversationSession, session.pk, session.user_id)
     earlier = later = False
     if messages:
         earlier = bool(await conversations.transcript(session, before=messages[0], limit=1))
@@ -353,6 +362,9 @@ async def update_view(
     model_resource: ResourceOf,
 ) -> Response:
     obj = await _get_row(model, pk)
+    if isinstance(obj, Message):  # a message's form shows its content: a transcript view
+        owner = await ConversationSession.filter(id=obj.session_id).values_list("user_id")
+        await audit.record(request, AuditAction.VIEW, Message, obj.pk, owner[0][0])
     return await _form_page(request, resource, model_resource, resources, obj=obj)
 
 
@@ -416,7 +428,7 @@ async def update(
 @router.delete("/{resource}/delete/{pk}")
 async def delete(request: Request, pk: str, model: ModelOf, _: ResourceOf) -> Response:
     obj = await _get_row(model, pk)
-    return await _delete(model, [obj.pk])
+    return await _delete(request, model, [obj.pk])
 
 
 @router.delete("/{resource}/delete")
@@ -428,13 +440,15 @@ async def bulk_delete(request: Request, model: ModelOf, _: ResourceOf, ids: str 
             {"error": "ids must be a comma-separated list of row numbers (digits 0-9)"},
             HTTP_400_BAD_REQUEST,
         )
-    return await _delete(model, keys)
+    return await _delete(request, model, keys)
 
 
-async def _delete(model: type[Model], keys: list[int]) -> Response:
+async def _delete(request: Request, model: type[Model], keys: list[int]) -> Response:
     try:
         async with in_transaction("default"):  # named: replicas are connections too
+            rows = await model.filter(pk__in=keys).values()
             deleted = await model.filter(pk__in=keys).delete()
+            await audit.record_deletes(request, model, rows)
     except IntegrityError:
         return JSONResponse(
             {
@@ -465,12 +479,16 @@ async def _save(
         async with in_transaction("default"):  # named: replicas are connections too
             if obj is None:
                 obj = await model.create(**values)
+                await audit.record_save(request, obj, None)
             else:
                 # Locked until the commit: nobody writes between this comparison and the save.
                 if await _row_version(model, obj.pk, lock=True) != form.get(ROW_VERSION):
                     return None, [CHANGED_ELSEWHERE]
                 await obj.refresh_from_db()
+                before = audit.snapshot(obj)
+                password = getattr(obj, audit.PASSWORD_FIELD, None)
                 await obj.update_from_dict(values).save()
+                await audit.record_save(request, obj, before, password)
     except SessionChanged:
         return None, [CHANGED_ELSEWHERE]
     except (IntegrityError, ValidationError, ValueError) as exc:
@@ -588,6 +606,18 @@ async def _form_page(
             value = await _typed_value(request, input_, form.get(field.name), value)
         rendered.append(await input_.render(request, value))
     links = await model_resource.related_links(request, obj) if obj is not None else []
+    if obj is not None:
+        links.append(
+            ("ti ti-history", "History", f"{request.app.admin_path}/{resource}/history/{obj.pk}")
+        )
+        if isinstance(obj, User):
+            links.append(
+                (
+                    "ti ti-eraser",
+                    "Erase this person…",
+                    f"{request.app.admin_path}/user/erase/{obj.pk}",
+                )
+            )
     context = {
         "resources": resources,
         "resource_label": model_resource.label,

@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
+from coach_db import privacy_cli as _privacy_cli
 from coach_db.config import database_url, mask_url, scrub
 from coach_db.errors import APPLY_MIGRATIONS, CoachDbError, PendingMigrations
 from coach_db.schema import check_drift, deploy, make_migration, migration_status
@@ -592,6 +593,10 @@ async def _retention(url: str, cutoff: Any, archive: Path | None, batch: int, ye
 @contextmanager
 def _no_file() -> Iterator[None]:
     yield None
+
+
+# --- a person's data and research exports (coach_db/privacy_cli.py) ---------------------------
+_privacy_cli.register(app, friendly)
 
 
 def main() -> None:

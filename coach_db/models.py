@@ -45,6 +45,14 @@ class StaffRole(StrEnum):
     ADMIN = "admin"  # also manages users, staff and their roles
 
 
+class AuditAction(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    VIEW = "view"
+    ERASE = "erase"
+
+
 class EmailField(fields.CharField[str]):
     """A CharField that stores and compares e-mail addresses in lower case."""
 
@@ -298,3 +306,68 @@ class Message(Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:40]}"
+
+
+class AuditEvent(Model):
+    """One thing a staff member did in the studio; the database refuses to change or delete it.
+
+    No foreign keys: the trail outlives the rows and accounts it names. Only an erasure
+    (`SET LOCAL coach_db.erasure = 'on'`, see coach_db/privacy.py) may redact a row's values.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    created_at = fields.DatetimeField(auto_now_add=True, db_default=NOW)
+    actor_id = fields.IntField(null=True, description="Staff user id at the time (no FK)")
+    actor_email = fields.CharField(
+        max_length=254, null=True, description="Staff e-mail at the time; NULL once erased"
+    )
+    action = fields.CharEnumField(AuditAction)
+    model = fields.CharField(max_length=50, description="Studio resource: user, scenario, ...")
+    row_id = fields.BigIntField(null=True, description="Primary key of the row (no FK)")
+    subject_id = fields.IntField(
+        null=True,
+        description="The person the row belongs to (user id, no FK); erasure sets it NULL",
+    )
+    changes: dict[str, Any] | None = fields.JSONField(
+        null=True,
+        description='{field: [before, after]}; passwords only as "changed"',
+        encoder=_json_dumps,
+        decoder=json.loads,
+    )
+
+    class Meta:
+        table = "audit_event"
+        ordering = ["-id"]
+        # Every filter of the studio's audit list, newest first (keyset on id).
+        indexes = [
+            Index(fields=("model", "row_id", "id")),
+            Index(fields=("actor_id", "id")),
+            Index(fields=("subject_id", "id")),
+            Index(fields=("action", "id")),
+            Index(fields=("created_at", "id")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.model} #{self.row_id}"
+
+
+class ErasureReceipt(Model):
+    """Proof that a person was erased, holding no personal data."""
+
+    id = fields.IntField(primary_key=True)
+    email_hash = fields.CharField(
+        max_length=64, description="HMAC-SHA256 of the lower-case e-mail, this install's salt"
+    )
+    counts: dict[str, Any] = fields.JSONField(
+        description="Rows deleted per table", encoder=_json_dumps, decoder=json.loads
+    )
+    erased_at = fields.DatetimeField(auto_now_add=True, db_default=NOW)
+    erased_by = fields.CharField(max_length=300, description="Who ran it: staff e-mail or CLI")
+
+    class Meta:
+        table = "erasure_receipt"
+        ordering = ["-id"]
+        indexes = [Index(fields=("email_hash",))]
+
+    def __str__(self) -> str:
+        return f"Erasure {self.id}"

@@ -39,6 +39,13 @@ class StaffRole(StrEnum):
     EDITOR = "editor"
     ADMIN = "admin"
 
+class AuditAction(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    VIEW = "view"
+    ERASE = "erase"
+
 class EmailField(CharField[str]): ...
 
 class User(Model):
@@ -5817,3 +5824,429 @@ class MessageRelation(ReverseRelation[Message]):
     def order_by(self, *orderings: str) -> MessageQuerySet: ...
     def limit(self, limit: int) -> MessageQuerySet: ...
     def offset(self, offset: int) -> MessageQuerySet: ...
+
+class AuditEvent(Model):
+    """One thing a staff member did in the studio; the database refuses to change or delete it.
+
+No foreign keys: the trail outlives the rows and accounts it names. Only an erasure
+(`SET LOCAL coach_db.erasure = 'on'`, see coach_db/privacy.py) may redact a row's values."""
+
+    id: int
+    created_at: datetime
+    actor_id: int | None
+    actor_email: str | None
+    action: AuditAction
+    model: str
+    row_id: int | None
+    subject_id: int | None
+    changes: dict[str, Any] | None
+
+    @classmethod
+    def filter(  # type: ignore[override]
+        cls, *args: Q, **kwargs: Unpack[AuditEventLookups]
+    ) -> AuditEventQuerySet: ...
+    @classmethod
+    def exclude(  # type: ignore[override]
+        cls, *args: Q, **kwargs: Unpack[AuditEventLookups]
+    ) -> AuditEventQuerySet: ...
+    @classmethod
+    def all(cls, using_db: BaseDBAsyncClient | None = None) -> AuditEventQuerySet: ...
+    @classmethod
+    def get(  # type: ignore[override]
+        cls, *args: Q, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[AuditEventLookups]
+    ) -> QuerySetSingle[AuditEvent]: ...
+    @classmethod
+    def get_or_none(  # type: ignore[override]
+        cls, *args: Q, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[AuditEventLookups]
+    ) -> QuerySetSingle[AuditEvent | None]: ...
+    @classmethod
+    def exists(  # type: ignore[override]
+        cls, *args: Q, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[AuditEventLookups]
+    ) -> ExistsQuery: ...
+    @classmethod
+    async def create(  # type: ignore[override]
+        cls, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[AuditEventValues]
+    ) -> AuditEvent: ...
+    @classmethod
+    async def get_or_create(  # type: ignore[override]
+        cls,
+        defaults: AuditEventValues | None = None,
+        using_db: BaseDBAsyncClient | None = None,
+        **kwargs: Unpack[AuditEventLookups],
+    ) -> tuple[AuditEvent, bool]: ...
+
+class AuditEventLookups(TypedDict, total=False):
+    """Keyword arguments of AuditEvent.filter() / exclude() / get() / get_or_none()."""
+
+    id: int
+    id__not: int
+    id__in: _Many[int]
+    id__not_in: _Many[int]
+    id__isnull: bool
+    id__not_isnull: bool
+    id__gt: int
+    id__gte: int
+    id__lt: int
+    id__lte: int
+    id__range: _Range[int]
+    pk: int
+    pk__not: int
+    pk__in: _Many[int]
+    pk__not_in: _Many[int]
+    pk__isnull: bool
+    pk__not_isnull: bool
+    pk__gt: int
+    pk__gte: int
+    pk__lt: int
+    pk__lte: int
+    pk__range: _Range[int]
+    created_at: datetime
+    created_at__not: datetime
+    created_at__in: _Many[datetime]
+    created_at__not_in: _Many[datetime]
+    created_at__isnull: bool
+    created_at__not_isnull: bool
+    created_at__gt: datetime
+    created_at__gte: datetime
+    created_at__lt: datetime
+    created_at__lte: datetime
+    created_at__range: _Range[datetime]
+    created_at__year: int
+    created_at__quarter: int
+    created_at__month: int
+    created_at__week: int
+    created_at__day: int
+    created_at__hour: int
+    created_at__minute: int
+    created_at__second: int
+    created_at__microsecond: int
+    actor_id: int | None
+    actor_id__not: int
+    actor_id__in: _Many[int]
+    actor_id__not_in: _Many[int]
+    actor_id__isnull: bool
+    actor_id__not_isnull: bool
+    actor_id__gt: int
+    actor_id__gte: int
+    actor_id__lt: int
+    actor_id__lte: int
+    actor_id__range: _Range[int]
+    actor_email: str | None
+    actor_email__not: str
+    actor_email__in: _Many[str]
+    actor_email__not_in: _Many[str]
+    actor_email__isnull: bool
+    actor_email__not_isnull: bool
+    actor_email__gt: str
+    actor_email__gte: str
+    actor_email__lt: str
+    actor_email__lte: str
+    actor_email__range: _Range[str]
+    actor_email__contains: str
+    actor_email__icontains: str
+    actor_email__startswith: str
+    actor_email__istartswith: str
+    actor_email__endswith: str
+    actor_email__iendswith: str
+    actor_email__iexact: str
+    actor_email__search: str
+    actor_email__posix_regex: str
+    actor_email__iposix_regex: str
+    action: AuditAction
+    action__not: AuditAction
+    action__in: _Many[AuditAction]
+    action__not_in: _Many[AuditAction]
+    action__isnull: bool
+    action__not_isnull: bool
+    model: str
+    model__not: str
+    model__in: _Many[str]
+    model__not_in: _Many[str]
+    model__isnull: bool
+    model__not_isnull: bool
+    model__gt: str
+    model__gte: str
+    model__lt: str
+    model__lte: str
+    model__range: _Range[str]
+    model__contains: str
+    model__icontains: str
+    model__startswith: str
+    model__istartswith: str
+    model__endswith: str
+    model__iendswith: str
+    model__iexact: str
+    model__search: str
+    model__posix_regex: str
+    model__iposix_regex: str
+    row_id: int | None
+    row_id__not: int
+    row_id__in: _Many[int]
+    row_id__not_in: _Many[int]
+    row_id__isnull: bool
+    row_id__not_isnull: bool
+    row_id__gt: int
+    row_id__gte: int
+    row_id__lt: int
+    row_id__lte: int
+    row_id__range: _Range[int]
+    subject_id: int | None
+    subject_id__not: int
+    subject_id__in: _Many[int]
+    subject_id__not_in: _Many[int]
+    subject_id__isnull: bool
+    subject_id__not_isnull: bool
+    subject_id__gt: int
+    subject_id__gte: int
+    subject_id__lt: int
+    subject_id__lte: int
+    subject_id__range: _Range[int]
+    changes: dict[str, Any] | None
+    changes__not: dict[str, Any]
+    changes__isnull: bool
+    changes__not_isnull: bool
+    changes__contains: dict[str, Any]
+    changes__contained_by: dict[str, Any]
+    changes__filter: dict[str, Any]
+
+class AuditEventUpdate(TypedDict, total=False):
+    """Keyword arguments of AuditEvent.filter(...).update()."""
+
+    created_at: datetime | Expression
+    actor_id: int | None | Expression
+    actor_email: str | None | Expression
+    action: AuditAction | Expression
+    model: str | Expression
+    row_id: int | None | Expression
+    subject_id: int | None | Expression
+    changes: dict[str, Any] | None | Expression
+
+class AuditEventValues(TypedDict, total=False):
+    """Keyword arguments of AuditEvent.create(), and defaults of get_or_create()."""
+
+    id: int
+    created_at: datetime
+    actor_id: int | None
+    actor_email: str | None
+    action: AuditAction
+    model: str
+    row_id: int | None
+    subject_id: int | None
+    changes: dict[str, Any] | None
+
+class AuditEventQuerySet(QuerySet[AuditEvent]):
+    def filter(  # type: ignore[override]
+        self, *args: Q, **kwargs: Unpack[AuditEventLookups]
+    ) -> AuditEventQuerySet: ...
+    def exclude(  # type: ignore[override]
+        self, *args: Q, **kwargs: Unpack[AuditEventLookups]
+    ) -> AuditEventQuerySet: ...
+    def get(  # type: ignore[override]
+        self, *args: Q, **kwargs: Unpack[AuditEventLookups]
+    ) -> QuerySetSingle[AuditEvent]: ...
+    def get_or_none(  # type: ignore[override]
+        self, *args: Q, **kwargs: Unpack[AuditEventLookups]
+    ) -> QuerySetSingle[AuditEvent | None]: ...
+    def update(self, **kwargs: Unpack[AuditEventUpdate]) -> UpdateQuery: ...  # type: ignore[override]
+    def all(self) -> AuditEventQuerySet: ...
+    def order_by(self, *orderings: str) -> AuditEventQuerySet: ...
+    def limit(self, limit: int) -> AuditEventQuerySet: ...
+    def offset(self, offset: int) -> AuditEventQuerySet: ...
+    def distinct(self) -> AuditEventQuerySet: ...
+    def only(self, *fields_for_select: str) -> AuditEventQuerySet: ...
+    def select_related(self, *fields: str) -> AuditEventQuerySet: ...
+    def prefetch_related(self, *args: str | Prefetch) -> AuditEventQuerySet: ...
+    def using_db(self, _db: BaseDBAsyncClient | None) -> AuditEventQuerySet: ...
+    def select_for_update(
+        self,
+        nowait: bool = False,
+        skip_locked: bool = False,
+        of: tuple[str, ...] = (),
+        no_key: bool = False,
+    ) -> AuditEventQuerySet: ...
+
+class ErasureReceipt(Model):
+    """Proof that a person was erased, holding no personal data."""
+
+    id: int
+    email_hash: str
+    counts: dict[str, Any]
+    erased_at: datetime
+    erased_by: str
+
+    @classmethod
+    def filter(  # type: ignore[override]
+        cls, *args: Q, **kwargs: Unpack[ErasureReceiptLookups]
+    ) -> ErasureReceiptQuerySet: ...
+    @classmethod
+    def exclude(  # type: ignore[override]
+        cls, *args: Q, **kwargs: Unpack[ErasureReceiptLookups]
+    ) -> ErasureReceiptQuerySet: ...
+    @classmethod
+    def all(cls, using_db: BaseDBAsyncClient | None = None) -> ErasureReceiptQuerySet: ...
+    @classmethod
+    def get(  # type: ignore[override]
+        cls, *args: Q, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[ErasureReceiptLookups]
+    ) -> QuerySetSingle[ErasureReceipt]: ...
+    @classmethod
+    def get_or_none(  # type: ignore[override]
+        cls, *args: Q, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[ErasureReceiptLookups]
+    ) -> QuerySetSingle[ErasureReceipt | None]: ...
+    @classmethod
+    def exists(  # type: ignore[override]
+        cls, *args: Q, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[ErasureReceiptLookups]
+    ) -> ExistsQuery: ...
+    @classmethod
+    async def create(  # type: ignore[override]
+        cls, using_db: BaseDBAsyncClient | None = None, **kwargs: Unpack[ErasureReceiptValues]
+    ) -> ErasureReceipt: ...
+    @classmethod
+    async def get_or_create(  # type: ignore[override]
+        cls,
+        defaults: ErasureReceiptValues | None = None,
+        using_db: BaseDBAsyncClient | None = None,
+        **kwargs: Unpack[ErasureReceiptLookups],
+    ) -> tuple[ErasureReceipt, bool]: ...
+
+class ErasureReceiptLookups(TypedDict, total=False):
+    """Keyword arguments of ErasureReceipt.filter() / exclude() / get() / get_or_none()."""
+
+    id: int
+    id__not: int
+    id__in: _Many[int]
+    id__not_in: _Many[int]
+    id__isnull: bool
+    id__not_isnull: bool
+    id__gt: int
+    id__gte: int
+    id__lt: int
+    id__lte: int
+    id__range: _Range[int]
+    pk: int
+    pk__not: int
+    pk__in: _Many[int]
+    pk__not_in: _Many[int]
+    pk__isnull: bool
+    pk__not_isnull: bool
+    pk__gt: int
+    pk__gte: int
+    pk__lt: int
+    pk__lte: int
+    pk__range: _Range[int]
+    email_hash: str
+    email_hash__not: str
+    email_hash__in: _Many[str]
+    email_hash__not_in: _Many[str]
+    email_hash__isnull: bool
+    email_hash__not_isnull: bool
+    email_hash__gt: str
+    email_hash__gte: str
+    email_hash__lt: str
+    email_hash__lte: str
+    email_hash__range: _Range[str]
+    email_hash__contains: str
+    email_hash__icontains: str
+    email_hash__startswith: str
+    email_hash__istartswith: str
+    email_hash__endswith: str
+    email_hash__iendswith: str
+    email_hash__iexact: str
+    email_hash__search: str
+    email_hash__posix_regex: str
+    email_hash__iposix_regex: str
+    counts: dict[str, Any]
+    counts__not: dict[str, Any]
+    counts__isnull: bool
+    counts__not_isnull: bool
+    counts__contains: dict[str, Any]
+    counts__contained_by: dict[str, Any]
+    counts__filter: dict[str, Any]
+    erased_at: datetime
+    erased_at__not: datetime
+    erased_at__in: _Many[datetime]
+    erased_at__not_in: _Many[datetime]
+    erased_at__isnull: bool
+    erased_at__not_isnull: bool
+    erased_at__gt: datetime
+    erased_at__gte: datetime
+    erased_at__lt: datetime
+    erased_at__lte: datetime
+    erased_at__range: _Range[datetime]
+    erased_at__year: int
+    erased_at__quarter: int
+    erased_at__month: int
+    erased_at__week: int
+    erased_at__day: int
+    erased_at__hour: int
+    erased_at__minute: int
+    erased_at__second: int
+    erased_at__microsecond: int
+    erased_by: str
+    erased_by__not: str
+    erased_by__in: _Many[str]
+    erased_by__not_in: _Many[str]
+    erased_by__isnull: bool
+    erased_by__not_isnull: bool
+    erased_by__gt: str
+    erased_by__gte: str
+    erased_by__lt: str
+    erased_by__lte: str
+    erased_by__range: _Range[str]
+    erased_by__contains: str
+    erased_by__icontains: str
+    erased_by__startswith: str
+    erased_by__istartswith: str
+    erased_by__endswith: str
+    erased_by__iendswith: str
+    erased_by__iexact: str
+    erased_by__search: str
+    erased_by__posix_regex: str
+    erased_by__iposix_regex: str
+
+class ErasureReceiptUpdate(TypedDict, total=False):
+    """Keyword arguments of ErasureReceipt.filter(...).update()."""
+
+    email_hash: str | Expression
+    counts: dict[str, Any] | Expression
+    erased_at: datetime | Expression
+    erased_by: str | Expression
+
+class ErasureReceiptValues(TypedDict, total=False):
+    """Keyword arguments of ErasureReceipt.create(), and defaults of get_or_create()."""
+
+    id: int
+    email_hash: str
+    counts: dict[str, Any]
+    erased_at: datetime
+    erased_by: str
+
+class ErasureReceiptQuerySet(QuerySet[ErasureReceipt]):
+    def filter(  # type: ignore[override]
+        self, *args: Q, **kwargs: Unpack[ErasureReceiptLookups]
+    ) -> ErasureReceiptQuerySet: ...
+    def exclude(  # type: ignore[override]
+        self, *args: Q, **kwargs: Unpack[ErasureReceiptLookups]
+    ) -> ErasureReceiptQuerySet: ...
+    def get(  # type: ignore[override]
+        self, *args: Q, **kwargs: Unpack[ErasureReceiptLookups]
+    ) -> QuerySetSingle[ErasureReceipt]: ...
+    def get_or_none(  # type: ignore[override]
+        self, *args: Q, **kwargs: Unpack[ErasureReceiptLookups]
+    ) -> QuerySetSingle[ErasureReceipt | None]: ...
+    def update(self, **kwargs: Unpack[ErasureReceiptUpdate]) -> UpdateQuery: ...  # type: ignore[override]
+    def all(self) -> ErasureReceiptQuerySet: ...
+    def order_by(self, *orderings: str) -> ErasureReceiptQuerySet: ...
+    def limit(self, limit: int) -> ErasureReceiptQuerySet: ...
+    def offset(self, offset: int) -> ErasureReceiptQuerySet: ...
+    def distinct(self) -> ErasureReceiptQuerySet: ...
+    def only(self, *fields_for_select: str) -> ErasureReceiptQuerySet: ...
+    def select_related(self, *fields: str) -> ErasureReceiptQuerySet: ...
+    def prefetch_related(self, *args: str | Prefetch) -> ErasureReceiptQuerySet: ...
+    def using_db(self, _db: BaseDBAsyncClient | None) -> ErasureReceiptQuerySet: ...
+    def select_for_update(
+        self,
+        nowait: bool = False,
+        skip_locked: bool = False,
+        of: tuple[str, ...] = (),
+        no_key: bool = False,
+    ) -> ErasureReceiptQuerySet: ...

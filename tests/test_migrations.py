@@ -84,6 +84,26 @@ TRIGGERS_FUNCTIONS = {
     "message_count_updated",
     "message_count_truncated",
 }
+# Migration 7 (audit_and_erasure), by name.
+AUDIT_CHECKS = {"audit_event_action_valid", "erasure_salt_one_row"}
+AUDIT_TRIGGERS = {
+    "audit_event_append_only",
+    "audit_event_no_truncate",
+    "erasure_receipt_append_only",
+    "erasure_receipt_no_truncate",
+    "erasure_salt_append_only",
+    "erasure_salt_no_truncate",
+}
+AUDIT_TABLES = {"audit_event", "erasure_receipt", "erasure_salt"}
+AUDIT_INDEXES = {
+    "idx_audit_event_model_140cd9",
+    "idx_audit_event_actor_i_0df092",
+    "idx_audit_event_subject_51ae36",
+    "idx_audit_event_action_ed6e8c",
+    "idx_audit_event_created_5aa5b8",
+    "idx_erasure_rec_email_h_a47a9a",
+}
+INDEX_NAMES = "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'"
 INVARIANTS_CHECKS = {
     "user_email_lower_trimmed",
     "message_content_max_chars",
@@ -172,9 +192,12 @@ async def test_upgrade_builds_the_schema_on_an_empty_database(
             "aerich",
         }
         | ROLLUP_TABLES
+        | AUDIT_TABLES
     )
-    assert checks == CONSTRAINTS_CHECKS | TRIGGERS_CHECKS | INVARIANTS_CHECKS | VERSIONS_CHECKS
-    assert triggers == TRIGGERS_TRIGGERS | ROLLUP_TRIGGERS | VERSIONS_TRIGGERS
+    assert checks == (
+        CONSTRAINTS_CHECKS | TRIGGERS_CHECKS | INVARIANTS_CHECKS | VERSIONS_CHECKS | AUDIT_CHECKS
+    )
+    assert triggers == TRIGGERS_TRIGGERS | ROLLUP_TRIGGERS | VERSIONS_TRIGGERS | AUDIT_TRIGGERS
     assert indexes >= STUDIO_INDEXES | {SEARCH_INDEX}
     assert applied == len(migration_files(ROOT))
 
@@ -186,6 +209,14 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
     assert run_aerich("upgrade", url=url).returncode == 0
     conn = await asyncpg.connect(url)
     try:
+        down = run_aerich("downgrade", "--yes", url=url)  # audit_and_erasure
+        assert down.returncode == 0, down.stderr
+        assert AUDIT_TRIGGERS.isdisjoint(await names(conn, TRIGGERS))
+        assert AUDIT_CHECKS.isdisjoint(await names(conn, CHECKS))
+        assert AUDIT_INDEXES.isdisjoint(await names(conn, INDEX_NAMES))
+        assert "append_only" not in await names(conn, FUNCTIONS)
+        tables = "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        assert AUDIT_TABLES.isdisjoint(await names(conn, tables))
         down = run_aerich("downgrade", "--yes", url=url)  # prompt_versions
         assert down.returncode == 0, down.stderr
         found = [await names(conn, q) for q in (CHECKS, TRIGGERS, FUNCTIONS)]
@@ -229,12 +260,18 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
         assert run_aerich("upgrade", url=url).returncode == 0
         found = [await names(conn, q) for q in (CHECKS, TRIGGERS, FUNCTIONS, TABLES)]
         everything = [
-            CONSTRAINTS_CHECKS | TRIGGERS_CHECKS | INVARIANTS_CHECKS | VERSIONS_CHECKS,
-            TRIGGERS_TRIGGERS | ROLLUP_TRIGGERS | VERSIONS_TRIGGERS,
-            TRIGGERS_FUNCTIONS | ROLLUP_FUNCTIONS | VERSIONS_FUNCTIONS,
+            CONSTRAINTS_CHECKS
+            | TRIGGERS_CHECKS
+            | INVARIANTS_CHECKS
+            | VERSIONS_CHECKS
+            | AUDIT_CHECKS,
+            TRIGGERS_TRIGGERS | ROLLUP_TRIGGERS | VERSIONS_TRIGGERS | AUDIT_TRIGGERS,
+            TRIGGERS_FUNCTIONS | ROLLUP_FUNCTIONS | VERSIONS_FUNCTIONS | {"append_only"},
         ]
-        assert found[:3] == everything and found[3] >= ROLLUP_TABLES
+        assert found[:3] == everything and found[3] >= ROLLUP_TABLES | AUDIT_TABLES
         assert await names(conn, INDEXES) >= STUDIO_INDEXES | {SEARCH_INDEX}
+        assert await names(conn, INDEX_NAMES) >= AUDIT_INDEXES
+        assert await conn.fetchval("SELECT length(salt) FROM erasure_salt") == 64
         assert VERSIONS_FOREIGN_KEY in await names(conn, FOREIGN_KEYS)
         per_day = await conn.fetch(
             "SELECT day, sum(messages) AS n FROM message_daily GROUP BY day ORDER BY day"

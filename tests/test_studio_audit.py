@@ -1,0 +1,242 @@
+"""The studio's audit trail (issue 13): changes and views recorded, History, the audit list,
+read-only, and erasure from a user's page."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import asyncpg
+
+from coach_db import MessageRole, User, add_message
+from coach_db.models import AuditEvent, ErasureReceipt
+from tests.factories import make_message, make_session, make_user
+from tests.studio import delete, post
+
+
+async def events(**filters: Any) -> list[AuditEvent]:
+    return await AuditEvent.filter(**filters).order_by("id")
+
+
+async def test_studio_creates_updates_and_deletes_are_recorded_without_passwords(
+    staff: Any,
+) -> None:
+    created = await post(
+        staff,
+        "/admin/user/create",
+        {"email": "Pat@Example.com", "username": "Pat", "password": "a long password"},
+    )
+    assert created.status_code == 303
+    user = await User.get(email="pat@example.com")
+    await post(
+        staff,
+        f"/admin/user/update/{user.pk}",
+        {"email": user.email, "username": "Patricia", "password": "another password"},
+    )
+    assert (await delete(staff, f"/admin/user/delete/{user.pk}")).status_code == 200
+    trail = await events(model="user", row_id=user.pk)
+    assert [e.action for e in trail] == ["create", "update", "delete"]
+    me = staff.staff_user
+    assert {(e.actor_id, e.actor_email, e.subject_id) for e in trail} == {
+        (me.pk, me.email, user.pk)
+    }
+    create, update, removed = (e.changes or {} for e in trail)
+    assert create["email"] == [None, "pat@example.com"] and create["password"] == "changed"
+    assert update == {"username": ["Pat", "Patricia"], "password": "changed"}
+    assert removed["username"] == ["Patricia", None] and removed["password"] == "deleted"
+    text = json.dumps([e.changes for e in trail])
+    assert "argon2" not in text and "password_hash" not in text and "long password" not in text
+
+
+async def test_a_refused_or_stale_save_records_nothing(staff: Any) -> None:
+    taken, user = await make_user(), await make_user()
+    refused = await post(
+        staff, f"/admin/user/update/{user.pk}", {"email": taken.email, "username": "x"}
+    )
+    assert refused.status_code == 422
+    stale = await post(
+        staff,
+        f"/admin/user/update/{user.pk}",
+        {"email": user.email, "username": "y", "row_version": "1"},
+    )
+    assert stale.status_code == 409
+    assert await events(model="user") == []
+
+
+async def test_message_deletes_and_edits_are_recorded_about_the_sessions_owner(
+    staff: Any,
+) -> None:
+    message = await make_message(content="first words")
+    session = await message.session
+    await post(
+        staff,
+        f"/admin/message/update/{message.pk}",
+        {"session_id": session.pk, "role": "user", "content": "second words", "metadata": "{}"},
+    )
+    await delete(staff, f"/admin/message/delete/{message.pk}")
+    trail = await events(model="message", row_id=message.pk)
+    assert [e.action for e in trail] == ["view", "update", "delete"]  # the form was opened
+    assert {e.subject_id for e in trail} == {session.user_id}
+    assert trail[1].changes == {"content": ["first words", "second words"]}
+    assert (trail[2].changes or {})["content"] == ["second words", None]
+
+
+async def test_reading_a_transcript_is_recorded_as_who_read_whose_conversation(
+    staff: Any,
+) -> None:
+    session = await make_session()
+    await add_message(session, MessageRole.USER, "private")
+    assert (
+        await staff.get(f"/admin/conversationsession/transcript/{session.pk}")
+    ).status_code == 200
+    [view] = await events(action="view")
+    assert (view.model, view.row_id, view.subject_id) == (
+        "conversationsession",
+        session.pk,
+        session.user_id,
+    )
+    assert view.actor_id == staff.staff_user.pk
+
+
+async def test_history_pages_a_rows_events_newest_first_and_reaches_every_one(
+    staff: Any, raw: asyncpg.Connection
+) -> None:
+    user = await make_user()
+    await raw.executemany(
+        "INSERT INTO audit_event (action, model, row_id, changes)"
+        " VALUES ('update', 'user', $1, $2)",
+        [(user.pk, json.dumps({"username": [str(i), str(i + 1)]})) for i in range(120)],
+    )
+    await raw.execute(
+        "INSERT INTO audit_event (action, model, row_id) VALUES ('view', 'user', 999)"
+    )
+    form = await staff.get(f"/admin/user/update/{user.pk}")
+    assert f'/admin/user/history/{user.pk}"' in form.text
+    seen: list[int] = []
+    url = f"/admin/user/history/{user.pk}"
+    while url:
+        page = await staff.get(url)
+        assert page.status_code == 200
+        ids = [int(i) for i in re.findall(r'<tr class="audit-event">\s*<td>(\d+)</td>', page.text)]
+        assert 0 < len(ids) <= 50
+        seen += ids
+        older = re.search(r'href="\?(before=\d+)"', page.text)
+        url = f"/admin/user/history/{user.pk}?{older[1]}" if older else ""
+    expected = [
+        r["id"]
+        for r in await raw.fetch(
+            "SELECT id FROM audit_event WHERE row_id = $1 ORDER BY id DESC", user.pk
+        )
+    ]
+    assert seen == expected and len(seen) == 120
+    gone = await staff.get("/admin/user/history/999")  # a deleted row keeps its history
+    assert gone.status_code == 200 and "(deleted)" in gone.text
+
+
+async def test_the_audit_list_filters_and_refuses_bad_filters_with_a_400(
+    staff: Any, raw: asyncpg.Connection
+) -> None:
+    await raw.execute(
+        "INSERT INTO audit_event (actor_id, actor_email, action, model, row_id, created_at) VALUES"
+        " (1, 'a@example.com', 'update', 'user', 5, '2026-01-02'),"
+        " (2, 'b@example.com', 'delete', 'message', 5, '2026-02-03'),"
+        " (1, 'a@example.com', 'view', 'conversationsession', 7, '2026-03-04')"
+    )
+
+    async def shown(query: str) -> list[str]:
+        page = await staff.get(f"/admin/audit?{query}")
+        assert page.status_code == 200, page.text
+        return re.findall(r'<tr class="audit-event">\s*<td>(\d+)</td>', page.text)
+
+    assert await shown("") == ["3", "2", "1"]
+    assert await shown("actor=a@example.com") == ["3", "1"]
+    assert await shown("actor=2") == ["2"]
+    assert await shown("model=message") == ["2"]
+    assert await shown("row=5") == ["2", "1"]
+    assert await shown("action=view") == ["3"]
+    assert await shown("since=2026-02-01&until=2026-02-03") == ["2"]
+    assert await shown("actor=a@example.com&row=5&action=update") == ["1"]
+    for bad in (
+        "model=aerich",
+        "row=x",
+        "action=drop",
+        "since=2026-13-45",
+        "before=-1",
+        "actor=%00",
+    ):
+        assert (await staff.get(f"/admin/audit?{bad}")).status_code == 400, bad
+
+
+async def test_audit_rows_have_no_edit_or_delete_route(staff: Any, raw: asyncpg.Connection) -> None:
+    event = await raw.fetchval(
+        "INSERT INTO audit_event (action, model, row_id) VALUES ('view', 'user', 1) RETURNING id"
+    )
+    for method, url in (
+        ("GET", "/admin/auditevent/list"),
+        ("GET", f"/admin/auditevent/update/{event}"),
+        ("POST", f"/admin/auditevent/update/{event}"),
+        ("DELETE", f"/admin/auditevent/delete/{event}"),
+        ("DELETE", f"/admin/auditevent/delete?ids={event}"),
+        ("POST", "/admin/audit"),
+        ("DELETE", "/admin/audit"),
+    ):
+        headers = {"X-CSRF-Token": staff.cookies.get("csrf") or ""}
+        response = await staff.request(method, url, headers=headers)
+        assert response.status_code in {403, 404, 405}, (method, url, response.status_code)
+    assert await raw.fetchval("SELECT count(*) FROM audit_event") == 1
+
+
+async def test_erasing_a_person_from_the_studio_asks_first_and_leaves_a_receipt(
+    staff: Any, raw: asyncpg.Connection
+) -> None:
+    session = await make_session()
+    await add_message(session, MessageRole.USER, "something personal")
+    user = await User.get(id=session.user_id)
+    await staff.get(f"/admin/conversationsession/transcript/{session.pk}")  # audited: a view
+    form = await staff.get(f"/admin/user/update/{user.pk}")
+    assert f"/admin/user/erase/{user.pk}" in form.text
+    confirm = await staff.get(f"/admin/user/erase/{user.pk}")
+    assert confirm.status_code == 200 and "messages" in confirm.text
+    refused = await post(staff, f"/admin/user/erase/{user.pk}", {"confirm": "someone else"})
+    assert refused.status_code == 400 and await User.exists(id=user.pk)
+    done = await post(staff, f"/admin/user/erase/{user.pk}", {"confirm": user.email})
+    assert done.status_code == 303
+    assert not await User.exists(id=user.pk)
+    [receipt] = await ErasureReceipt.all()
+    assert receipt.erased_by == f"studio: {staff.staff_user.email}"
+    assert receipt.counts == {"user": 1, "sessions": 1, "messages": 1, "audit_events_redacted": 1}
+    erase = await AuditEvent.get(action="erase")
+    assert erase.actor_id == staff.staff_user.pk and erase.row_id == user.pk
+    assert erase.changes == {"erasure_receipt": [None, receipt.pk]}
+    assert (
+        await raw.fetchval(
+            "SELECT count(*) FROM audit_event WHERE subject_id = $1 OR changes::text LIKE $2",
+            user.pk,
+            f"%{user.email}%",
+        )
+        == 0
+    )
+    missing = await post(staff, f"/admin/user/erase/{user.pk}", {"confirm": user.email})
+    assert missing.status_code == 404
+
+
+async def test_a_change_whose_audit_row_cannot_be_written_is_not_saved(
+    staff: Any, raw: asyncpg.Connection
+) -> None:
+    """The audit row is written in the transaction of the change: no trail, no change."""
+    user = await make_user(username="Before")
+    await raw.execute(
+        "ALTER TABLE audit_event ADD CONSTRAINT test_no_user_rows CHECK (model <> 'user')"
+    )
+    try:
+        refused = await post(
+            staff, f"/admin/user/update/{user.pk}", {"email": user.email, "username": "After"}
+        )
+        deleted = await delete(staff, f"/admin/user/delete/{user.pk}")
+    finally:
+        await raw.execute("ALTER TABLE audit_event DROP CONSTRAINT test_no_user_rows")
+    assert refused.status_code == 422
+    assert deleted.status_code >= 400
+    await user.refresh_from_db()
+    assert user.username == "Before"
