@@ -33,19 +33,21 @@ ERASED = "[erased]"
 BATCH = 1000  # sessions per query of the research export; cursor prefetch of messages
 
 # --- what a session ran with ------------------------------------------------------------------
-# Scenario versions (ScenarioVersion, another branch) are not in this schema yet: the prompts a
-# session used are, for now, its scenario's current prompt fields and no version number. These
-# two SQL fragments are the only places that say so; point them at scenario_version once it
-# exists (sessions join their version instead of their scenario).
+# The prompt versions (ScenarioVersion, migration 6) a person's sessions ran with.
 PROMPTS_USED_SQL = """
-    SELECT DISTINCT sc.id AS scenario_id, sc.slug, sc.name, NULL::int AS version,
-           sc.partner_persona, sc.partner_system_prompt, sc.coach_system_prompt,
-           sc.partner_model, sc.coach_model
-      FROM conversation_session s JOIN scenario sc ON sc.id = s.scenario_id
+    SELECT DISTINCT v.scenario_id, sc.slug, sc.name, v.version,
+           v.partner_persona, v.partner_system_prompt, v.coach_system_prompt,
+           v.partner_model, v.coach_model
+      FROM conversation_session s
+      JOIN scenario_version v ON v.id = s.scenario_version_id
+      JOIN scenario sc ON sc.id = v.scenario_id
      WHERE s.user_id = $1
-     ORDER BY sc.id
+     ORDER BY v.scenario_id, v.version
 """
-SESSION_VERSION_SQL = "NULL::int"
+# The prompt version a session ran with (migration 6), by the session's alias `s`.
+SESSION_VERSION_SQL = (
+    "(SELECT v.version FROM scenario_version v WHERE v.id = s.scenario_version_id)"
+)
 
 
 class UserNotFound(CoachDbError):

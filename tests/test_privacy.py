@@ -14,7 +14,15 @@ import asyncpg
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
-from coach_db import ConversationSession, MessageRole, SessionStatus, User, add_message, privacy
+from coach_db import (
+    ConversationSession,
+    MessageRole,
+    Scenario,
+    SessionStatus,
+    User,
+    add_message,
+    privacy,
+)
 from coach_db.errors import CoachDbError
 from tests.factories import make_message, make_scenario, make_session, make_user
 from tests.processes import coach_db_cmd
@@ -112,6 +120,16 @@ async def test_export_user_is_one_document_valid_against_the_shipped_schema(
         (await s.scenario).slug for s in sessions
     }
     assert other.content not in buffer.getvalue()
+    # The prompt version each session ran with (migration 6), and that version's prompts.
+    first_scenario = await sessions[0].scenario
+    await Scenario.filter(pk=first_scenario.pk).update(coach_system_prompt="A newer prompt.")
+    used = {(v["scenario_id"], v["version"]): v for v in document["scenarios_used"]}
+    assert [s["scenario_version"] for s in document["sessions"]] == [1, 1]
+    assert used[(first_scenario.pk, 1)]["coach_system_prompt"] == first_scenario.coach_system_prompt
+    later = io.StringIO()
+    await privacy.export_user(database_url, user.email, later)
+    again = json.loads(later.getvalue())
+    assert again["scenarios_used"] == document["scenarios_used"]  # what it ran with, not now
 
 
 async def test_export_user_of_an_unknown_e_mail_is_a_clear_error(database_url: str) -> None:
