@@ -34,6 +34,7 @@ from tortoise import connections
 from tortoise.signals import post_delete, post_save
 
 from coach_db.config import get_settings, mask_url
+from coach_db.errors import CoachDbError
 from coach_db.models import SLUG_PATTERN, Scenario
 from coach_db.types import ScenarioRead
 
@@ -93,7 +94,13 @@ async def open_cache(
     url = url or settings.coach_db_cache_url
     if not url:
         return
-    redis = Redis.from_url(url, socket_connect_timeout=TIMEOUT, socket_timeout=TIMEOUT)
+    try:
+        redis = Redis.from_url(url, socket_connect_timeout=TIMEOUT, socket_timeout=TIMEOUT)
+    except ValueError:  # redis-py's own message names no variable; the URL may hold a password
+        raise CoachDbError(
+            "COACH_DB_CACHE_URL is not a Redis URL: use redis://[user:password@]host:6379/0"
+            " (or rediss:// for TLS, unix:///path/redis.sock)."
+        ) from None
     _cache = _Cache(
         redis=redis,
         url=url,

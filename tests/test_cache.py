@@ -17,6 +17,7 @@ from tortoise.signals import Signals
 
 from coach_db import Scenario, active_scenarios, invalidate_scenarios, scenario_by_slug
 from coach_db import cache as cache_module
+from coach_db.errors import CoachDbError
 from tests.factories import make_scenario
 from tests.processes import free_port
 from tests.studio import delete, post
@@ -184,3 +185,17 @@ async def test_a_write_while_redis_was_down_is_not_hidden_when_it_returns() -> N
             assert names(await active_scenarios()) == ["During"]
         finally:
             await cache_module.close_cache()
+
+
+@pytest.mark.parametrize(
+    "url", ["http://cache-user:s3cr%40t@host:6379/0", "postgres://u:s3cr%40t@h/db", "s3cr@t"]
+)
+async def test_a_cache_url_that_is_not_redis_is_one_clear_error_without_its_password(
+    url: str,
+) -> None:
+    with pytest.raises(CoachDbError) as raised:
+        await cache_module.open_cache(url)
+    message = str(raised.value)
+    assert "COACH_DB_CACHE_URL" in message and "redis://" in message
+    assert "s3cr" not in message
+    await cache_module.close_cache()
