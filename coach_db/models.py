@@ -17,6 +17,7 @@ from tortoise.models import Model
 from tortoise.validators import MinLengthValidator, RegexValidator
 
 from coach_db.errors import SessionChanged
+from coach_db.queryset import FastManager
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 # The database trigger's refusal of a write by a stale object (migration 3_…_invariants).
@@ -131,6 +132,7 @@ class User(Model):
 
     class Meta:
         table = "user"
+        manager = FastManager()
         ordering = ["id"]
 
     class PydanticMeta:
@@ -166,6 +168,7 @@ class Scenario(Model):
 
     class Meta:
         table = "scenario"
+        manager = FastManager()
         ordering = ["name"]
         indexes = [Index(fields=("is_active", "name"))]
 
@@ -192,6 +195,7 @@ class ScenarioVersion(Model):
 
     class Meta:
         table = "scenario_version"
+        manager = FastManager()
         ordering = ["scenario_id", "version"]
         unique_together = (("scenario", "version"),)
 
@@ -234,6 +238,7 @@ class ConversationSession(Model):
 
     class Meta:
         table = "conversation_session"
+        manager = FastManager()
         ordering = ["-started_at", "-id"]
         # (started_at, id): the studio's newest-first session list reads it backwards.
         indexes = [Index(fields=("user_id", "started_at")), Index(fields=("started_at", "id"))]
@@ -296,6 +301,7 @@ class Message(Model):
 
     class Meta:
         table = "message"
+        manager = FastManager()
         ordering = ["timestamp", "id"]
         # (timestamp, id): the studio's message list and the dashboard's latest message, which
         # otherwise scan and sort the whole table (1.3-1.8 s at 10M messages).
@@ -337,6 +343,7 @@ class AuditEvent(Model):
 
     class Meta:
         table = "audit_event"
+        manager = FastManager()
         ordering = ["-id"]
         # Every filter of the studio's audit list, newest first (keyset on id).
         indexes = [
@@ -366,6 +373,7 @@ class ErasureReceipt(Model):
 
     class Meta:
         table = "erasure_receipt"
+        manager = FastManager()
         ordering = ["-id"]
         indexes = [Index(fields=("email_hash",))]
 
