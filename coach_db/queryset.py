@@ -62,8 +62,9 @@ def _enum_converter(field: CharEnumFieldInstance) -> Converter:
 def _json_converter(field: JSONField[Any]) -> Converter:
     """`field.to_python_value` for a JSONField of plain JSON: its decoder, called directly.
 
-    Text that does not decode (jsonb never holds any) goes through to_python_value, so it
-    raises the FieldError Tortoise raises.
+    Text that does not decode goes through to_python_value, so it raises the FieldError
+    Tortoise raises: whatever the decoder raises, as Tortoise catches any Exception (json.loads
+    raises RecursionError, not ValueError, for jsonb nested a thousand deep).
     """
     decode = field.decoder
     slow = field.to_python_value
@@ -72,7 +73,7 @@ def _json_converter(field: JSONField[Any]) -> Converter:
         if isinstance(value, str):
             try:
                 return decode(value)
-            except ValueError:
+            except Exception:  # to_python_value turns it into Tortoise's error
                 pass
         return slow(value)
 
@@ -115,10 +116,19 @@ def _builder(model: type[Model], columns: tuple[str, ...]) -> Builder | None:
     if sorted(columns) != sorted(converters):
         return None
     meta = model._meta
+    # What _init_from_db sets first on every instance it builds from a whole row, then the
+    # fields in its order (native, default, complex): vars() lists them as Tortoise's do.
+    custom_generated_pk = meta.db_pk_column not in meta.generated_db_fields
+    items = [
+        "'_partial': False",
+        "'_saved_in_db': True",
+        f"'_custom_generated_pk': {custom_generated_pk!r}",
+        "'_await_when_save': {}",
+    ]
     namespace: dict[str, Any] = {}
-    items = []
-    for position, column in enumerate(columns):
-        attribute, converter, with_null = converters[column]
+    positions = {column: position for position, column in enumerate(columns)}
+    for column, (attribute, converter, with_null) in converters.items():
+        position = positions[column]
         value = f"row[{position}]"
         if converter is None:
             items.append(f"{attribute!r}: {value}")
@@ -129,14 +139,6 @@ def _builder(model: type[Model], columns: tuple[str, ...]) -> Builder | None:
             items.append(f"{attribute!r}: {name}({value})")
         else:  # NULL stays None, as _init_from_db leaves it
             items.append(f"{attribute!r}: (None if (v := {value}) is None else {name}(v))")
-    # What _init_from_db sets on every instance it builds from a whole row.
-    custom_generated_pk = meta.db_pk_column not in meta.generated_db_fields
-    items += [
-        "'_partial': False",
-        "'_saved_in_db': True",
-        f"'_custom_generated_pk': {custom_generated_pk!r}",
-        "'_await_when_save': {}",
-    ]
     source = "def build(row):\n    return {" + ", ".join(items) + "}\n"
     exec(compile(source, f"<coach_db row builder of {model.__name__}>", "exec"), namespace)
     build: Builder = namespace["build"]
