@@ -12,11 +12,12 @@ memory allocated during one run of each (tracemalloc, measured apart from the ti
 Both sides use a pool of 10 connections, coach_db's default.
 
 What raw asyncpg does: for idiomatic Tortoise queries, fetch the records. For `Message.filter`
-that is done twice: with `metadata` decoded as it arrives (asyncpg's documented jsonb codec,
-json.loads: the values the ORM gives, what a service reading messages needs), and with
-`metadata` left as JSON text (bare records, a lower bound no object-building code can reach
-at 2,000 rows). For the package's functions, what a hand-written service would do to return the same
-typed results: `transcript` validates its rows into `MessageRead`s with pydantic (metadata
+three ways: with `metadata` decoded as it arrives by asyncpg's documented jsonb codec with
+json.loads (the values the ORM gives, as a service reading messages needs them: the target's
+row), the same with pydantic-core's faster decoder, and with `metadata` left as JSON text
+(bare records: a lower bound that no code building an object per row reaches at 2,000 rows).
+For the package's functions, what a hand-written service would do to return the same typed
+results: `transcript` validates its rows into `MessageRead`s with pydantic (metadata
 decoded), `user_history` validates the package's JSON query into `UserWithSessions`, the
 writes only send their statement. One more row gives `transcript` against bare records.
 """
@@ -142,6 +143,13 @@ async def decode_jsonb(connection: asyncpg.Connection) -> None:
     )
 
 
+async def decode_jsonb_fast(connection: asyncpg.Connection) -> None:
+    """The same codec with pydantic-core's decoder, the one the ORM's JSONField uses."""
+    await connection.set_type_codec(
+        "jsonb", schema="pg_catalog", encoder=json.dumps, decoder=from_json
+    )
+
+
 def record_rows(records: list[asyncpg.Record]) -> list[tuple[Any, ...]]:
     """Raw records as plain tuples, with JSON text decoded, for comparison only."""
     return [
@@ -242,7 +250,9 @@ async def fill_messages(pool: asyncpg.Pool, session: int, n: int) -> None:
     )
 
 
-async def workloads(pool: asyncpg.Pool, decoded: asyncpg.Pool) -> list[Workload]:
+async def workloads(
+    pool: asyncpg.Pool, decoded: asyncpg.Pool, fast: asyncpg.Pool
+) -> list[Workload]:
     tag = uuid.uuid4().hex[:8]
     user = await User.create(email=f"bench-{tag}@example.com", username="Bench")
     scenarios = [
@@ -371,6 +381,7 @@ async def workloads(pool: asyncpg.Pool, decoded: asyncpg.Pool) -> list[Workload]
             short_session.id,
             pool,
             decoded,
+            fast,
             raw_messages,
             package_messages,
         ),
@@ -380,6 +391,7 @@ async def workloads(pool: asyncpg.Pool, decoded: asyncpg.Pool) -> list[Workload]
             long_session.id,
             pool,
             decoded,
+            fast,
             raw_messages,
             package_messages,
         ),
@@ -437,11 +449,13 @@ def message_filters(
     session: int,
     pool: asyncpg.Pool,
     decoded: asyncpg.Pool,
+    fast: asyncpg.Pool,
     raw_messages: Callable[[int, asyncpg.Pool], Sample],
     package_messages: Callable[[int], Sample],
 ) -> list[Workload]:
     """`Message.filter(...)` against a service reading the same values (metadata decoded by
-    the jsonb codec), and against bare records (metadata left as text: a lower bound)."""
+    asyncpg's documented jsonb codec with json.loads, or with pydantic-core's faster decoder),
+    and against bare records (metadata left as text: a lower bound)."""
     query = 'Message.filter(session_id=…).order_by("timestamp")'
     package = repeat(times, lambda: Message.filter(session_id=session).order_by("timestamp"))
     return [
@@ -453,6 +467,14 @@ def message_filters(
             raw_messages(session, decoded),
             package_messages(session),
             target=0.6,
+        ),
+        Workload(
+            f"{query}, {rows}, vs records decoded by pydantic-core",
+            "queries",
+            repeat(times, lambda: fast.fetch(SQL["messages"], session)),
+            package,
+            raw_messages(session, fast),
+            package_messages(session),
         ),
         Workload(
             f"{query}, {rows}, vs bare records (metadata not decoded)",
@@ -495,10 +517,11 @@ async def bench(url: str, reps: int, only: str | None) -> list[tuple[Workload, O
     await coach_db.init_db(url)  # default pool: 10 connections
     pool = await asyncpg.create_pool(url, min_size=POOL, max_size=POOL)
     decoded = await asyncpg.create_pool(url, min_size=POOL, max_size=POOL, init=decode_jsonb)
-    assert pool is not None and decoded is not None
+    fast = await asyncpg.create_pool(url, min_size=POOL, max_size=POOL, init=decode_jsonb_fast)
+    assert pool is not None and decoded is not None and fast is not None
     results: list[tuple[Workload, Outcome]] = []
     try:
-        for workload in await workloads(pool, decoded):
+        for workload in await workloads(pool, decoded, fast):
             if not workload.unit:  # a step between workloads
                 await workload.raw()
                 continue
@@ -524,6 +547,7 @@ async def bench(url: str, reps: int, only: str | None) -> list[tuple[Workload, O
     finally:
         await pool.close()
         await decoded.close()
+        await fast.close()
         await coach_db.close_db()
     return results
 
