@@ -11,6 +11,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi_admin.depends import get_model, get_model_resource, get_resources
@@ -449,16 +450,25 @@ async def _delete(request: Request, model: type[Model], keys: list[int]) -> Resp
             rows = await model.filter(pk__in=keys).values()
             deleted = await model.filter(pk__in=keys).delete()
             await audit.record_deletes(request, model, rows)
-    except IntegrityError:
-        return JSONResponse(
-            {
-                "error": f"Not deleted: other rows still point at this {model.__name__}. "
-                "Delete those first (or deactivate it instead)."
-            },
-            HTTP_409_CONFLICT,
-        )
+    except IntegrityError as exc:
+        return JSONResponse({"error": _refused_delete(model, exc)}, HTTP_409_CONFLICT)
     await _committed(model)
     return JSONResponse({"deleted": deleted})
+
+
+def _refused_delete(model: type[Model], exc: IntegrityError) -> str:
+    """Why the database refused a delete: rows pointing at it (a RESTRICT foreign key, which
+    PostgreSQL 15 reports as foreign_key_violation and 18 as restrict_violation), or another
+    constraint, such as one on the audit row the delete writes, named as PostgreSQL names it."""
+    cause = exc.__cause__
+    if isinstance(cause, asyncpg.ForeignKeyViolationError | asyncpg.RestrictViolationError):
+        return (
+            f"Not deleted: other rows still point at this {model.__name__}. "
+            "Delete those first (or deactivate it instead)."
+        )
+    constraint = getattr(cause, "constraint_name", None)
+    named = f" ({constraint})" if constraint else ""
+    return f"Not deleted: the database refused the change{named}. Nothing was deleted."
 
 
 async def _save(
