@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -36,6 +37,10 @@ MAX_WORDS = 5_000
 MAX_VERSION = 2**31 - 1
 # A word with the spaces after it: changed runs of words stay together, not split at spaces.
 _WORDS = re.compile(r"\S+\s*|\s+")
+# A version 1 recorded this long after its scenario was created was made by migration 6 for
+# a scenario that existed before it (or imported with an older created_at): earlier prompts
+# are unknown. A scenario created since gets version 1 in the same transaction.
+RECORDED_LATE = timedelta(minutes=1)
 
 
 def diff(old: str, new: str) -> list[tuple[str, str]]:
@@ -98,6 +103,8 @@ async def versions_list(
     more = len(versions) > VERSIONS_PER_PAGE
     versions = versions[:VERSIONS_PER_PAGE]
     latest = await ScenarioVersion.filter(scenario_id=scenario.pk).order_by("-version").first()
+    first = await ScenarioVersion.get_or_none(scenario_id=scenario.pk, version=1)
+    recorded_late = first is not None and first.created_at - scenario.created_at > RECORDED_LATE
     context = {
         "resources": resources,
         "resource_label": "Scenarios",
@@ -107,6 +114,8 @@ async def versions_list(
         "versions": versions,
         "latest": latest.version if latest else None,
         "more": more,
+        # When version 1 was recorded, if that was after the scenario was created.
+        "recorded_since": first.created_at if recorded_late and first else None,
     }
     return render(request, "versions.html", context)
 

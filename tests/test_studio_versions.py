@@ -30,6 +30,26 @@ async def test_the_versions_page_lists_every_version_newest_first(
     assert "Prompt versions (current: 3)" in form.text
 
 
+async def test_only_a_scenario_older_than_its_version_record_says_its_past_is_unknown(
+    staff: Any, raw: asyncpg.Connection
+) -> None:
+    """A scenario created since migration 6 has its whole history; one that existed before it
+    (version 1 recorded by the upgrade, later than the scenario's created_at) says when the
+    record began."""
+    fresh, old = await make_scenario(), await make_scenario()
+    await raw.execute(
+        "UPDATE scenario SET created_at = created_at - interval '30 days' WHERE id = $1", old.pk
+    )
+    unknown = "what it was before is not known"
+    assert "not known" not in (await staff.get(f"/admin/scenario/{fresh.pk}/versions")).text
+    page = (await staff.get(f"/admin/scenario/{old.pk}/versions")).text
+    recorded = await raw.fetchval(
+        "SELECT created_at FROM scenario_version WHERE scenario_id = $1 AND version = 1", old.pk
+    )
+    assert unknown in page
+    assert f"as it was on {recorded:%Y-%m-%d %H:%M:%S} UTC" in page
+
+
 async def test_a_diff_marks_what_changed_between_two_versions_escaped(
     staff: Any, raw: asyncpg.Connection
 ) -> None:
