@@ -405,34 +405,21 @@ def lookups(model: type[Model], imports: _Imports | None = None) -> list[Lookup]
     return _relation_lookups(model, imports or _Imports(), MAX_HOPS, None)
 
 
-def _update_keys(model: type[Model], imports: _Imports) -> list[Lookup]:
+def _value_keys(model: type[Model], imports: _Imports, *, update: bool) -> list[Lookup]:
+    """Values create() takes: every stored field (the relation as an object or its _id); for
+    update() the same but the primary key, each also as an Expression."""
     meta = model._meta
     keys: list[Lookup] = []
     for name, field in meta.fields_map.items():
-        if field.pk or name in meta.backward_fk_fields | meta.m2m_fields:
+        if (update and field.pk) or name in meta.backward_fk_fields | meta.m2m_fields:
             continue
         null = " | None" if field.null else ""
         if name in meta.fk_fields | meta.o2o_fields:
             related = field.related_model  # type: ignore[attr-defined]
             keys.append(Lookup(name, f"{related.__name__}{null}"))
         else:
-            keys.append(Lookup(name, f"{_python_type(field, imports)}{null} | Expression"))
-    return keys
-
-
-def _create_keys(model: type[Model], imports: _Imports) -> list[Lookup]:
-    """Values create() takes: every stored field (the relation as an object or its _id)."""
-    meta = model._meta
-    keys: list[Lookup] = []
-    for name, field in meta.fields_map.items():
-        if name in meta.backward_fk_fields | meta.m2m_fields:
-            continue
-        null = " | None" if field.null else ""
-        if name in meta.fk_fields | meta.o2o_fields:
-            related = field.related_model  # type: ignore[attr-defined]
-            keys.append(Lookup(name, f"{related.__name__}{null}"))
-        else:
-            keys.append(Lookup(name, f"{_python_type(field, imports)}{null}"))
+            expression = " | Expression" if update else ""
+            keys.append(Lookup(name, f"{_python_type(field, imports)}{null}{expression}"))
     return keys
 
 
@@ -649,14 +636,14 @@ def render_stubs() -> str:
             _typed_dict(
                 f"{m}Update",
                 f"Keyword arguments of {m}.filter(...).update().",
-                _update_keys(model, imports),
+                _value_keys(model, imports, update=True),
             )
         )
         parts.append(
             _typed_dict(
                 f"{m}Values",
                 f"Keyword arguments of {m}.create(), and defaults of get_or_create().",
-                _create_keys(model, imports),
+                _value_keys(model, imports, update=False),
             )
         )
         parts.append(_QUERYSET_METHODS.format(m=m))
