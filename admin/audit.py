@@ -16,7 +16,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi_admin.depends import get_model, get_resources
-from starlette.status import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST, HTTP_404_NOT_FOUND
+from starlette.status import (
+    HTTP_303_SEE_OTHER,
+    HTTP_400_BAD_REQUEST,
+    HTTP_404_NOT_FOUND,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
 from tortoise import connections
 from tortoise.models import Model
 
@@ -25,6 +30,7 @@ from admin.auth import require_staff
 from admin.roles import require_role
 from admin.templating import render
 from coach_db import privacy
+from coach_db.errors import CoachDbError
 from coach_db.models import AuditAction, AuditEvent, ConversationSession, Message, User
 
 router = APIRouter(dependencies=[Depends(require_staff)])
@@ -302,10 +308,14 @@ async def erase(request: Request, pk: str) -> Response:
             detail="Not erased: type the person's e-mail address to confirm.",
         )
     staff: User = request.state.admin
-    async with connections.get("default").acquire_connection() as conn, conn.transaction():
-        done = await privacy.erase_user_in(
-            conn, user.email, f"studio: {staff.email}", actor=(staff.pk, staff.email)
-        )
+    try:
+        async with connections.get("default").acquire_connection() as conn, conn.transaction():
+            # The receipt says `studio: staff #<id>` (erase_person() writes it), never an e-mail.
+            done = await privacy.erase_user_in(
+                conn, user.email, "studio", actor=(staff.pk, staff.email)
+            )
+    except CoachDbError as exc:  # e.g. no erasure key configured: nothing was changed
+        raise HTTPException(status_code=HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from None
     return RedirectResponse(
         f"{request.app.admin_path}/user/list?erased={done.receipt_id}",
         status_code=HTTP_303_SEE_OTHER,

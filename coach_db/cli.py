@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
+from coach_db import audit_cli as _audit_cli
 from coach_db import privacy_cli as _privacy_cli
 from coach_db.config import database_url, mask_url, scrub
 from coach_db.errors import APPLY_MIGRATIONS, CoachDbError, PendingMigrations
@@ -597,6 +598,8 @@ def _no_file() -> Iterator[None]:
 
 # --- a person's data and research exports (coach_db/privacy_cli.py) ---------------------------
 _privacy_cli.register(app, friendly)
+# --- audit chain and the runtime role (coach_db/audit_cli.py) -------------------------------
+_audit_cli.register(app, friendly)
 
 
 def main() -> None:

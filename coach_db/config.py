@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     coach_db_cache_url: str | None = Field(default=None, repr=False)
     coach_db_cache_ttl: float = Field(default=60, gt=0)
     coach_db_cache_prefix: str = "coach_db:"
+    # The key of the erasure receipts' e-mail hashes (coach_db.privacy.erasure_key): a file
+    # holding it (a Docker secret) or the value itself. Kept outside the database, so that
+    # reading the database does not confirm a guessed e-mail against a receipt.
+    coach_db_erasure_key_file: str | None = None
+    coach_db_erasure_key: str | None = Field(default=None, repr=False)
 
 
 def get_settings() -> Settings:
@@ -214,6 +219,12 @@ def remember_secrets(url: str) -> None:
     line would garble the logs, and such a password protects nothing anyway.
     """
     _SEEN_SECRETS.update(s for s in url_secrets(url) if len(s) >= MIN_SCRUBBED)
+
+
+def remember_secret(secret: str) -> None:
+    """Note a secret that is not in a URL (the erasure key), so that logs never show it."""
+    if len(secret) >= MIN_SCRUBBED:
+        _SEEN_SECRETS.add(secret)
 
 
 def scrub(text: str) -> str:

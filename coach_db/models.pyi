@@ -5828,8 +5828,9 @@ class MessageRelation(ReverseRelation[Message]):
 class AuditEvent(Model):
     """One thing a staff member did in the studio; the database refuses to change or delete it.
 
-No foreign keys: the trail outlives the rows and accounts it names. Only an erasure
-(`SET LOCAL coach_db.erasure = 'on'`, see coach_db/privacy.py) may redact a row's values."""
+No foreign keys: the trail outlives the rows and accounts it names. Only an erasure (the
+database function erase_person(), migration 8) may redact a row's values. The database also
+chains every row to the one before by a hash (columns outside the model; audit_chain.py)."""
 
     id: int
     created_at: datetime

@@ -1,10 +1,11 @@
 """A person's data and research exports (issue 13): export, erasure with receipts, transcripts.
 
 Every function streams through a server-side cursor, so memory stays flat however many
-messages a person or the database holds. Erasure is one transaction: the user, their
-sessions and messages are deleted, the audit trail's rows about them are redacted (under
-`SET LOCAL coach_db.erasure = 'on'`, the one change migration 7's triggers allow), and an
-erasure receipt without personal data is written.
+messages a person or the database holds. Erasure is one transaction and one database function,
+erase_person() (migration 8, SECURITY DEFINER): the user, their sessions and messages are
+deleted, the audit trail's rows about them are redacted (the only change its triggers allow,
+and only to the schema's owner), and an erasure receipt without personal data is written, its
+e-mail hash keyed by a secret kept outside the database (COACH_DB_ERASURE_KEY_FILE).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import IO, Any
 
 import asyncpg
 
+from coach_db.config import get_settings, remember_secret
 from coach_db.errors import CoachDbError
 from coach_db.models import SessionStatus
 from coach_db.schema import connect_raw
@@ -187,35 +189,65 @@ async def erasure_counts(url: str, email: str) -> Erasure:
         await conn.close()
 
 
-async def counts_in(conn: asyncpg.Connection, user_id: int, email: str) -> dict[str, int]:
-    row = await conn.fetchrow(
-        f"""SELECT
-            (SELECT count(*) FROM conversation_session WHERE user_id = $1) AS sessions,
-            (SELECT count(*) FROM message m JOIN conversation_session s ON s.id = m.session_id
-              WHERE s.user_id = $1) AS messages,
-            (SELECT count(*) FROM audit_event WHERE {_AUDIT_ABOUT}) AS audit_events_redacted""",
-        user_id,
-        email,
-    )
-    assert row is not None
-    return {"user": 1, **{k: int(v) for k, v in row.items()}}
+async def counts_in(conn: asyncpg.Connection, user_id: int, email: str = "") -> dict[str, int]:
+    """What erasing user #user_id deletes and redacts (the database's erasure_counts(), the
+    same count erase_person() records on the receipt). `email` is unused (the database reads
+    the person's e-mail itself); kept for callers of the earlier signature."""
+    counts = await conn.fetchval("SELECT erasure_counts($1)::text", user_id)
+    return {k: int(v) for k, v in json.loads(counts).items()}
 
 
-# Audit rows that hold the person's data: about their account, sessions or messages (the
-# subject), done by them (a staff member), or naming their e-mail anywhere in the changes (a
-# scan of the trail: erasures are rare). $1 id, $2 e-mail.
-_AUDIT_ABOUT = """
-    subject_id = $1 OR actor_id = $1 OR actor_email = $2 OR strpos(lower(changes::text), $2) > 0
-"""
+MIN_KEY_LENGTH = 32
+KEY_HELP = (
+    "set COACH_DB_ERASURE_KEY_FILE to a file holding a long random secret (`openssl rand -hex 32"
+    " > erasure_key.txt`), or COACH_DB_ERASURE_KEY to the secret itself. Keep it outside the "
+    "database and keep it for good: `coach-db erasures --email` needs the same key"
+)
 
 
-async def email_hash(conn: asyncpg.Connection, email: str) -> str:
-    """HMAC-SHA256 of the normalised e-mail with this install's salt (table erasure_salt)."""
-    salt = await conn.fetchval("SELECT salt FROM erasure_salt WHERE id = 1")
+def erasure_key() -> bytes:
+    """The key of the receipts' e-mail hashes, from COACH_DB_ERASURE_KEY_FILE (its first line)
+    or COACH_DB_ERASURE_KEY; a clear error when neither holds a long enough secret."""
+    settings = get_settings()
+    if settings.coach_db_erasure_key_file:
+        path = Path(settings.coach_db_erasure_key_file)
+        try:
+            lines = path.read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not text"
+            raise CoachDbError(
+                f"Can't read the erasure key file {path} (COACH_DB_ERASURE_KEY_FILE): {reason}."
+            ) from None
+        key, where = (lines[0].strip() if lines else ""), f"the file {path}"
+    else:
+        key, where = (settings.coach_db_erasure_key or "").strip(), "COACH_DB_ERASURE_KEY"
+    if not key:
+        raise CoachDbError(f"Erasure receipts need their key: {KEY_HELP}.")
+    if len(key) < MIN_KEY_LENGTH:
+        raise CoachDbError(
+            f"The erasure key in {where} is too short (at least {MIN_KEY_LENGTH} characters): "
+            f"{KEY_HELP}."
+        )
+    remember_secret(key)
+    return key.encode()
+
+
+def email_hash(email: str, key: bytes | None = None) -> str:
+    """HMAC-SHA256 of the normalised e-mail with the erasure key (outside the database)."""
+    message = email.strip().lower().encode()
+    return hmac.new(key or erasure_key(), message, hashlib.sha256).hexdigest()
+
+
+async def legacy_email_hash(conn: asyncpg.Connection, email: str) -> str | None:
+    """The hash receipts written before migration 8 hold: HMAC with erasure_salt (in the
+    database). None when the salt is gone or this role may not read it (a runtime role)."""
+    try:
+        salt = await conn.fetchval("SELECT salt FROM erasure_salt WHERE id = 1")
+    except (asyncpg.InsufficientPrivilegeError, asyncpg.UndefinedTableError):
+        return None
     if salt is None:
-        raise CoachDbError("The erasure salt is missing: run `coach-db deploy` (migration 7).")
-    key = email.strip().lower().encode()
-    return hmac.new(str(salt).encode(), key, hashlib.sha256).hexdigest()
+        return None
+    return hmac.new(str(salt).encode(), email.strip().lower().encode(), hashlib.sha256).hexdigest()
 
 
 async def erase_user(
@@ -238,62 +270,47 @@ async def erase_user_in(
     erased_by: str,
     actor: tuple[int, str] | None = None,
 ) -> Erasure:
-    """erase_user on a connection whose transaction the caller holds."""
+    """erase_user on a connection whose transaction the caller holds: the one entry point of
+    the studio and the CLI.
+
+    The database does the work (erase_person(), migration 8): the runtime role cannot redact
+    the trail any other way. A studio erasure (`actor`: the staff member's id and e-mail) is
+    recorded as `studio: staff #<id>`, never the e-mail; `erased_by` names a CLI run.
+    """
+    digest = email_hash(email)  # before anything: a missing key changes nothing
     user = await _user(conn, email, lock=True)
-    user_id, address = user["id"], user["email"]
-    counts = await counts_in(conn, user_id, address)
-    await conn.execute("SET LOCAL coach_db.erasure = 'on'")
-    # Field names stay (what was changed, when, by whom); their values go.
-    await conn.execute(
-        f"""UPDATE audit_event SET
-                changes = (SELECT jsonb_object_agg(key, to_jsonb($3::text))
-                             FROM jsonb_each(changes)),
-                subject_id = NULL,
-                actor_id = CASE WHEN actor_id = $1 OR actor_email = $2 THEN NULL
-                                ELSE actor_id END,
-                actor_email = CASE WHEN actor_id = $1 OR actor_email = $2 THEN NULL
-                                   ELSE actor_email END
-             WHERE {_AUDIT_ABOUT}""",
-        user_id,
-        address,
-        ERASED,
-    )
-    await conn.execute(
-        "UPDATE erasure_receipt SET erased_by = $2 WHERE strpos(lower(erased_by), $1) > 0",
-        address,
-        ERASED,
-    )
-    await conn.execute('DELETE FROM "user" WHERE id = $1', user_id)
-    digest = await email_hash(conn, address)
-    receipt_id = await conn.fetchval(
-        "INSERT INTO erasure_receipt (email_hash, counts, erased_by) VALUES ($1, $2, $3)"
-        " RETURNING id",
-        digest,
-        dumps(counts),
-        erased_by,
-    )
     actor_id, actor_email = actor if actor else (None, None)
-    # The erasure itself, about nobody any more (subject NULL).
-    await conn.execute(
-        "INSERT INTO audit_event (actor_id, actor_email, action, model, row_id, changes)"
-        " VALUES ($1, $2, 'erase', 'user', $3, $4)",
-        actor_id,
-        actor_email,
-        user_id,
-        dumps({"erasure_receipt": [None, receipt_id]}),
-    )
-    return Erasure(user_id, counts, receipt_id, digest)
+    try:
+        done = await conn.fetchval(
+            "SELECT erase_person($1, $2, $3, $4, $5)::text",
+            user["id"],
+            digest,
+            erased_by,
+            actor_id,
+            actor_email,
+        )
+    except asyncpg.InvalidParameterValueError as exc:
+        raise CoachDbError(f"Not erased: {exc}") from None
+    result = json.loads(done)
+    counts = {k: int(v) for k, v in result["counts"].items()}
+    return Erasure(user["id"], counts, result["receipt_id"], digest)
 
 
 async def list_erasures(
     url: str, email: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
-    """The newest erasure receipts (of one e-mail, when given: its salted hash is compared)."""
+    """The newest erasure receipts (of one e-mail, when given: its keyed hash is compared)."""
     conn = await connect_raw(url, application_name="coach-db erasures")
     try:
         where, args = "", []
         if email is not None:
-            where, args = "WHERE email_hash = $2", [await email_hash(conn, email)]
+            # Receipts since migration 8 by the external key; earlier ones by the old salt.
+            legacy = await legacy_email_hash(conn, email)
+            where = (
+                "WHERE (email_hash_key = 'external key' AND email_hash = $2)"
+                " OR (email_hash_key = 'database salt' AND email_hash = $3)"
+            )
+            args = [email_hash(email), legacy]
         rows = await conn.fetch(
             "SELECT id, erased_at, erased_by, email_hash, counts::text FROM erasure_receipt"
             f" {where} ORDER BY id DESC LIMIT $1",

@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LOCAL_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
 # Migration 7: tables whose rows the database refuses to change or delete.
 APPEND_ONLY = ("audit_event", "erasure_receipt")
+TEST_ERASURE_KEY = "test-erasure-key-" + "k" * 32
+GENESIS = "0" * 64
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -57,6 +59,10 @@ def _no_developer_studio() -> Iterator[None]:
     """
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("COACH_DB_HOME", str(NO_STUDIO_HOME))
+        # The erasure receipts' key (migration 8 keeps it outside the database); processes the
+        # suite starts inherit it.
+        patch.setenv("COACH_DB_ERASURE_KEY", TEST_ERASURE_KEY)
+        patch.delenv("COACH_DB_ERASURE_KEY_FILE", raising=False)
         yield
 
 
@@ -199,6 +205,8 @@ async def _clean_tables(raw_pool: asyncpg.Pool) -> None:
         await conn.execute(f"TRUNCATE {', '.join(APPEND_ONLY)} RESTART IDENTITY")
         for table in APPEND_ONLY:
             await conn.execute(f'ALTER TABLE "{table}" ENABLE TRIGGER "{table}_no_truncate"')
+        # The hash chain (migration 8) starts again with the empty trail.
+        await conn.execute("UPDATE audit_chain_head SET seq = 0, hash = $1", GENESIS)
 
 
 # --- the studio (admin/) ----------------------------------------------------------------------

@@ -104,6 +104,21 @@ AUDIT_INDEXES = {
     "idx_erasure_rec_email_h_a47a9a",
 }
 INDEX_NAMES = "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'"
+# Migration 8 (audit_chain), by name.
+CHAIN_CHECKS = {"audit_chain_head_one_row", "erasure_receipt_email_hash_key_valid"}
+CHAIN_TRIGGERS = {"audit_event_check_insert", "audit_event_seal", "audit_chain_head_no_truncate"}
+CHAIN_TABLES = {"audit_chain_head"}
+CHAIN_FUNCTIONS = {
+    "audit_enc",
+    "audit_sha256",
+    "audit_by_owner",
+    "audit_names",
+    "audit_seal_row",
+    "audit_event_check_insert",
+    "audit_event_seal",
+    "erasure_counts",
+    "erase_person",
+}
 INVARIANTS_CHECKS = {
     "user_email_lower_trimmed",
     "message_content_max_chars",
@@ -193,11 +208,19 @@ async def test_upgrade_builds_the_schema_on_an_empty_database(
         }
         | ROLLUP_TABLES
         | AUDIT_TABLES
+        | CHAIN_TABLES
     )
     assert checks == (
-        CONSTRAINTS_CHECKS | TRIGGERS_CHECKS | INVARIANTS_CHECKS | VERSIONS_CHECKS | AUDIT_CHECKS
+        CONSTRAINTS_CHECKS
+        | TRIGGERS_CHECKS
+        | INVARIANTS_CHECKS
+        | VERSIONS_CHECKS
+        | AUDIT_CHECKS
+        | CHAIN_CHECKS
     )
-    assert triggers == TRIGGERS_TRIGGERS | ROLLUP_TRIGGERS | VERSIONS_TRIGGERS | AUDIT_TRIGGERS
+    assert triggers == (
+        TRIGGERS_TRIGGERS | ROLLUP_TRIGGERS | VERSIONS_TRIGGERS | AUDIT_TRIGGERS | CHAIN_TRIGGERS
+    )
     assert indexes >= STUDIO_INDEXES | {SEARCH_INDEX}
     assert applied == len(migration_files(ROOT))
 
@@ -209,6 +232,17 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
     assert run_aerich("upgrade", url=url).returncode == 0
     conn = await asyncpg.connect(url)
     try:
+        down = run_aerich("downgrade", "--yes", url=url)  # audit_chain
+        assert down.returncode == 0, down.stderr
+        assert CHAIN_TRIGGERS.isdisjoint(await names(conn, TRIGGERS))
+        assert CHAIN_FUNCTIONS.isdisjoint(await names(conn, FUNCTIONS))
+        assert await names(conn, TRIGGERS) >= AUDIT_TRIGGERS
+        # A trail and a studio receipt from before: chained, and the e-mail made a staff id.
+        await conn.execute(EXISTING_TRAIL)
+        assert run_aerich("upgrade", url=url).returncode == 0
+        await _trail_upgraded(conn, url)
+        down = run_aerich("downgrade", "--yes", url=url)  # audit_chain
+        assert down.returncode == 0, down.stderr
         down = run_aerich("downgrade", "--yes", url=url)  # audit_and_erasure
         assert down.returncode == 0, down.stderr
         assert AUDIT_TRIGGERS.isdisjoint(await names(conn, TRIGGERS))
@@ -264,9 +298,18 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
             | TRIGGERS_CHECKS
             | INVARIANTS_CHECKS
             | VERSIONS_CHECKS
-            | AUDIT_CHECKS,
-            TRIGGERS_TRIGGERS | ROLLUP_TRIGGERS | VERSIONS_TRIGGERS | AUDIT_TRIGGERS,
-            TRIGGERS_FUNCTIONS | ROLLUP_FUNCTIONS | VERSIONS_FUNCTIONS | {"append_only"},
+            | AUDIT_CHECKS
+            | CHAIN_CHECKS,
+            TRIGGERS_TRIGGERS
+            | ROLLUP_TRIGGERS
+            | VERSIONS_TRIGGERS
+            | AUDIT_TRIGGERS
+            | CHAIN_TRIGGERS,
+            TRIGGERS_FUNCTIONS
+            | ROLLUP_FUNCTIONS
+            | VERSIONS_FUNCTIONS
+            | {"append_only"}
+            | CHAIN_FUNCTIONS,
         ]
         assert found[:3] == everything and found[3] >= ROLLUP_TABLES | AUDIT_TABLES
         assert await names(conn, INDEXES) >= STUDIO_INDEXES | {SEARCH_INDEX}
@@ -285,6 +328,40 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
     # The rollups started from a backfill of the rows already there.
     assert [(str(r["day"]), r["n"]) for r in per_day] == [("2026-01-01", 2), ("2026-01-02", 1)]
     assert [tuple(r.values()) for r in by_status] == [("active", 1, 0, 0), ("completed", 1, 1, 60)]
+
+
+# Migration 7's trail: three audit rows (one by a staff member) and a studio receipt.
+EXISTING_TRAIL = """
+    INSERT INTO "user" (email, username, is_staff) VALUES ('boss@example.com', 'Boss', true);
+    INSERT INTO audit_event (actor_id, actor_email, action, model, row_id, changes)
+        SELECT id, email, 'update', 'scenario', 1, '{"name": ["a", "b"]}' FROM "user"
+         WHERE email = 'boss@example.com';
+    INSERT INTO audit_event (action, model, row_id)
+        VALUES ('view', 'message', 2), ('erase', 'user', 3);
+    INSERT INTO erasure_receipt (email_hash, counts, erased_by)
+        VALUES (repeat('a', 64), '{}', 'studio: boss@example.com'),
+               (repeat('b', 64), '{}', 'studio: gone@example.com');
+"""
+
+
+async def _trail_upgraded(conn: asyncpg.Connection, url: str) -> None:
+    from coach_db import audit_chain
+
+    report = await audit_chain.verify(url)
+    assert report.problem is None and report.rows == 3, report
+    boss = await conn.fetchval("SELECT id FROM \"user\" WHERE email = 'boss@example.com'")
+    assert await conn.fetchval("SELECT seq FROM audit_chain_head") == 3
+    assert [
+        r["erased_by"]
+        for r in await conn.fetch("SELECT erased_by FROM erasure_receipt ORDER BY id")
+    ] == [
+        f"studio: staff #{boss}",
+        "studio: [erased]",
+    ]
+    assert set(
+        await conn.fetchval("SELECT array_agg(DISTINCT email_hash_key) FROM erasure_receipt")
+    ) == {"database salt"}
+    await conn.execute('DELETE FROM "user" WHERE id = $1', boss)
 
 
 # Two sessions (one ended after a minute) and three messages on two UTC days, by raw SQL.

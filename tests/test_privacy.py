@@ -59,19 +59,28 @@ async def test_audit_rows_cannot_be_updated_deleted_or_truncated(raw: asyncpg.Co
     assert await raw.fetchval("SELECT changes::text FROM audit_event") == '{"username": ["a", "b"]}'
 
 
-async def test_an_erasure_may_redact_personal_columns_of_audit_rows_and_nothing_else(
+async def test_only_the_owner_declaring_a_redaction_may_change_personal_columns_and_nothing_else(
     raw: asyncpg.Connection,
 ) -> None:
+    """Migration 8: erase_person() runs as the owner and declares coach_db.redacting; a setting
+    alone (migration 7's coach_db.erasure) is no permission any more. (The runtime role's side:
+    tests/test_audit_forgery.py.)"""
     event = await raw.fetchval(
         "INSERT INTO audit_event (action, model, row_id, actor_email, changes)"
         " VALUES ('view', 'conversationsession', 7, 'a@b.co', '{}') RETURNING id"
     )
+    with pytest.raises(asyncpg.RestrictViolationError):
+        async with raw.transaction():
+            await raw.execute("SET LOCAL coach_db.erasure = 'on'")
+            await raw.execute(f"UPDATE audit_event SET actor_email = NULL WHERE id = {event}")
     async with raw.transaction():
-        await raw.execute("SET LOCAL coach_db.erasure = 'on'")
+        await raw.execute("SET LOCAL coach_db.redacting = 'on'")
         await raw.execute(f"UPDATE audit_event SET actor_email = NULL WHERE id = {event}")
         for statement in (
             f"UPDATE audit_event SET action = 'create' WHERE id = {event}",
+            f"UPDATE audit_event SET actor_id = 5 WHERE id = {event}",
             f"UPDATE audit_event SET created_at = now() - interval '1 day' WHERE id = {event}",
+            f"UPDATE audit_event SET chain_hash = repeat('1', 64) WHERE id = {event}",
             f"DELETE FROM audit_event WHERE id = {event}",
         ):
             with pytest.raises(asyncpg.RestrictViolationError):
@@ -175,7 +184,9 @@ async def traces(raw: asyncpg.Connection, user_id: int, needles: list[str]) -> l
     )
     assert ("conversation_session", "user_id") in {tuple(r) for r in references}
     person_columns = [(r["table_name"], r["column_name"]) for r in references]
-    person_columns += [("audit_event", "subject_id"), ("audit_event", "actor_id"), ("user", "id")]
+    # audit_event.actor_id is not here: an erased staff member stays the pseudonymous actor
+    # #id of what they did (migration 8), their e-mail goes (tests/test_audit_forgery.py).
+    person_columns += [("audit_event", "subject_id"), ("user", "id")]
     for table, column in person_columns:
         if await raw.fetchval(f'SELECT count(*) FROM "{table}" WHERE "{column}" = $1', user_id):
             found.append(f"{table}.{column} = {user_id}")
@@ -200,11 +211,7 @@ async def test_erasure_leaves_no_trace_of_the_person_in_any_table(
         user.email,
         json.dumps({"email": ["old@example.com", user.email], "password": "changed"}),
         keeper.id,
-        json.dumps({"content": [f"write to {user.email}", "redacted by hand"]}),
-    )
-    await raw.execute(
-        "INSERT INTO erasure_receipt (email_hash, counts, erased_by) VALUES ('h', '{}', $1)",
-        f"studio: {user.email}",
+        json.dumps({"email": [user.email, "new@example.com"]}),
     )
     assert await traces(raw, user.id, [user.email, secret])  # the search finds them before
 
@@ -217,6 +224,7 @@ async def test_erasure_leaves_no_trace_of_the_person_in_any_table(
     receipt = await raw.fetchrow("SELECT * FROM erasure_receipt WHERE id = $1", done.receipt_id)
     assert json.loads(receipt["counts"]) == planned.counts
     assert receipt["erased_by"] == "test"
+    assert receipt["email_hash_key"] == "external key"
     # The trail still says what was done and when, without the values.
     changes = await raw.fetchval(
         "SELECT changes::text FROM audit_event WHERE model = 'user' AND action = 'update'"
@@ -242,23 +250,54 @@ async def test_erasure_leaves_no_trace_of_the_person_in_any_table(
 
 async def test_a_failed_erasure_changes_nothing(database_url: str, raw: asyncpg.Connection) -> None:
     user, _ = await _person_with_history()
-    # A receipt cannot be written without the salt: the erasure must roll back entirely.
-    await raw.execute("ALTER TABLE erasure_salt DISABLE TRIGGER erasure_salt_append_only")
-    salt = await raw.fetchval("DELETE FROM erasure_salt RETURNING salt")
+    # The receipt, written after the deletes and the redaction, is refused: all must roll back.
+    await raw.execute(
+        "ALTER TABLE erasure_receipt ADD CONSTRAINT test_refused CHECK (false) NOT VALID"
+    )
+    await raw.execute(
+        "INSERT INTO audit_event (action, model, row_id, subject_id, changes)"
+        " VALUES ('update', 'user', $1::int, $1::int, '{\"username\": [\"a\", \"b\"]}')",
+        user.id,
+    )
     try:
-        with pytest.raises(CoachDbError, match="salt"):
+        with pytest.raises(asyncpg.CheckViolationError):
             await privacy.erase_user(database_url, user.email, "test")
-        assert await User.filter(id=user.id).exists()
-        assert await raw.fetchval("SELECT count(*) FROM erasure_receipt") == 0
-        assert (
-            await raw.fetchval(
-                "SELECT count(*) FROM conversation_session WHERE user_id = $1", user.id
-            )
-            == 2
-        )
     finally:
-        await raw.execute("INSERT INTO erasure_salt (salt) VALUES ($1)", salt)
-        await raw.execute("ALTER TABLE erasure_salt ENABLE TRIGGER erasure_salt_append_only")
+        await raw.execute("ALTER TABLE erasure_receipt DROP CONSTRAINT test_refused")
+    assert await User.filter(id=user.id).exists()
+    assert await raw.fetchval("SELECT count(*) FROM erasure_receipt") == 0
+    assert (
+        await raw.fetchval("SELECT count(*) FROM conversation_session WHERE user_id = $1", user.id)
+        == 2
+    )
+    assert await raw.fetchval("SELECT subject_id FROM audit_event") == user.id
+
+
+async def test_erasure_without_its_key_is_a_clear_error_and_changes_nothing(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The receipts' key lives outside the database (COACH_DB_ERASURE_KEY_FILE or
+    COACH_DB_ERASURE_KEY); without it nothing is erased, and the message says what to set."""
+    user, _ = await _person_with_history()
+    monkeypatch.delenv("COACH_DB_ERASURE_KEY")
+    with pytest.raises(CoachDbError, match="COACH_DB_ERASURE_KEY_FILE"):
+        await privacy.erase_user(database_url, user.email, "test")
+    monkeypatch.setenv("COACH_DB_ERASURE_KEY", "short")
+    with pytest.raises(CoachDbError, match="too short") as caught:
+        await privacy.erase_user(database_url, user.email, "test")
+    assert "short" not in str(caught.value).replace("too short", "")
+    monkeypatch.setenv("COACH_DB_ERASURE_KEY_FILE", str(tmp_path / "missing.txt"))
+    with pytest.raises(CoachDbError, match="Can't read the erasure key file"):
+        await privacy.erase_user(database_url, user.email, "test")
+    assert await User.filter(id=user.id).exists()
+    key_file = tmp_path / "erasure_key.txt"
+    key_file.write_text("f" * 64 + "\n")
+    monkeypatch.setenv("COACH_DB_ERASURE_KEY_FILE", str(key_file))
+    done = await privacy.erase_user(database_url, user.email, "test")
+    assert done.email_hash == privacy.email_hash(user.email, b"f" * 64)
+    assert [r["id"] for r in await privacy.list_erasures(database_url, user.email)] == [
+        done.receipt_id
+    ]
 
 
 def test_erase_user_command_shows_counts_asks_and_lists_the_receipt(database_url: str) -> None:

@@ -204,7 +204,7 @@ async def test_erasing_a_person_from_the_studio_asks_first_and_leaves_a_receipt(
     assert done.status_code == 303
     assert not await User.exists(id=user.pk)
     [receipt] = await ErasureReceipt.all()
-    assert receipt.erased_by == f"studio: {staff.staff_user.email}"
+    assert receipt.erased_by == f"studio: staff #{staff.staff_user.pk}"
     assert receipt.counts == {"user": 1, "sessions": 1, "messages": 1, "audit_events_redacted": 1}
     erase = await AuditEvent.get(action="erase")
     assert erase.actor_id == staff.staff_user.pk and erase.row_id == user.pk
@@ -245,3 +245,37 @@ async def test_a_change_whose_audit_row_cannot_be_written_is_not_saved(
     }
     await user.refresh_from_db()
     assert user.username == "Before"
+
+
+async def test_an_admin_erasing_their_own_account_leaves_a_pseudonym_not_their_e_mail(
+    staff: Any, raw: asyncpg.Connection, database_url: str
+) -> None:
+    """Issue 18: an erased actor stays `actor_id` #id (a user id nobody has any more) in the
+    trail and `studio: staff #id` in the receipt; their e-mail is nowhere. What they did to
+    others stays readable."""
+    from coach_db import audit_chain
+
+    me = staff.staff_user
+    other = await make_user(username="Before")
+    saved = await post(
+        staff, f"/admin/user/update/{other.pk}", {"email": other.email, "username": "After"}
+    )
+    assert saved.status_code == 303
+    done = await post(staff, f"/admin/user/erase/{me.pk}", {"confirm": me.email})
+    assert done.status_code == 303
+    trail = await raw.fetch(
+        "SELECT action, row_id, actor_id, actor_email, changes::text FROM audit_event ORDER BY id"
+    )
+    assert [(r["action"], r["row_id"], r["actor_id"], r["actor_email"]) for r in trail] == [
+        ("update", other.pk, me.pk, None),
+        ("erase", me.pk, me.pk, None),
+    ]
+    assert json.loads(trail[0]["changes"]) == {"username": ["Before", "After"]}
+    assert await raw.fetchval("SELECT erased_by FROM erasure_receipt") == f"studio: staff #{me.pk}"
+    for table in ("audit_event", "erasure_receipt"):
+        rows = await raw.fetchval(
+            f"SELECT count(*) FROM {table} t WHERE strpos(lower(t::text), $1) > 0", me.email
+        )
+        assert rows == 0, table
+    report = await audit_chain.verify(database_url)
+    assert report.problem is None and report.redacted_fields == 1  # the update row's e-mail
