@@ -113,6 +113,7 @@ CHAIN_FUNCTIONS = {
     "audit_sha256",
     "audit_by_owner",
     "audit_names",
+    "audit_written_here",
     "audit_seal_row",
     "audit_event_check_insert",
     "audit_event_seal",

@@ -62,6 +62,18 @@ async def upgrade(db: BaseDBAsyncClient) -> str:
             SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_roles r ON r.rolname = current_user
                             WHERE c.oid = rel AND (c.relowner = r.oid OR r.rolsuper))
         $$;
+        -- Was a visible row version written by this transaction (or one of its savepoints)? Its
+        -- xmin is still in progress: another transaction's uncommitted rows are not visible.
+        -- (x has no epoch: the nearest one to the current transaction's; a savepoint's id is
+        -- above the transaction's own.)
+        CREATE FUNCTION audit_written_here(x XID) RETURNS BOOLEAN LANGUAGE sql VOLATILE AS $$
+            SELECT CASE WHEN full_id < 0 THEN false ELSE txid_status(full_id) = 'in progress' END
+              FROM (SELECT CASE WHEN guess - cur > 2147483648 THEN guess - 4294967296
+                                ELSE guess END AS full_id
+                      FROM (SELECT txid_current() AS cur,
+                                   ((txid_current() >> 32) << 32) + x::text::bigint AS guess) AS g
+                   ) AS ids
+        $$;
         -- Does `changes` hold the e-mail as a whole value, at any depth (never a substring)?
         CREATE FUNCTION audit_names(changes JSONB, email TEXT) RETURNS BOOLEAN LANGUAGE sql IMMUTABLE AS $$
             SELECT EXISTS (SELECT 1 FROM jsonb_path_query(changes, 'strict $.**') AS v
@@ -88,17 +100,21 @@ async def upgrade(db: BaseDBAsyncClient) -> str:
             RETURN r;
         END $$;
 
-        -- Inserts by anyone but the owner: the database's clock, and an actor that is a staff
-        -- member with that e-mail (or no actor). Runs as the inserting role.
+        -- Inserts by anyone but the owner: the database's clock, and no e-mail without an actor
+        -- id, nor an actor id of an existing user who is not staff or has another e-mail, unless
+        -- this very transaction changed that user (a staff member editing or deleting their own
+        -- account). Runs as the inserting role.
         CREATE FUNCTION audit_event_check_insert() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
             IF audit_by_owner(TG_RELID) THEN
                 RETURN NEW;
             END IF;
             NEW.created_at := clock_timestamp();
-            IF (NEW.actor_id IS NOT NULL OR NEW.actor_email IS NOT NULL) AND NOT EXISTS (
+            IF (NEW.actor_email IS NOT NULL AND NEW.actor_id IS NULL) OR EXISTS (
                 SELECT 1 FROM "user" u
-                 WHERE u.id = NEW.actor_id AND u.email = NEW.actor_email AND u.is_staff) THEN
+                 WHERE u.id = NEW.actor_id
+                   AND (NOT u.is_staff OR u.email IS DISTINCT FROM NEW.actor_email)
+                   AND NOT coalesce(audit_written_here(u.xmin), false)) THEN
                 RAISE EXCEPTION 'audit_event: the actor (#%, %) is not a staff member with that e-mail.',
                     NEW.actor_id, NEW.actor_email
                     USING ERRCODE = 'check_violation', CONSTRAINT = 'audit_event_actor_is_staff';
@@ -278,6 +294,7 @@ async def downgrade(db: BaseDBAsyncClient) -> str:
         DROP FUNCTION IF EXISTS audit_event_check_insert();
         DROP FUNCTION IF EXISTS audit_seal_row(audit_event, BIGINT, TEXT);
         DROP FUNCTION IF EXISTS audit_names(JSONB, TEXT);
+        DROP FUNCTION IF EXISTS audit_written_here(XID);
         DROP TABLE IF EXISTS "audit_chain_head";
         ALTER TABLE "audit_event" DROP COLUMN IF EXISTS "chain_seq", DROP COLUMN IF EXISTS "chain_prev",
             DROP COLUMN IF EXISTS "chain_hash", DROP COLUMN IF EXISTS "seal_digests",
