@@ -18,7 +18,12 @@ from coach_db.audit_chain import Checkpoint
 from tests.factories import make_user
 from tests.processes import coach_db_cmd
 
-GUARDS = ("audit_event_append_only", "audit_event_seal", "audit_event_check_insert")
+GUARDS = (
+    "audit_event_append_only",
+    "audit_event_seal",
+    "audit_event_check_insert",
+    "audit_event_head",
+)
 
 
 async def _events(raw: asyncpg.Connection, n: int) -> list[int]:

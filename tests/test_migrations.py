@@ -106,7 +106,12 @@ AUDIT_INDEXES = {
 INDEX_NAMES = "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'"
 # Migration 8 (audit_chain), by name.
 CHAIN_CHECKS = {"audit_chain_head_one_row", "erasure_receipt_email_hash_key_valid"}
-CHAIN_TRIGGERS = {"audit_event_check_insert", "audit_event_seal", "audit_chain_head_no_truncate"}
+CHAIN_TRIGGERS = {
+    "audit_event_check_insert",
+    "audit_event_seal",
+    "audit_event_head",
+    "audit_chain_head_no_truncate",
+}
 CHAIN_TABLES = {"audit_chain_head"}
 CHAIN_FUNCTIONS = {
     "audit_enc",
@@ -117,6 +122,7 @@ CHAIN_FUNCTIONS = {
     "audit_seal_row",
     "audit_event_check_insert",
     "audit_event_seal",
+    "audit_chain_head_move",
     "erasure_counts",
     "erase_person",
 }

@@ -17,7 +17,7 @@ RUN_IN_TRANSACTION = True
 #
 # The chain: a BEFORE INSERT trigger (audit_event_seal, SECURITY DEFINER, so every writer gets
 # it, whoever and however they insert) takes the head's row lock (concurrent inserts queue),
-# and stores chain_seq (1, 2, 3, ...), chain_prev (the previous row's hash) and chain_hash =
+# reads the last sealed row and stores chain_seq (1, 2, 3, ...), chain_prev (the previous row's hash) and chain_hash =
 # sha256(chain_prev, seq, id, created_at, actor_id, action, model, row_id, db_role, digests).
 # The personal columns (actor_email, subject_id, changes) enter the hash only through their
 # digests, sha256(nonce || value) with a random nonce per field (seal_nonces): an erasure
@@ -124,19 +124,36 @@ async def upgrade(db: BaseDBAsyncClient) -> str:
         CREATE TRIGGER "audit_event_check_insert" BEFORE INSERT ON "audit_event"
             FOR EACH ROW EXECUTE FUNCTION audit_event_check_insert();
 
-        -- Every insert, last (triggers fire in name order): chained under the head's row lock.
+        -- Every insert, last (triggers fire in name order): chained after the last sealed row,
+        -- under the head's row lock (held to the commit, so writers queue: in READ COMMITTED each
+        -- query here sees what the one before committed; in REPEATABLE READ a concurrent writer
+        -- is a serialization failure, and the unique chain_seq a backstop). The head itself is
+        -- moved once per statement (below): one version per row would make a long transaction's
+        -- lookups of it quadratic.
         CREATE FUNCTION audit_event_seal() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
         DECLARE
-            head RECORD;
+            last RECORD;
         BEGIN
-            SELECT seq, hash INTO head FROM audit_chain_head WHERE id = 1 FOR UPDATE;
+            PERFORM 1 FROM audit_chain_head WHERE id = 1 FOR UPDATE;
+            SELECT chain_seq, chain_hash INTO last FROM audit_event
+             WHERE chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1;
             NEW.db_role := session_user;
-            NEW := audit_seal_row(NEW, head.seq + 1, head.hash);
-            UPDATE audit_chain_head SET seq = NEW.chain_seq, hash = NEW.chain_hash WHERE id = 1;
+            NEW := audit_seal_row(NEW, coalesce(last.chain_seq, 0) + 1,
+                                  coalesce(last.chain_hash, repeat('0', 64)));
             RETURN NEW;
         END $$;
         CREATE TRIGGER "audit_event_seal" BEFORE INSERT ON "audit_event"
             FOR EACH ROW EXECUTE FUNCTION audit_event_seal();
+        CREATE FUNCTION audit_chain_head_move() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+        BEGIN
+            UPDATE audit_chain_head h SET seq = a.chain_seq, hash = a.chain_hash
+              FROM (SELECT chain_seq, chain_hash FROM audit_event WHERE chain_seq IS NOT NULL
+                     ORDER BY chain_seq DESC LIMIT 1) AS a
+             WHERE h.id = 1;
+            RETURN NULL;
+        END $$;
+        CREATE TRIGGER "audit_event_head" AFTER INSERT ON "audit_event"
+            FOR EACH STATEMENT EXECUTE FUNCTION audit_chain_head_move();
 
         -- Rows written before this migration join the chain in id order (db_role unknown).
         ALTER TABLE "audit_event" DISABLE TRIGGER "audit_event_append_only";
@@ -277,6 +294,7 @@ async def upgrade(db: BaseDBAsyncClient) -> str:
         BEGIN
             EXECUTE format('ALTER FUNCTION erase_person(INT, TEXT, TEXT, INT, TEXT) SET search_path = pg_catalog, %I, pg_temp', current_schema());
             EXECUTE format('ALTER FUNCTION audit_event_seal() SET search_path = pg_catalog, %I, pg_temp', current_schema());
+            EXECUTE format('ALTER FUNCTION audit_chain_head_move() SET search_path = pg_catalog, %I, pg_temp', current_schema());
             -- The guards run as the inserting role: its search path must not find other functions.
             EXECUTE format('ALTER FUNCTION audit_event_check_insert() SET search_path = pg_catalog, %I, pg_temp', current_schema());
             EXECUTE format('ALTER FUNCTION append_only() SET search_path = pg_catalog, %I, pg_temp', current_schema());
@@ -289,6 +307,8 @@ async def downgrade(db: BaseDBAsyncClient) -> str:
         DROP FUNCTION IF EXISTS erasure_counts(INT);
         ALTER TABLE "erasure_receipt" DROP COLUMN IF EXISTS "email_hash_key";
         DROP TRIGGER IF EXISTS "audit_event_seal" ON "audit_event";
+        DROP TRIGGER IF EXISTS "audit_event_head" ON "audit_event";
+        DROP FUNCTION IF EXISTS audit_chain_head_move();
         DROP TRIGGER IF EXISTS "audit_event_check_insert" ON "audit_event";
         DROP FUNCTION IF EXISTS audit_event_seal();
         DROP FUNCTION IF EXISTS audit_event_check_insert();
