@@ -70,7 +70,7 @@ def runtime_role_command(
     ] = False,
 ) -> None:
     """The GRANT statements that make ROLE the runtime role: the application's tables, only
-    SELECT and INSERT on the audit trail and receipts, erase_person(); nothing else.
+    SELECT and INSERT on the audit trail, SELECT on receipts, erase_person(); nothing else.
 
     Does not create the role (CREATE ROLE name LOGIN PASSWORD '...' is yours to run). Run it
     again after each `coach-db deploy` that adds tables.

@@ -2,7 +2,7 @@
 
 Two roles: the owner runs `coach-db deploy` and owns every table; the runtime role, which the
 services and the studio connect as, reads and writes the application's tables, may only read
-and append to the audit trail and the erasure receipts, and erases a person only through
+and append to the audit trail, only read the erasure receipts, and erases a person only through
 erase_person() (migration 8). This module writes the GRANT statements from the database's own
 list of tables, so tables added by later migrations are covered by running it again.
 It does not create the role: making a login and its password is the DBA's (or the secret
@@ -18,12 +18,13 @@ import asyncpg
 from coach_db.errors import CoachDbError
 from coach_db.schema import connect_raw
 
-# Tables the runtime role may read and append to, never change.
-APPEND_ONLY = ("audit_event", "erasure_receipt")
+# The table the runtime role may read and append to, never change; and the one it may only
+# read (receipts are written by erase_person(), as the owner: the runtime role cannot forge one).
+APPEND_ONLY = ("audit_event",)
+READ_ONLY = ("aerich", "erasure_receipt")
 # Tables it may not touch at all: the old receipts' salt and the chain head (the seal trigger
 # updates it as the owner).
 NO_ACCESS = ("erasure_salt", "audit_chain_head")
-READ_ONLY = ("aerich",)
 FUNCTIONS = ("erase_person(integer, text, text, integer, text)",)
 
 

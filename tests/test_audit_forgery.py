@@ -101,6 +101,9 @@ async def test_the_runtime_role_cannot_change_delete_or_truncate_the_trail_or_a_
         "UPDATE erasure_receipt SET erased_by = 'someone else'",
         "DELETE FROM erasure_receipt",
         "TRUNCATE erasure_receipt",
+        # A receipt for an erasure that never happened (only erase_person() writes them).
+        "INSERT INTO erasure_receipt (email_hash, counts, erased_by)"
+        f" VALUES ('{HASH}', '{{}}', 'x')",
         "ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only",
         "ALTER TABLE audit_event DISABLE TRIGGER USER",
         "ALTER TABLE erasure_receipt DISABLE TRIGGER erasure_receipt_append_only",
@@ -304,3 +307,25 @@ async def test_the_package_and_the_studio_work_as_the_runtime_role(
     ]
     assert not await raw.fetchval('SELECT count(*) FROM "user" WHERE id = $1', user.pk)
     await _intact(database_url)
+
+
+async def test_runtime_role_refuses_a_role_that_could_get_around_the_trail(
+    database_url: str, runtime_url: str
+) -> None:
+    """`coach-db runtime-role --apply` grants nothing to a superuser, a member of the owner or a
+    role that does not exist, and says why; the grants it made leave receipts read-only."""
+    from coach_db.errors import CoachDbError
+
+    owner = urlsplit(database_url).username or "postgres"
+    with pytest.raises(CoachDbError, match=r"superuser|member of their owner"):
+        await runtime_role.apply(database_url, owner)
+    missing = f"coach_rt_missing_{uuid.uuid4().hex[:8]}"
+    with pytest.raises(CoachDbError, match="there is no role"):
+        await runtime_role.apply(database_url, missing)
+    conn = await asyncpg.connect(database_url)
+    try:
+        plan = await runtime_role.plan(conn, urlsplit(runtime_url).username or "")
+    finally:
+        await conn.close()
+    assert 'GRANT SELECT ON "public"."aerich", "public"."erasure_receipt"' in plan.sql
+    assert "TRUNCATE" not in plan.sql and "erasure_salt" not in plan.sql

@@ -8,7 +8,7 @@ RUN_IN_TRANSACTION = True
 #
 # Who may do what: the role that runs the migrations owns every table (the owner); services
 # and the studio connect as a runtime role with only SELECT and INSERT on audit_event and
-# erasure_receipt (`coach-db runtime-role NAME` prints or applies its grants). A setting
+# SELECT on erasure_receipt (`coach-db runtime-role NAME` prints or applies its grants). A setting
 # (migration 7's coach_db.erasure) is no permission: redaction now happens only inside
 # erase_person(), SECURITY DEFINER and owned by the owner, which erases one existing user and
 # redacts only the rows about that user; the UPDATE trigger lets a change through only when
