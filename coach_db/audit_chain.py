@@ -183,7 +183,7 @@ async def verify(url: str, checkpoint: Checkpoint | None = None) -> Report:
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             return await _verify(conn, checkpoint)
-    except asyncpg.UndefinedColumnError:
+    except (asyncpg.UndefinedColumnError, asyncpg.UndefinedTableError):
         raise CoachDbError(
             "The audit trail has no hash chain yet: run `coach-db deploy` (migration 8)."
         ) from None
@@ -255,7 +255,7 @@ async def checkpoint(url: str) -> Checkpoint:
             "SELECT id, chain_seq, chain_hash, created_at FROM audit_event"
             " WHERE chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1"
         )
-    except asyncpg.UndefinedColumnError:
+    except (asyncpg.UndefinedColumnError, asyncpg.UndefinedTableError):
         raise CoachDbError(
             "The audit trail has no hash chain yet: run `coach-db deploy` (migration 8)."
         ) from None

@@ -186,7 +186,7 @@ async def test_concurrent_inserts_from_many_connections_form_one_chain(
 
 
 def test_audit_commands_verify_checkpoint_and_report_tampering(
-    database_url: str, tmp_path: Path
+    database_url: str, server_url: str, tmp_path: Path
 ) -> None:
     asyncio.run(_seed_trail(database_url))
     checkpoint = tmp_path / "head.json"
@@ -203,6 +203,10 @@ def test_audit_commands_verify_checkpoint_and_report_tampering(
     refused = coach_db_cmd("audit", "verify", "--checkpoint", str(bad), url=database_url)
     assert refused.returncode == 1 and "not a checkpoint" in refused.stderr
     assert "Traceback" not in refused.stderr + cut.stderr
+    # A database without the trail (the server's maintenance database): one clear line.
+    empty = coach_db_cmd("audit", "verify", url=server_url)
+    assert empty.returncode == 1 and "coach-db deploy" in empty.stderr, empty.stderr
+    assert "Traceback" not in empty.stderr
 
 
 async def _seed_trail(url: str) -> None:
