@@ -21,6 +21,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from coach_db import privacy_cli as _privacy_cli
+from coach_db.adoption import cli as _adoption_cli
 from coach_db.config import database_url, mask_url, scrub
 from coach_db.errors import APPLY_MIGRATIONS, CoachDbError, PendingMigrations
 from coach_db.schema import check_drift, deploy, make_migration, migration_status
@@ -601,3 +602,6 @@ _privacy_cli.register(app, friendly)
 
 def main() -> None:
     app()
+
+
+_adoption_cli.register(app, friendly)
