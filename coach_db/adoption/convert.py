@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ class Adopted:
     plan: Plan
     rows: dict[str, int]
     kept_data: bool
+    seconds: dict[str, float]  # per step, for the benchmark
 
 
 async def dry_run(url: str, show: int = 10) -> Plan:
@@ -57,6 +59,7 @@ async def adopt(
     """Convert in place, all or nothing, under the deploy lock; AdoptRefused when it cannot."""
     migrations = migrations or default_migrations()
     files = migration_files(migrations)
+    began = time.monotonic()
     conn = await connect_raw(url, application_name=ADOPT_APPLICATION_NAME)
     try:
         async with conn.transaction():
@@ -81,14 +84,19 @@ async def adopt(
                     plan.refusal or "The dry run found rows adoption cannot decide about.",
                     plan,
                 )
+            seconds = {"inspect": time.monotonic() - began}
             await _archive(conn, plan)
+            began = time.monotonic()
             await _apply_migrations(conn, migrations, files)
-            rows = await _move_rows(conn, plan)
+            seconds["migrations"] = time.monotonic() - began
+            rows = await _move_rows(conn, plan, seconds)
+            began = time.monotonic()
             await _continue_sequences(conn)
             await _record(conn, plan, rows, keep_data)
             if not keep_data:
                 await _drop_archived_data(conn, plan)
-            return Adopted(plan, rows, keep_data)
+            seconds["finish"] = time.monotonic() - began
+        return Adopted(plan, rows, keep_data, seconds)
     finally:
         await conn.close()
 
@@ -170,11 +178,15 @@ def _expressions(plan: Plan, table: Table) -> tuple[list[str], list[str]]:
     return targets, values
 
 
-async def _move_rows(conn: asyncpg.Connection, plan: Plan) -> dict[str, int]:
+async def _move_rows(
+    conn: asyncpg.Connection, plan: Plan, seconds: dict[str, float]
+) -> dict[str, int]:
     """INSERT … SELECT per table, parents first, through coach-db's triggers and CHECKs."""
     # Past messages of ended sessions are history being imported, which the triggers allow
     # under this flag (migration 3); the plan already moved each end to its last message.
     await conn.execute("SET LOCAL coach_db.backfill = 'on'")
+    # The index builds after the bulk insert sort in memory rather than in many disk runs.
+    await conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
     rows: dict[str, int] = {}
     for table in TABLES:
         targets, values = _expressions(plan, table)
@@ -185,15 +197,19 @@ async def _move_rows(conn: asyncpg.Connection, plan: Plan) -> dict[str, int]:
             f"INSERT INTO {q(table.target)} ({', '.join(targets)}) "
             f"SELECT {', '.join(values)} FROM {source}"
         )
+        began = time.monotonic()
         if table.prisma == "Message":
-            rows[table.target] = await _bulk_insert(conn, table.target, insert)
+            rows[table.target] = await _bulk_insert(conn, table.target, insert, seconds)
         else:
             rows[table.target] = int((await conn.execute(insert)).split()[-1])
+        seconds[table.target] = time.monotonic() - began
         await conn.execute(f"ANALYZE {q(table.target)}")
     return rows
 
 
-async def _bulk_insert(conn: asyncpg.Connection, table: str, insert: str) -> int:
+async def _bulk_insert(
+    conn: asyncpg.Connection, table: str, insert: str, seconds: dict[str, float]
+) -> int:
     """The insert with the table's plain indexes built afterwards, from the migrations' own
     definitions (pg_get_indexdef): one sort per index instead of millions of insertions."""
     indexes = await conn.fetch(
@@ -207,7 +223,9 @@ async def _bulk_insert(conn: asyncpg.Connection, table: str, insert: str) -> int
         await conn.execute(f"DROP INDEX {index['name']}")
     count = int((await conn.execute(insert)).split()[-1])
     for index in indexes:
+        began = time.monotonic()
         await conn.execute(index["def"])
+        seconds[f"index {index['name']}"] = time.monotonic() - began
     return count
 
 
