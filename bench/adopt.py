@@ -23,6 +23,27 @@ from coach_db.adoption.convert import adopt, dry_run
 from tests.prisma_package import Variant, create_schema
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"
+# Conversation-like text (a real vocabulary, not random tokens: the full-text index's cost
+# depends on how many distinct words there are), ~140 characters a message.
+PHRASES = [
+    "I hear that you're frustrated, and I want to understand what happened.",
+    "Honestly, I don't think that's fair to say about the whole team.",
+    "Can we slow down for a second and talk about what you actually need?",
+    "You always do this at dinner, and everyone just goes along with it.",
+    "That's a good example of naming the feeling before making your point.",
+    "Try asking an open question instead of defending the decision again.",
+    "I'm not trying to win the argument; I'd like us to find something that works.",
+    "Well, the numbers from last quarter tell a different story, don't they?",
+    "Let me repeat back what I heard, so you know I'm listening.",
+    "We agreed on Friday, and now the deadline moved without anyone telling me.",
+    "Notice how your tone rose there; a pause would have helped.",
+    "What would a good outcome look like for you by the end of this week?",
+    "I understand, but I still need the report before the client call.",
+    "Thanks for saying that. It helps to know where you're coming from.",
+    "Strong moment: you set a boundary without blaming anyone.",
+    "My uncle keeps bringing up politics and I never know how to respond.",
+    "Can I suggest we park this and come back to it after lunch?",
+]
 
 
 async def build(url: str, messages: int) -> None:
@@ -61,13 +82,13 @@ async def build(url: str, messages: int) -> None:
         await conn.execute(
             """INSERT INTO "Message" ("sessionId", "role", "content", "timestamp", "metadata")
             SELECT 1 + i / 10, (ARRAY['user', 'partner', 'coach'])[1 + i % 3],
-                   'Message ' || i || ': ' || md5(i::text) || ' ' || md5((i + 1)::text) || ' '
-                   || md5((i + 2)::text),
+                   ($2::text[])[1 + i % 17] || ' ' || ($2::text[])[1 + (i / 17) % 17],
                    timestamp '2025-01-01' + (1 + i / 10) * interval '30 seconds'
                        + (i % 10) * interval '1.5 s',
                    jsonb_build_object('tokens', i % 500, 'model', 'claude-haiku-4-5')
             FROM generate_series(0, $1 - 1) i""",
             messages,
+            PHRASES,
         )
         await conn.execute("VACUUM ANALYZE")
     finally:
