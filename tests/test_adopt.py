@@ -299,26 +299,66 @@ REFUSALS = {
         "tables or views coach-db does not know: Feedback",
     ),
     "bad-status": (
-        """UPDATE "ConversationSession" SET status = 'paused' WHERE id = 2""",
+        """UPDATE "ConversationSession" SET status = 'paused' WHERE id = 5""",
         "status outside active, completed, abandoned",
     ),
     "bad-role": (
         """UPDATE "Message" SET role = 'system' WHERE id = 5""",
         "role outside user, partner, coach",
     ),
+    "content-too-long": (
+        """UPDATE "Message" SET content = repeat('é', 32001) WHERE id = 3""",
+        "content over 32,000 characters (coach_db/limits.py)",
+    ),
+    "metadata-not-an-object": (
+        """UPDATE "Message" SET metadata = '[1, 2]' WHERE id = 1""",
+        "metadata that is not a JSON object",
+    ),
+    "metadata-too-deep": (
+        """UPDATE "Message" SET metadata = (repeat('{"a": ', 17) || '1' || repeat('}', 17))::jsonb
+           WHERE id = 7""",
+        "metadata nested deeper than 16",
+    ),
+    "metadata-too-large": (
+        """UPDATE "Message" SET metadata = jsonb_build_object('s', repeat('x', 40000))
+           WHERE id = 9""",
+        "metadata over 32,768 bytes of compact JSON",
+    ),
+    "active-with-an-end": (
+        """UPDATE "ConversationSession" SET "endedAt" = '2025-11-02 06:00' WHERE id = 2""",
+        "active but with an end time",
+    ),
+    "ended-before-start": (
+        """UPDATE "ConversationSession" SET "endedAt" = '2025-06-01 11:00' WHERE id = 3""",
+        "ended before it started",
+    ),
+    "unknown-function": (
+        """CREATE FUNCTION "touch"() RETURNS int LANGUAGE sql AS 'SELECT 1'""",
+        "objects coach-db does not know: function touch()",
+    ),
+    "unfinished-prisma-migration": (
+        """INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at)
+           VALUES ('x', 'y', '20250301000000_add_tags', now())""",
+        "migrations that started and never finished: 20250301000000_add_tags",
+    ),
 }
 
 
-@pytest.mark.parametrize("case", list(REFUSALS))
-async def test_what_adoption_cannot_decide_is_refused_naming_it(
-    create_database: CreateDatabase, case: str
+async def test_what_adoption_cannot_decide_is_refused_naming_each_problem(
+    create_database: CreateDatabase,
 ) -> None:
+    """Every refusal at once (one database keeps the suite lean): each is named, with its fix,
+    and `adopt --yes` changes nothing."""
     url = await prisma_database(create_database, prisma.Variant(), fix=True)
-    sql, problem = REFUSALS[case]
-    await execute(url, sql)
+    for sql, _ in REFUSALS.values():
+        await execute(url, sql)
     plan = await dry_run(url)
-    assert problem in [f.problem for f in plan.findings if f.refuses]
-    assert not plan.ok
+    refused = {f.problem: f for f in plan.findings if f.refuses}
+    for case, (_, problem) in REFUSALS.items():
+        assert problem in refused, case
+        assert refused[problem].action, case
+    assert refused["status outside active, completed, abandoned"].ids == [5]
+    assert refused["metadata nested deeper than 16"].ids == [7]
     before = await fingerprint(url)
     with pytest.raises(AdoptRefused):
         await adopt(url)

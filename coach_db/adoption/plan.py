@@ -51,6 +51,7 @@ class Plan:
     findings: list[Finding] = field(default_factory=list)
     enum_types: list[str] = field(default_factory=list)
     has_history: bool = False
+    unreadable: bool = False  # a column is missing or of a type the row checks cannot read
 
     @property
     def ok(self) -> bool:
@@ -140,8 +141,8 @@ async def inspect(
     await _read_history(conn, plan, plan.has_history)
     await _read_columns(conn, plan, schema_sql)
     await _check_other_objects(conn, plan, schema_sql)
-    if not plan.ok:
-        return plan
+    if plan.unreadable:
+        return plan  # the row checks below would fail on a column that is missing or odd
     if lock:
         # Rows that cannot change under the checks and the conversion that follows.
         names = ", ".join(q(t.prisma) for t in TABLES)
@@ -156,14 +157,11 @@ async def inspect(
 
 
 async def _check_other_objects(conn: asyncpg.Connection, plan: Plan, schema_sql: str) -> None:
-    """Functions, sequences and types that are not the Prisma tables' own: adoption builds the
-    schema from scratch, so it refuses what it would leave behind unexplained."""
+    """Functions, free-standing sequences and types that are not the Prisma tables' own:
+    adoption builds the schema from scratch, so it refuses what it would leave behind."""
     rows = await conn.fetch(
         f"""
-        WITH prisma AS (
-            SELECT c.oid FROM pg_class c
-            WHERE c.relnamespace = {schema_sql}::regnamespace AND c.relname = ANY($1::text[])
-        ), ext AS (SELECT objid FROM pg_depend WHERE deptype = 'e')
+        WITH ext AS (SELECT objid FROM pg_depend WHERE deptype = 'e')
         SELECT 'function ' || p.oid::regprocedure::text FROM pg_proc p
         WHERE p.pronamespace = {schema_sql}::regnamespace AND p.oid NOT IN (SELECT objid FROM ext)
         UNION ALL
@@ -171,14 +169,13 @@ async def _check_other_objects(conn: asyncpg.Connection, plan: Plan, schema_sql:
         WHERE c.relkind = 'S' AND c.relnamespace = {schema_sql}::regnamespace
           AND c.oid NOT IN (SELECT objid FROM ext)
           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid
-                          AND d.deptype IN ('a', 'i') AND d.refobjid IN (SELECT oid FROM prisma))
+                          AND d.deptype IN ('a', 'i') AND d.refclassid = 'pg_class'::regclass)
         UNION ALL
         SELECT 'type ' || t.oid::regtype::text FROM pg_type t
         WHERE t.typtype IN ('e', 'd') AND t.typnamespace = {schema_sql}::regnamespace
-          AND t.oid NOT IN (SELECT objid FROM ext) AND NOT t.typname = ANY($2::text[])
+          AND t.oid NOT IN (SELECT objid FROM ext) AND NOT t.typname = ANY($1::text[])
         ORDER BY 1
         """,
-        [t.prisma for t in TABLES] + [HISTORY],
         plan.enum_types,
     )
     if rows:
@@ -247,6 +244,7 @@ async def _read_columns(conn: asyncpg.Connection, plan: Plan, schema_sql: str) -
             got = seen.get(column.prisma)
             if got is None:
                 if not column.optional:
+                    plan.unreadable = True
                     plan.refuse(
                         table.prisma,
                         f"column {column.prisma} is missing",
@@ -270,6 +268,7 @@ def _check_type(plan: Plan, table: Table, name: str, kind: str, got: ColumnSeen)
         plan.variants.append(f"{table.prisma}.{name} is the Prisma enum {got.enum}")
         return
     if base not in ACCEPTED[kind]:
+        plan.unreadable = True
         plan.refuse(
             table.prisma,
             f"column {name} has type {got.type}, not one the Prisma package writes",
