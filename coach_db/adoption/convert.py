@@ -281,7 +281,7 @@ async def _record(
         "last_prisma_migration": last,
         "rows": rows,
         "fixed": fixed,
-        "variants": plan.variants,
+        "variants": "; ".join(plan.variants),  # text: the studio shows a pair as before/after
         "archive": f"{ARCHIVE} ({'history and data' if keep_data else 'history only'})",
     }
     await conn.execute(
