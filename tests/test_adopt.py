@@ -7,15 +7,18 @@ import json
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
 from coach_db.adoption.convert import AdoptRefused, adopt, dry_run
 from coach_db.passwords import verify_password
 from coach_db.schema import DEPLOY_LOCK_KEY, asyncpg_dsn, migration_status
 from tests import prisma_package as prisma
-from tests.processes import ROOT, subprocess_env
+from tests.processes import ROOT, free_port, subprocess_env
+from tests.studio import sign_in
 
 CreateDatabase = Callable[[], Awaitable[str]]
 NEW_YORK = "America/New_York"
@@ -478,3 +481,45 @@ async def test_the_package_and_createstaff_work_on_the_adopted_database(
     assert "Updated staff user coach.admin@example.com" in staff.stderr
     row = (await fetch(url, 'SELECT id, password_hash, is_staff FROM "user" WHERE id = 2'))[0]
     assert row["is_staff"] and verify_password("new-pass-99", row["password_hash"])
+
+
+@pytest.mark.once
+async def test_a_staff_member_whose_prisma_email_had_capitals_signs_in_to_the_studio(
+    create_database: CreateDatabase, redis_url: str, tmp_path: Path
+) -> None:
+    """The studio on the adopted database: createstaff (the password, until bcrypt hashes
+    verify) and a sign-in with the e-mail as the Prisma package stored it."""
+    url = await prisma_database(create_database, prisma.Variant(enums=True), fix=True)
+    await adopt(url)
+    staff = run_cli(
+        url, "createstaff", prisma.STAFF_EMAIL, "--password-stdin", stdin="new-pass-99\n"
+    )
+    assert staff.returncode == 0, staff.stderr
+    port = free_port()
+    studio = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "coach_db", "studio", "--no-migrate", "--port", str(port)],
+        cwd=ROOT,
+        env=subprocess_env(url, home=tmp_path, REDIS_URL=redis_url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            for _ in range(300):
+                try:
+                    if (await client.get("/admin/login")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.3)
+            assert studio.returncode is None
+            wrong = await sign_in(client, prisma.STAFF_EMAIL, "not-the-password")
+            assert wrong.status_code != 303
+            done = await sign_in(client, prisma.STAFF_EMAIL, "new-pass-99")
+            assert done.status_code == 303, done.text[:300]
+            home = await client.get("/admin/")
+            assert home.status_code == 200 and "coach.admin@example.com" in home.text
+    finally:
+        studio.terminate()
+        await asyncio.wait_for(studio.wait(), 30)
