@@ -26,6 +26,7 @@ class Variant:
     enums: bool = False  # status/role as Prisma enums instead of String
     timestamps: bool = True  # createdAt/updatedAt on User and Scenario
     json_optional: bool = True  # metadata Json? (else Json with @default("{}"))
+    counters: bool = True  # ConversationSession.totalMessages and durationSeconds
 
     @property
     def id(self) -> str:
@@ -34,6 +35,7 @@ class Variant:
                 "enum" if self.enums else "string",
                 "stamps" if self.timestamps else "nostamps",
                 "json?" if self.json_optional else "json",
+                *([] if self.counters else ["nocounters"]),
             ]
         )
 
@@ -42,6 +44,7 @@ VARIANTS = (
     Variant(),
     Variant(enums=True, timestamps=False, json_optional=False),
     Variant(enums=True, timestamps=True, json_optional=True),
+    Variant(counters=False),
 )
 
 
@@ -60,6 +63,11 @@ def ddl(v: Variant) -> str:
         else ""
     )
     metadata = "JSONB" if v.json_optional else "JSONB NOT NULL DEFAULT '{}'"
+    counters = (
+        '"totalMessages" INTEGER NOT NULL DEFAULT 0,\n    "durationSeconds" INTEGER,\n'
+        if v.counters
+        else ""
+    )
     enums = (
         """-- CreateEnum
 CREATE TYPE "SessionStatus" AS ENUM ('active', 'completed', 'abandoned');
@@ -103,9 +111,7 @@ CREATE TABLE "ConversationSession" (
     "status" {status},
     "startedAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
     "endedAt" TIMESTAMP(3),
-    "totalMessages" INTEGER NOT NULL DEFAULT 0,
-    "durationSeconds" INTEGER,
-
+    {counters}
     CONSTRAINT "ConversationSession_pkey" PRIMARY KEY ("id")
 );
 
@@ -233,12 +239,19 @@ async def fill(conn: asyncpg.Connection, v: Variant) -> None:
         (4, 1, "completed", "2025-08-08 08:08:08.008", "2025-08-08 08:10:00", 2, 111),
     ]
     for user, scenario, status, start, end, total, duration in sessions:
-        await conn.execute(
-            'INSERT INTO "ConversationSession" ("userId", "scenarioId", "status", "startedAt", '
-            '"endedAt", "totalMessages", "durationSeconds") '
-            "VALUES ($1, $2, $3, $4::text::timestamp, $5::text::timestamp, $6, $7)",
-            user, scenario, status, start, end, total, duration,
-        )  # fmt: skip
+        if v.counters:
+            await conn.execute(
+                'INSERT INTO "ConversationSession" ("userId", "scenarioId", "status", "startedAt", '
+                '"endedAt", "totalMessages", "durationSeconds") '
+                "VALUES ($1, $2, $3, $4::text::timestamp, $5::text::timestamp, $6, $7)",
+                user, scenario, status, start, end, total, duration,
+            )  # fmt: skip
+        else:
+            await conn.execute(
+                'INSERT INTO "ConversationSession" ("userId", "scenarioId", "status", "startedAt", '
+                '"endedAt") VALUES ($1, $2, $3, $4::text::timestamp, $5::text::timestamp)',
+                user, scenario, status, start, end,
+            )  # fmt: skip
     messages = [
         (1, "user", "Hi 👋 — I'd like to\r\ntalk.  ", "2025-03-30 07:00:00.000", '{"tokens": 12}'),
         (1, "partner", "Ça va?\tNon.", "2025-03-30 07:00:01.5", '{"big": 123456789012345678901234567890, "f": 0.1}'),

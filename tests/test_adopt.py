@@ -164,12 +164,20 @@ async def test_dry_run_recognises_the_variant_and_each_invariant(
     )
     assert found[("Message", "empty content")] == (1, [6], True)
     session = "ConversationSession"
-    assert found[(session, "totalMessages disagrees with its messages")] == (3, [2, 3], False)
-    assert found[(session, "durationSeconds disagrees with its start and end")] == (
-        3,
-        [1, 3],
-        False,
-    )
+    if v.counters:
+        assert found[(session, "totalMessages disagrees with its messages")] == (
+            3,
+            [2, 3],
+            False,
+        )
+        assert found[(session, "durationSeconds disagrees with its start and end")] == (
+            3,
+            [1, 3],
+            False,
+        )
+    else:
+        assert "ConversationSession.totalMessages absent: total_messages recomputed" in text
+        assert not any("disagrees" in problem for _, problem in found)
     assert found[(session, "a message timestamped after the session ended")] == (1, [1], False)
     assert found[(session, "ended (not active) without an end time")] == (1, [4], False)
     assert (("Message", "metadata NULL (Json?)") in found) == v.json_optional
@@ -203,7 +211,7 @@ async def test_dry_run_exits_0_only_when_adoption_can_proceed_and_bounds_its_out
     assert not await fetch(url, "SELECT 1 FROM pg_namespace WHERE nspname = 'prisma_archive'")
 
 
-@pytest.mark.parametrize("v", prisma.VARIANTS[:2], ids=lambda v: v.id)
+@pytest.mark.parametrize("v", prisma.VARIANTS[1::2], ids=lambda v: v.id)
 async def test_adoption_keeps_every_row_byte_for_byte_and_every_instant(
     create_database: CreateDatabase, v: prisma.Variant
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -252,8 +253,14 @@ async def _read_columns(conn: asyncpg.Connection, plan: Plan, schema_sql: str) -
                     )
                 else:
                     plan.variants.append(
-                        f"{table.prisma}.{column.prisma} absent: {column.target} starts at "
-                        + ("the adoption time" if column.kind == TIME else "its default")
+                        f"{table.prisma}.{column.prisma} absent: {column.target} "
+                        + (
+                            "starts at the adoption time"
+                            if column.kind == TIME
+                            else "recomputed"
+                            if table.prisma == "ConversationSession"
+                            else "starts at its default"
+                        )
                     )
                 continue
             _check_type(plan, table, column.prisma, column.kind, got)
@@ -262,7 +269,7 @@ async def _read_columns(conn: asyncpg.Connection, plan: Plan, schema_sql: str) -
 def _check_type(plan: Plan, table: Table, name: str, kind: str, got: ColumnSeen) -> None:
     base = got.type.split("(")[0].strip()
     if kind == TIME:
-        base = got.type.replace("(3)", "").replace("(6)", "")
+        base = re.sub(r"\(\d+\)", "", got.type)
     if kind == CHOICE and got.enum is not None:
         plan.enum_types.append(got.enum)
         plan.variants.append(f"{table.prisma}.{name} is the Prisma enum {got.enum}")
@@ -456,6 +463,9 @@ async def _check_sessions(conn: asyncpg.Connection, plan: Plan, show: int) -> No
     message_time = utc(plan, "Message", "timestamp")
     started = utc(plan, "ConversationSession", "startedAt", "s")
     ended = utc(plan, "ConversationSession", "endedAt", "s")
+    columns = plan.columns["ConversationSession"]
+    old_total = 's."totalMessages"' if "totalMessages" in columns else "NULL::int"
+    old_duration = 's."durationSeconds"' if "durationSeconds" in columns else "NULL::int"
     await conn.execute(
         f"""
         CREATE TEMPORARY TABLE adopt_session ON COMMIT DROP AS
@@ -464,8 +474,8 @@ async def _check_sessions(conn: asyncpg.Connection, plan: Plan, show: int) -> No
             FROM "Message" GROUP BY "sessionId"
         )
         SELECT s.id, lower(s."status"::text) AS status, {started} AS started_at,
-               {ended} AS old_ended_at, s."totalMessages" AS old_total,
-               s."durationSeconds" AS old_duration, coalesce(m.n, 0) AS total,
+               {ended} AS old_ended_at, {old_total} AS old_total,
+               {old_duration} AS old_duration, coalesce(m.n, 0) AS total,
                m.last_message,
                CASE WHEN lower(s."status"::text) = 'active' THEN {ended}
                     ELSE greatest({ended}, m.last_message,
@@ -521,7 +531,8 @@ async def _check_sessions(conn: asyncpg.Connection, plan: Plan, show: int) -> No
             False,
         ),
         (
-            f"old_duration IS DISTINCT FROM CASE WHEN ended_at >= started_at THEN {duration} END",
+            f"old_duration IS DISTINCT FROM CASE WHEN ended_at >= started_at THEN {duration} END"
+            + ("" if "durationSeconds" in columns else " AND false"),
             "durationSeconds disagrees with its start and end",
             "recomputed from the start and end, in whole seconds",
             False,

@@ -57,7 +57,7 @@ TABLES: Final = (
             _c("coachSystemPrompt", "coach_system_prompt", TEXT),
             _c("partnerModel", "partner_model", TEXT),
             _c("coachModel", "coach_model", TEXT),
-            _c("isActive", "is_active", BOOL),
+            _c("isActive", "is_active", BOOL, optional=True),
             _c("createdAt", "created_at", TIME, optional=True),
             _c("updatedAt", "updated_at", TIME, optional=True),
         ),
@@ -85,8 +85,9 @@ TABLES: Final = (
             _c("status", "status", CHOICE),
             _c("startedAt", "started_at", TIME),
             _c("endedAt", "ended_at", TIME),
-            _c("totalMessages", "total_messages", INT),
-            _c("durationSeconds", "duration_seconds", INT),
+            # Derived values coach-db recomputes anyway: a schema without them adopts too.
+            _c("totalMessages", "total_messages", INT, optional=True),
+            _c("durationSeconds", "duration_seconds", INT, optional=True),
         ),
     ),
     Table(
