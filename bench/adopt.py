@@ -95,11 +95,21 @@ async def build(url: str, messages: int) -> None:
         await conn.close()
 
 
+# The database's files plus the temporary files of adopt's server process (sorts, the
+# triggers' transition tables), which pg_database_size leaves out.
+SIZE = """
+SELECT pg_database_size(current_database()) + coalesce((
+    SELECT sum(t.size) FROM pg_ls_tmpdir() t, pg_stat_activity a
+    WHERE a.datname = current_database() AND a.application_name = 'coach-db adopt'
+      AND t.name LIKE 'pgsql_tmp' || a.pid || '.%'), 0)
+"""
+
+
 async def sample_size(url: str, peak: list[int], stop: asyncio.Event) -> None:
     conn = await asyncpg.connect(url)
     try:
         while not stop.is_set():
-            peak.append(await conn.fetchval("SELECT pg_database_size(current_database())"))
+            peak.append(await conn.fetchval(SIZE))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1)
     finally:
@@ -147,7 +157,7 @@ async def main(messages: int, prefix: str, keep: bool) -> None:
               f"rows {done.rows}")  # fmt: skip
         print("steps: " + ", ".join(f"{k} {v:.1f} s" for k, v in done.seconds.items()))
         print(f"disk: before {size / 2**20:,.0f} MiB, peak {max(peak, default=after) / 2**20:,.0f}"
-              f" MiB, after {after / 2**20:,.0f} MiB")  # fmt: skip
+              f" MiB (temporary files included), after {after / 2**20:,.0f} MiB")  # fmt: skip
     finally:
         if not keep:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
