@@ -22,6 +22,7 @@ from rich.table import Table
 
 from coach_db import audit_cli as _audit_cli
 from coach_db import privacy_cli as _privacy_cli
+from coach_db.adoption import cli as _adoption_cli
 from coach_db.config import database_url, mask_url, scrub
 from coach_db.errors import APPLY_MIGRATIONS, CoachDbError, PendingMigrations
 from coach_db.schema import check_drift, deploy, make_migration, migration_status
@@ -604,3 +605,6 @@ _audit_cli.register(app, friendly)
 
 def main() -> None:
     app()
+
+
+_adoption_cli.register(app, friendly)
