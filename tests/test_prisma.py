@@ -63,12 +63,24 @@ async def test_prisma_client_writes_go_through_coach_db_rules(
     assert session.status == "completed" and session.duration_seconds == 90
     assert [str(m.pk) for m in await Message.filter(session_id=session.pk)] == out["messageIds"]
 
-    # The database's refusals, as a TypeScript developer sees them: the constraint by name.
-    bad_role, mixed_case = out["badRole"], out["mixedCase"]
-    assert bad_role["name"] == mixed_case["name"] == "PrismaClientKnownRequestError"
+    # The database's refusals, as a TypeScript developer sees them: the constraint by name and,
+    # for the user table (migration 15), what is wrong in the message and the fix in the hint.
+    bad_role, mixed_case, staff_role = out["badRole"], out["mixedCase"], out["badStaffRole"]
+    for refusal in (bad_role, mixed_case, staff_role):
+        assert refusal["name"] == "PrismaClientKnownRequestError"
     assert 'violates check constraint "message_role_valid"' in bad_role["message"]
-    assert 'violates check constraint "user_email_lower_trimmed"' in mixed_case["message"]
-    assert not await User.filter(email="grace@example.com").exists()
+    assert (
+        'user.email must be stored in lower case (check constraint "user_email_lower_trimmed")'
+        in mixed_case["message"]
+    )
+    assert "email.trim().toLowerCase()" in mixed_case["meta"]["driverAdapterError"]["cause"]["hint"]
+    assert "Failing row" not in json.dumps(mixed_case)  # no row (password hash) in the error
+    assert (
+        'user.role must be viewer, editor or admin (check constraint "user_role_valid")'
+        in staff_role["message"]
+    )
+    assert "viewer reads" in staff_role["meta"]["driverAdapterError"]["cause"]["hint"]
+    assert not await User.filter(email__in=["grace@example.com", "lin@example.com"]).exists()
 
     # The Node app's bcrypt hash, written through Prisma, signs in through the package.
     user = await authenticate("Ada@Example.com", "password123")

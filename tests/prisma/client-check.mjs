@@ -71,6 +71,9 @@ try {
   const mixedCase = await refusal(() =>
     prisma.user.create({ data: { email: "Grace@Example.com", username: "Grace" } }),
   );
+  const badStaffRole = await refusal(() =>
+    prisma.user.create({ data: { email: "lin@example.com", username: "Lin", role: "owner" } }),
+  );
   // The database keeps the counter exact: a write to it is ignored, not an error.
   const counterWrite = await refusal(() =>
     prisma.conversationSession.update({
@@ -92,6 +95,7 @@ try {
       endedVersion: ended.version,
       badRole,
       mixedCase,
+      badStaffRole,
       counterWrite,
     }),
   );
