@@ -96,7 +96,7 @@ def _scalar_type(model: type[Model], field: Field[Any]) -> tuple[str, list[str]]
     kind = type(field).__name__.removesuffix("Instance")
     if kind in ("CharField", "CharEnumField") or hasattr(field, "max_length"):
         return "String", [f"@db.VarChar({field.max_length})"]  # type: ignore[attr-defined]
-    if kind == "IntEnumFieldInstance" or kind == "IntEnumField":
+    if kind == "IntEnumField":
         return "Int", ["@db.SmallInt"]
     if kind == "DecimalField":
         digits, places = field.max_digits, field.decimal_places  # type: ignore[attr-defined]
@@ -133,11 +133,12 @@ def _default(field: Field[Any]) -> str | None:
 
 
 def _doc(field: Field[Any]) -> str | None:
-    # Tortoise describes an enum field without a description by its members, one a line.
-    described = field.description and "\n" not in field.description
-    text = str(field.description)
-    parts = [text if text.endswith(".") else text + "."] if described else []
     enum_type = getattr(field, "enum_type", None)
+    text = " ".join((field.description or "").split())
+    # Tortoise describes an enum field without a description by its members ("USER: user ...").
+    if enum_type is not None and text == " ".join(f"{m.name}: {m.value}" for m in enum_type):
+        text = ""
+    parts = [text if text.endswith(".") else text + "."] if text else []
     if enum_type is not None:
         values = ", ".join(str(member.value) for member in enum_type)
         parts.append(f"One of: {values} (the database refuses any other value).")
