@@ -39,11 +39,14 @@ class NodeBcryptHasher(BcryptHasher):
         return super().verify(raw[:BCRYPT_MAX_BYTES], hash)
 
 
+# The Node app's cost: the dummy bcrypt check of a refusal costs what checking its hashes costs.
+NODE_BCRYPT_ROUNDS = 10
 _argon2 = Argon2Hasher()
+_bcrypt = NodeBcryptHasher(rounds=NODE_BCRYPT_ROUNDS)
 # The first hasher makes every new hash; the others only verify (and so get upgraded).
-_hasher = PasswordHash((_argon2, NodeBcryptHasher()))
-# How many password verifications this process ran: the tests use it to prove that the studio's
-# rate limit bounds the password checks and that every refusal costs exactly one of them.
+_hasher = PasswordHash((_argon2, _bcrypt))
+# How many password checks this process ran: the tests use it to prove that the studio's rate
+# limit bounds the password checks and that every refusal costs exactly one of them.
 _verifications = 0
 _lock = threading.Lock()
 
@@ -61,6 +64,11 @@ def _dummy_hash() -> str:
     return hash_password(secrets.token_urlsafe(16))
 
 
+@cache
+def _dummy_bcrypt_hash() -> str:
+    return _bcrypt.hash(secrets.token_urlsafe(16))
+
+
 def _known(password_hash: str) -> bool:
     return any(hasher.identify(password_hash) for hasher in _hasher.hashers)
 
@@ -69,21 +77,31 @@ def verify_and_update(password: str, password_hash: str | None) -> tuple[bool, s
     """(matches, new hash): pwdlib's verify-and-update, failing closed.
 
     The new hash is an argon2id one when `password` matches a hash that is not argon2id with
-    today's parameters (a bcrypt hash from the Node app), else None. Always exactly one
-    verification, also when there is nothing to compare against (no hash: a SAML user; a
-    corrupt or foreign hash; an empty password): a refusal takes as long as a wrong password,
-    so accounts without a password cannot be told apart by timing.
+    today's parameters (a bcrypt hash from the Node app), else None. A refusal always costs one
+    argon2id and one bcrypt (cost 10) verification, one of them against the stored hash when
+    there is one and the other (or both) against a dummy hash: no hash (a SAML user), an
+    unknown e-mail, a corrupt or foreign hash, an empty password and a wrong password against
+    either kind of hash all take the same time, so none of them can be told apart by timing
+    (argon2id alone, as before, would make a wrong password for a not yet upgraded bcrypt
+    account faster than for an unknown e-mail).
     """
     global _verifications
     with _lock:
         _verifications += 1
-    if not password or not password_hash or not _known(password_hash):
+    checked = None
+    if password and password_hash and _known(password_hash):
+        checked = _bcrypt if _bcrypt.identify(password_hash) else _argon2
+        try:
+            matches, new_hash = _hasher.verify_and_update(password, password_hash)
+        except (UnknownHashError, ValueError):  # a corrupt hash is a refusal, not a crash
+            matches, new_hash, checked = False, None, None
+        if matches:
+            return True, new_hash
+    if checked is not _argon2:
         _hasher.verify(password or "-", _dummy_hash())
-        return False, None
-    try:
-        return _hasher.verify_and_update(password, password_hash)
-    except (UnknownHashError, ValueError):  # a corrupt hash is a failed sign-in, not a crash
-        return False, None
+    if checked is not _bcrypt:
+        _bcrypt.verify(password or "-", _dummy_bcrypt_hash())
+    return False, None
 
 
 def verify_password(password: str, password_hash: str | None) -> bool:

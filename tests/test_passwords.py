@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import bcrypt
@@ -128,6 +129,25 @@ def test_bcrypt_passwords_over_72_bytes_verify_as_bcryptjs_hashed_them(
     matches, upgraded = verify_and_update(LONG, stored)
     assert matches and upgraded is not None
     assert verify_password(LONG, upgraded) and not verify_password(prefix, upgraded)
+
+
+def test_every_kind_of_refusal_costs_the_same(bcryptjs_hashes: dict[str, Any]) -> None:
+    """No timing oracle: a wrong password for a not yet upgraded bcrypt account costs what an
+    unknown e-mail or a wrong argon2id password costs (CPU time: the machine is shared)."""
+    cases = {
+        "no hash": None,
+        "argon2id": hash_password(PASSWORD),
+        "bcrypt": bcryptjs_hashes["$2b$"],
+        "corrupt": "$2b$10$" + "." * 53,
+    }
+    verify_and_update("warm-up", None)  # makes the dummy hashes once, outside the timing
+    costs = {}
+    for name, stored in cases.items():
+        start = time.process_time()
+        for _ in range(3):
+            assert verify_and_update("wrong password", stored) == (False, None)
+        costs[name] = time.process_time() - start
+    assert max(costs.values()) < 1.3 * min(costs.values()), costs
 
 
 async def test_authenticate_upgrades_a_bcrypt_hash_once(bcryptjs_hashes: dict[str, Any]) -> None:
