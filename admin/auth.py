@@ -33,7 +33,7 @@ from admin.config import StudioSettings
 from admin.templating import render
 from coach_db.db import primary
 from coach_db.models import User
-from coach_db.passwords import hash_password, verify_password
+from coach_db.passwords import authenticate, hash_password, verify_password
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -286,14 +286,11 @@ async def login(request: Request) -> Response:
             email=shown_email,
             next=target,
         )
-    user = await User.get_or_none(email=email) if email and usable else None
-    # Exactly one argon2 verification for every attempt (verify_password uses a dummy hash when
-    # there is no account or no password), so no kind of refusal is faster than another.
-    # argon2 takes tens of milliseconds of CPU: keep it off the event loop.
-    matches = await run_in_threadpool(
-        verify_password, password, user.password_hash if user else None
-    )
-    if user is None or not matches or not user.is_staff:
+    # Exactly one password verification for every attempt (a dummy hash when there is no
+    # account or no password), off the event loop, so no kind of refusal is faster than another;
+    # a bcrypt hash from the Prisma package's Node app is upgraded to argon2id on success.
+    user = await authenticate(email if usable else "", password)
+    if user is None or not user.is_staff:
         logger.info("studio sign-in refused for %s from %s", _excerpt(email), ip)
         return _login_page(
             request,

@@ -228,15 +228,25 @@ async def _count_users(url: str) -> int:
 
 @app.command()
 @friendly
-def check() -> None:
+def check(
+    prisma: Annotated[
+        Path | None,
+        typer.Option(
+            "--prisma",
+            help="Also check this schema.prisma (default: [tool.coach-db] prisma_schema).",
+        ),
+    ] = None,
+) -> None:
     """Fail when the models changed without a migration (offline: no database needed)."""
     from coach_db.codegen import drift as generated_drift
+    from coach_db.prisma_schema import prisma_drift
 
-    stale = generated_drift()
+    stale = generated_drift() + prisma_drift(prisma)
     for path in stale:
         out.print(
-            f"[red]Drift:[/] {path.name} is not what `coach-db generate` writes for the "
-            "current models: run `coach-db generate` and commit it."
+            f"[red]Drift:[/] {path} is not what `coach-db generate"
+            f"{' --prisma ' + str(path.parent) if path.suffix == '.prisma' else ''}` writes for "
+            "the current models: run it and commit the file."
         )
     drift = check_drift()
     if drift.clean:
@@ -483,11 +493,19 @@ def generate(
     ts: Annotated[
         Path | None, typer.Option("--ts", help="Write TypeScript types here instead.")
     ] = None,
+    prisma: Annotated[
+        Path | None,
+        typer.Option("--prisma", help="Write DIR/schema.prisma for Prisma Client instead."),
+    ] = None,
 ) -> None:
     """Write coach_db/types.py and coach_db/models.pyi from the models (or JSON Schema / TS)."""
     from coach_db import codegen
 
-    if json_schema is None and ts is None:
+    if prisma is not None:
+        from coach_db.prisma_schema import write
+
+        console.print(f"Wrote {write(prisma)}")
+    if json_schema is None and ts is None and prisma is None:
         for path in codegen.write_generated():
             console.print(f"Wrote {path}")
         console.print("The generated types match the models.")

@@ -433,3 +433,23 @@ async def test_migration_limits_are_the_ones_of_coach_db_limits(raw: asyncpg.Con
         "message_metadata_max_bytes": {limits.MAX_METADATA_BYTES},
         "message_metadata_max_depth": {limits.MAX_METADATA_DEPTH},
     }
+
+
+async def test_mixed_case_e_mail_and_unknown_staff_role_are_refused_with_a_hint(
+    raw: asyncpg.Connection,
+) -> None:
+    """Migration 15: the message says what is wrong, the HINT how to fix it, and no DETAIL
+    copies the row (its password hash) into the client's error."""
+    secret = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2g"
+    insert = 'INSERT INTO "user" (email, username, password_hash, role) VALUES ($1, $2, $3, $4)'
+    with pytest.raises(asyncpg.CheckViolationError) as refused:
+        await raw.execute(insert, "Boss@Example.com", "Boss", secret, "viewer")
+    assert refused.value.constraint_name == "user_email_lower_trimmed"
+    assert "user.email must be stored in lower case" in str(refused.value)
+    assert "toLowerCase()" in refused.value.hint
+    assert refused.value.detail is None and secret not in repr(refused.value.as_dict())
+    with pytest.raises(asyncpg.CheckViolationError) as refused:
+        await raw.execute(insert, "boss@example.com", "Boss", secret, "owner")
+    assert refused.value.constraint_name == "user_role_valid"
+    assert "viewer, editor or admin" in str(refused.value) and refused.value.hint
+    assert refused.value.detail is None

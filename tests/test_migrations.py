@@ -95,6 +95,9 @@ AUDIT_TRIGGERS = {
     "erasure_salt_no_truncate",
 }
 AUDIT_TABLES = {"audit_event", "erasure_receipt", "erasure_salt"}
+# Migration 15 (readable_refusals): the user table's refusals with a message and a HINT.
+REFUSALS_TRIGGERS = {"user_refuse_invalid"}
+REFUSALS_FUNCTIONS = {"user_refuse_invalid"}
 AUDIT_INDEXES = {
     "idx_audit_event_model_140cd9",
     "idx_audit_event_actor_i_0df092",
@@ -226,7 +229,12 @@ async def test_upgrade_builds_the_schema_on_an_empty_database(
         | CHAIN_CHECKS
     )
     assert triggers == (
-        TRIGGERS_TRIGGERS | ROLLUP_TRIGGERS | VERSIONS_TRIGGERS | AUDIT_TRIGGERS | CHAIN_TRIGGERS
+        TRIGGERS_TRIGGERS
+        | ROLLUP_TRIGGERS
+        | VERSIONS_TRIGGERS
+        | AUDIT_TRIGGERS
+        | CHAIN_TRIGGERS
+        | REFUSALS_TRIGGERS
     )
     assert indexes >= STUDIO_INDEXES | {SEARCH_INDEX}
     assert applied == len(migration_files(ROOT))
@@ -239,6 +247,10 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
     assert run_aerich("upgrade", url=url).returncode == 0
     conn = await asyncpg.connect(url)
     try:
+        down = run_aerich("downgrade", "--yes", url=url)  # readable_refusals
+        assert down.returncode == 0, down.stderr
+        assert REFUSALS_TRIGGERS.isdisjoint(await names(conn, TRIGGERS))
+        assert REFUSALS_FUNCTIONS.isdisjoint(await names(conn, FUNCTIONS))
         down = run_aerich("downgrade", "--yes", url=url)  # audit_chain
         assert down.returncode == 0, down.stderr
         assert CHAIN_TRIGGERS.isdisjoint(await names(conn, TRIGGERS))
@@ -311,12 +323,14 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
             | ROLLUP_TRIGGERS
             | VERSIONS_TRIGGERS
             | AUDIT_TRIGGERS
-            | CHAIN_TRIGGERS,
+            | CHAIN_TRIGGERS
+            | REFUSALS_TRIGGERS,
             TRIGGERS_FUNCTIONS
             | ROLLUP_FUNCTIONS
             | VERSIONS_FUNCTIONS
             | {"append_only"}
-            | CHAIN_FUNCTIONS,
+            | CHAIN_FUNCTIONS
+            | REFUSALS_FUNCTIONS,
         ]
         assert found[:3] == everything and found[3] >= ROLLUP_TABLES | AUDIT_TABLES
         assert await names(conn, INDEXES) >= STUDIO_INDEXES | {SEARCH_INDEX}
