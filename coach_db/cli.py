@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
+from coach_db import console_role as _console_role
 from coach_db import privacy_cli as _privacy_cli
 from coach_db.config import database_url, mask_url, scrub
 from coach_db.errors import APPLY_MIGRATIONS, CoachDbError, PendingMigrations
@@ -597,6 +598,9 @@ def _no_file() -> Iterator[None]:
 
 # --- a person's data and research exports (coach_db/privacy_cli.py) ---------------------------
 _privacy_cli.register(app, friendly)
+
+# --- the studio SQL console's read-only role (coach_db/console_role.py) -----------------------
+_console_role.register(app, friendly)
 
 
 def main() -> None:
