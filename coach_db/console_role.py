@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import typer
@@ -37,6 +37,7 @@ ROLE_SETTINGS = {
     "search_path": "public",
 }
 CONNECTION_LIMIT = 8
+CONNECTION_OPTIONS = frozenset({"host", "sslmode", "sslrootcert", "sslcert", "sslkey"})
 _ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 out = Console(soft_wrap=True, highlight=False)
@@ -64,7 +65,9 @@ def console_url(url: str, role: str, password: str) -> str:
     netloc = f"{quote(role, safe='')}:{quote(password, safe='')}@{host}"
     if parts.port:
         netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    # Connection options only: the pool sizes of DATABASE_URL are not the console's.
+    kept = [(k, v) for k, v in parse_qsl(parts.query) if k in CONNECTION_OPTIONS]
+    return urlunsplit(parts._replace(netloc=netloc, query=urlencode(kept)))
 
 
 @dataclass
