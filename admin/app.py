@@ -33,6 +33,7 @@ from admin import (
     audit,
     auth,
     migrations_view,
+    queries_view,
     roles,
     schema_map,
     sql_console,
@@ -139,6 +140,7 @@ def create_app(settings: StudioSettings | None = None, *, connect_db: bool = Tru
     studio.include_router(sql_console.router)
     studio.include_router(migrations_view.router)
     studio.include_router(schema_map.router)
+    studio.include_router(queries_view.router)
     studio.include_router(views.router)
     studio.include_router(fastapi_admin_routes)
     studio.register_resources(*RESOURCES)
