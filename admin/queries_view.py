@@ -64,9 +64,7 @@ async def statistics(
     slowest = await conn.execute_query_dict(
         _TOP.format(chars=QUERY_CHARS, order="total_exec_time", top=TOP)
     )
-    frequent = await conn.execute_query_dict(
-        _TOP.format(chars=QUERY_CHARS, order="calls", top=TOP)
-    )
+    frequent = await conn.execute_query_dict(_TOP.format(chars=QUERY_CHARS, order="calls", top=TOP))
     return None, slowest, frequent
 
 

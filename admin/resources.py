@@ -201,7 +201,12 @@ class UserResource(StudioModel):
     ]
     fields = [
         "id",
-        Field("email", label="Email", input_=inputs.Email(help_text="Stored in lower case")),
+        Field(
+            "email",
+            label="Email",
+            display=widgets.Text(),
+            input_=inputs.Email(help_text="Stored in lower case"),
+        ),
         "username",
         "is_staff",
         Field(
