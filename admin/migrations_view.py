@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -25,6 +26,7 @@ from coach_db.schema import Drift, check_drift, migration_status, migrations_dir
 
 router = APIRouter(dependencies=[Depends(require_staff)])
 Sidebar = Annotated[Any, Depends(get_resources)]
+MIN_INTERVAL = 30  # seconds between two drift checks: each runs aerich in a subprocess
 _NAME = re.compile(r"(?P<number>\d+)_(?P<stamp>\d{14})_(?P<name>.+)\.py")
 
 
@@ -87,22 +89,30 @@ async def migrations_page(request: Request, resources: Sidebar) -> Response:
 
 @router.post("/migrations/drift")
 async def run_drift_check(request: Request) -> Response:
-    """Run the offline drift check now (editors and admins; one at a time per studio)."""
+    """Start the offline drift check in the background (editors and admins): one at a time per
+    studio, at most once every MIN_INTERVAL seconds; the page shows it running, then its answer."""
     await require_role(request, "editor")
     check = _state(request)
-    if not check.running:
+    now = datetime.now(UTC)
+    recent = check.at is not None and (now - check.at).total_seconds() < MIN_INTERVAL
+    if not check.running and not recent:
         check.running = True
-        try:
-            generated, drift = await asyncio.to_thread(_check_now)
-            check.generated, check.drift, check.error = generated, drift, None
-        except (RuntimeError, OSError) as exc:
-            check.error = f"The check could not run: {str(exc)[:500]}"
-        finally:
-            check.running = False
-            check.at = datetime.now(UTC)
+        # Kept on the app: a task nobody references may be garbage-collected mid-run.
+        request.app.state.drift_task = asyncio.create_task(_run(check))
     return RedirectResponse(
         f"{request.app.admin_path}/migrations#drift", status_code=HTTP_303_SEE_OTHER
     )
+
+
+async def _run(check: DriftCheck) -> None:
+    try:
+        generated, drift = await asyncio.to_thread(_check_now)
+        check.generated, check.drift, check.error = generated, drift, None
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        check.error = f"The check could not run: {str(exc)[:500]}"
+    finally:
+        check.running = False
+        check.at = datetime.now(UTC)
 
 
 def _check_now() -> tuple[list[str], Drift]:

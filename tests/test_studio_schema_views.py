@@ -3,6 +3,7 @@ live schema from the catalogue. (tests/test_studio_browser.py draws the map in C
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
@@ -45,9 +46,16 @@ async def test_a_pending_migration_shows_as_pending(staff: Any, raw: asyncpg.Con
 
 async def test_the_drift_check_runs_on_demand_and_its_answer_is_kept(staff: Any) -> None:
     done = await post(staff, "/admin/migrations/drift")
-    assert done.status_code == 303
-    page = (await staff.get("/admin/migrations")).text
+    assert done.status_code == 303  # at once: the check runs in the background
+    for _ in range(600):
+        page = (await staff.get("/admin/migrations")).text
+        if "drift-running" not in page:
+            break
+        await asyncio.sleep(0.2)
     assert "No drift" in page and "checked 20" in page
+    again = await post(staff, "/admin/migrations/drift")  # within 30 s: the answer is kept
+    assert again.status_code == 303
+    assert "drift-running" not in (await staff.get("/admin/migrations")).text
 
 
 async def test_the_schema_map_is_read_from_the_catalogue(
