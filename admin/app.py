@@ -28,7 +28,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tortoise.exceptions import DoesNotExist
 
 import coach_db
-from admin import assets, audit, auth, roles, versions, views
+from admin import (
+    assets,
+    audit,
+    auth,
+    migrations_view,
+    queries_view,
+    roles,
+    schema_map,
+    sql_console,
+    versions,
+    views,
+)
 from admin.config import ADMIN_PATH, StudioSettings, get_studio_settings
 from admin.outages import OutageMiddleware
 from admin.resources import RESOURCES
@@ -126,6 +137,10 @@ def create_app(settings: StudioSettings | None = None, *, connect_db: bool = Tru
     studio.include_router(auth.router)
     studio.include_router(versions.router)
     studio.include_router(audit.router)
+    studio.include_router(sql_console.router)
+    studio.include_router(migrations_view.router)
+    studio.include_router(schema_map.router)
+    studio.include_router(queries_view.router)
     studio.include_router(views.router)
     studio.include_router(fastapi_admin_routes)
     studio.register_resources(*RESOURCES)

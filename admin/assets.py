@@ -33,6 +33,8 @@ BUNDLES: dict[str, tuple[str, tuple[str, ...]]] = {
         "jsoneditor/dist",
         ("jsoneditor.min.js", "jsoneditor.min.css", "img/jsoneditor-icons.svg"),
     ),
+    # The schema map's diagram (admin/schema_map.py): one self-contained UMD bundle.
+    "mermaid": ("mermaid/dist", ("mermaid.min.js",)),
 }
 
 

@@ -43,6 +43,14 @@ AUDIT_PAGE = 50
 PASSWORD_FIELD = "password_hash"
 NOT_RECORDED = {PASSWORD_FIELD, "updated_at", "version"}
 MODELS = ("user", "scenario", "conversationsession", "message")
+# What the trail names each model (and the SQL console's statements) in the studio.
+LABELS = {
+    "user": "User",
+    "scenario": "Scenario",
+    "conversationsession": "Session",
+    "message": "Message",
+    "sql": "SQL console",
+}
 
 
 def model_name(model: type[Model]) -> str:
@@ -193,8 +201,8 @@ async def audit_list(request: Request, resources: Sidebar) -> Response:
                 filters["actor_email"] = actor.lower()[:254]
             shown["actor"] = actor
         if model := query.get("model", ""):
-            if model not in MODELS:
-                raise _bad("model is not one of " + ", ".join(MODELS))
+            if model not in LABELS:
+                raise _bad("model is not one of " + ", ".join(LABELS))
             filters["model"] = shown["model"] = model
         if row := query.get("row", ""):
             filters["row_id"] = _number(row, "row")
@@ -218,7 +226,7 @@ async def audit_list(request: Request, resources: Sidebar) -> Response:
         "page_title": "Audit trail",
         "events": [_view(e) for e in events],
         "filters": shown,
-        "models": MODELS,
+        "models": LABELS,
         "actions": [a.value for a in AuditAction],
         "next_before": next_before,
         "history": None,
@@ -244,10 +252,11 @@ async def history(
         "resources": resources,
         "resource_label": None,
         "page_pre_title": "History",
-        "page_title": f"{resource} #{key}" + (f" · {row}" if row is not None else " (deleted)"),
+        "page_title": f"{LABELS[resource]} #{key}"
+        + (f" · {row}" if row is not None else " (deleted)"),
         "events": [_view(e) for e in events],
         "filters": {},
-        "models": MODELS,
+        "models": LABELS,
         "actions": [a.value for a in AuditAction],
         "next_before": next_before,
         "history": {"resource": resource, "pk": key, "exists": row is not None},

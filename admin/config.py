@@ -39,6 +39,9 @@ class StudioSettings(Settings):
     # List pages count their rows up to this many and then say "more than 10,000": an exact
     # COUNT(*) of 10M messages took ~1 s on every view. Pages beyond stay reachable.
     studio_exact_count_limit: int = Field(default=10_000, ge=1)
+    # The SQL console's read-only role (`coach-db console-role` prints it); unset: the console
+    # page says how to turn it on, and runs nothing.
+    coach_db_console_url: str | None = Field(default=None, repr=False)
     studio_login_failures_per_account_and_ip: int = Field(default=5, ge=1)
     studio_login_failures_per_account: int = Field(default=50, ge=1)
     studio_login_failures_per_ip: int = Field(default=100, ge=1)

@@ -30,20 +30,24 @@ ROLE_COLORS = {"user": "blue", "partner": "purple", "coach": "orange"}
 STAFF_ROLE_COLORS = {"viewer": "secondary", "editor": "blue", "admin": "red"}
 
 
+# Minutes are enough in a list (the form shows seconds): a column 20% narrower.
+LIST_DATETIME = "%Y-%m-%d %H:%M"
+
+
 def field_for(model: type[Model], name: str, **display_options: Any) -> Field:
     """The list display and form input of one model field, chosen by its type."""
     field = model._meta.fields_map[name]
     label = widgets.label_for(name)
     hint = field.description
     null = field.null
-    display: displays.Display = widgets.Text()
+    display: displays.Display = widgets.Text(wrap=isinstance(field, tortoise_fields.TextField))
     input_: inputs.Input
     if field.pk or field.generated:
         display, input_ = displays.Display(), inputs.DisplayOnly()
     elif isinstance(field, tortoise_fields.BooleanField):
         display, input_ = displays.Boolean(), inputs.Switch(default=field.default, help_text=hint)
     elif isinstance(field, tortoise_fields.DatetimeField):
-        display = displays.DatetimeDisplay()
+        display = displays.DatetimeDisplay(format_=LIST_DATETIME)
         if field.auto_now or field.auto_now_add:
             input_ = inputs.DisplayOnly()
         else:
@@ -67,6 +71,12 @@ def field_for(model: type[Model], name: str, **display_options: Any) -> Field:
     return Field(name=name, label=label, display=display, input_=input_)
 
 
+def form_display(model: type[Model], name: str) -> Field:
+    """A field the form shows (read-only) but the list leaves out, to fit the window."""
+    field = field_for(model, name)
+    return Field(field.name, field.label, displays.InputOnly(), inputs.DisplayOnly())
+
+
 def form_only(model: type[Model], name: str) -> Field:
     """A field edited in the form but not shown as a list column (long text, JSON, ...)."""
     field = field_for(model, name)
@@ -85,6 +95,11 @@ class StudioModel(ModelResource):  # type: ignore[misc]
     page_size = 20
     # Extra fields passed to field_for by name, e.g. badge colours.
     display_options: dict[str, dict[str, Any]] = {}
+
+    @classmethod
+    def list_row(cls, row: dict[str, Any]) -> dict[str, Any]:
+        """A list row as its cells show it (a hook: the row as read, by default)."""
+        return row
 
     @classmethod
     def _get_display_input_field(cls, field_name: str) -> Field:
@@ -186,7 +201,12 @@ class UserResource(StudioModel):
     ]
     fields = [
         "id",
-        Field("email", label="Email", input_=inputs.Email(help_text="Stored in lower case")),
+        Field(
+            "email",
+            label="Email",
+            display=widgets.Text(),
+            input_=inputs.Email(help_text="Stored in lower case"),
+        ),
         "username",
         "is_staff",
         Field(
@@ -197,7 +217,7 @@ class UserResource(StudioModel):
         ),
         widgets.RelatedRows("Sessions", ConversationSession, "user_id"),
         "created_at",
-        "updated_at",
+        form_display(User, "updated_at"),
         Field(
             "password",
             label="New password",
@@ -205,6 +225,11 @@ class UserResource(StudioModel):
             input_=widgets.NewPassword(),
         ),
     ]
+
+    @classmethod
+    def list_row(cls, row: dict[str, Any]) -> dict[str, Any]:
+        # A role means something only for staff: a learner's column stays empty.
+        return row if row.get("is_staff", True) else {**row, "role": None}
 
     @classmethod
     async def related_links(cls, request: Request, obj: Any) -> list[tuple[str, str, str]]:
@@ -244,10 +269,12 @@ class ScenarioResource(StudioModel):
         widgets.Since("created_at", "Created from"),
         widgets.Until("created_at", "to"),
     ]
+    # The list shows what tells scenarios apart; the slug and dates are in the form (and the
+    # search finds slugs): every column fits a 1280 px window.
     fields = [
         "id",
         "name",
-        "slug",
+        form_only(Scenario, "slug"),
         "is_active",
         widgets.RelatedRows("Sessions", ConversationSession, "scenario_id"),
         "partner_model",
@@ -256,7 +283,7 @@ class ScenarioResource(StudioModel):
         form_only(Scenario, "partner_persona"),
         form_only(Scenario, "partner_system_prompt"),
         form_only(Scenario, "coach_system_prompt"),
-        "created_at",
+        form_display(Scenario, "created_at"),
     ]
 
     @classmethod
@@ -302,8 +329,9 @@ class SessionResource(StudioModel):
         "started_at",
         form_only(ConversationSession, "ended_at"),
         # Kept by database triggers from the message rows and the two times (migration 2).
-        display_only(ConversationSession, "total_messages"),
-        display_only(ConversationSession, "duration_seconds"),
+        # The Messages column shows total_messages already.
+        form_display(ConversationSession, "total_messages"),
+        form_display(ConversationSession, "duration_seconds"),
         widgets.RelatedRows("Messages", Message, "session_id", count_field="total_messages"),
         widgets.RowLink("Transcript", "conversationsession/transcript/{id}", "Read"),
     ]
@@ -324,7 +352,10 @@ class SessionResource(StudioModel):
             ),
             (
                 "ti ti-versions",
-                f"Prompt version {version.version} (what it ran with)",
+                f"Prompt version {version.version} (what it ran with)"
+                if version.created_at <= obj.started_at
+                else f"Prompt version {version.version} (recorded after the session started, "
+                "when recording began: it may have run with an earlier prompt)",
                 _url(request, f"scenario/{version.scenario_id}/versions/{version.version}"),
             ),
             (

@@ -285,8 +285,9 @@ async def list_view(
         known_at_least=search.matches_at_least(request),
     )
     await _prefetch(request, fields, rows)
+    shown = [model_resource.list_row(row) for row in rows]
     rendered_values, row_attributes, column_attributes, cell_attributes = await render_values(
-        request, model_resource, fields, rows
+        request, model_resource, fields, shown
     )
     context = {
         "resources": resources,

@@ -66,19 +66,25 @@ def resource_name(model: type[Model]) -> str:
 
 
 class Text(displays.Display):  # type: ignore[misc]
-    """Plain text, cut to `max_chars` in lists; escaped by the compat shim."""
+    """Plain text, cut to `max_chars` in lists; escaped by the compat shim.
 
-    def __init__(self, max_chars: int = 80) -> None:
+    Long text (`wrap`: a TextField) wraps in a column of its own; a short one (a name, an
+    e-mail, a model id) stays on one line, clipped with … at the column's width (base.html),
+    whole in its tooltip: lists fit the window instead of scrolling sideways."""
+
+    def __init__(self, max_chars: int = 80, wrap: bool = False) -> None:
         super().__init__()
         self.max_chars = max_chars
+        self.wrap = wrap
 
     async def render(self, request: Request, value: Any) -> Any:
         if isinstance(value, str) and len(value) > self.max_chars:
             value = value[: self.max_chars - 1] + "…"
-        # Escaped by the compat shim; the span lets long text wrap in a list (base.html).
-        return Markup('<span class="studio-text">{}</span>').format(
-            await super().render(request, value)
-        )
+        shown = await super().render(request, value)
+        if self.wrap:
+            return Markup('<span class="studio-text">{}</span>').format(shown)
+        title = value if isinstance(value, str) else ""
+        return Markup('<span class="studio-clip" title="{}">{}</span>').format(title, shown)
 
 
 class Badge(displays.Display):  # type: ignore[misc]

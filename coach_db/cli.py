@@ -21,6 +21,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from coach_db import audit_cli as _audit_cli
+from coach_db import console_role as _console_role
 from coach_db import privacy_cli as _privacy_cli
 from coach_db.adoption import cli as _adoption_cli
 from coach_db.config import database_url, mask_url, scrub
@@ -206,11 +207,16 @@ def _require_studio() -> None:
     absent = [name for name in _STUDIO_MODULES if importlib.util.find_spec(name) is None]
     if absent or importlib.util.find_spec("admin") is None:
         what = ", ".join(absent) or "admin"
-        raise CoachDbError(
-            f"The studio is not installed (no {what}): it comes with the `studio` extra. "
-            "Install coach-db[studio], e.g. `pip install 'coach-db[studio]'` or "
-            "`uv add 'coach-db[studio]'`."
-        )
+        raise CoachDbError(studio_not_installed(what))
+
+
+def studio_not_installed(what: str) -> str:
+    """What `coach-db studio` and `python -m admin` say when the studio extra is missing."""
+    return (
+        f"The studio is not installed (no {what}): it comes with the `studio` extra. "
+        "Install coach-db[studio], e.g. `pip install 'coach-db[studio]'` or "
+        "`uv add 'coach-db[studio]'`."
+    )
 
 
 async def _count_users(url: str) -> int:
@@ -237,30 +243,43 @@ def check(
         ),
     ] = None,
 ) -> None:
-    """Fail when the models changed without a migration (offline: no database needed)."""
+    """Fail when the code and the migrations disagree (offline: no database needed).
+
+    It checks that the generated coach_db/types.py and coach_db/models.pyi are what
+    `coach-db generate` writes for the current models (and, when asked, that a kept
+    schema.prisma is what `coach-db generate --prisma` writes), and that the models match the
+    last migration (no change without a migration). Each gets one line; exit 1 if any fails.
+    """
     from coach_db.codegen import drift as generated_drift
     from coach_db.prisma_schema import prisma_drift
 
     stale = generated_drift() + prisma_drift(prisma)
     for path in stale:
         out.print(
-            f"[red]Drift:[/] {path} is not what `coach-db generate"
+            f"[red]✗ Generated files:[/] {path if path.suffix == '.prisma' else path.name} is not "
+            "what `coach-db generate"
             f"{' --prisma ' + str(path.parent) if path.suffix == '.prisma' else ''}` writes for "
             "the current models: run it and commit the file."
         )
+    if not stale:
+        out.print("[green]✓ Generated files:[/] types.py and models.pyi match the models.")
     drift = check_drift()
     if drift.clean:
-        out.print("[green]No drift:[/] the models match the last migration.")
-        if stale:
-            raise typer.Exit(1)
-        return
-    out.print(
-        "[red]Drift:[/] the models changed without a migration. With the database up to date "
-        f"({APPLY_MIGRATIONS}), run `coach-db migrate --name <what changed>` and commit the "
-        "file. The difference, as SQL:"
-    )
-    out.print(Syntax(drift.upgrade_sql or drift.sql, "sql"))
-    raise typer.Exit(1)
+        out.print("[green]✓ Migrations:[/] the models match the last migration.")
+    else:
+        out.print(
+            "[red]✗ Migrations:[/] the models changed without a migration. With the database up "
+            f"to date ({APPLY_MIGRATIONS}), run `coach-db migrate --name <what changed>` and "
+            "commit the file. The difference, as SQL:"
+        )
+        out.print(Syntax(drift.upgrade_sql or drift.sql, "sql"))
+    problems = [f"{len(stale)} generated file(s) out of date"] if stale else []
+    if not drift.clean:
+        problems.append("a model change without a migration")
+    if problems:
+        out.print(f"[red]Check failed:[/] {' and '.join(problems)}.")
+        raise typer.Exit(1)
+    out.print("[green]All checks passed.[/]")
 
 
 @app.command()
@@ -619,6 +638,9 @@ def _no_file() -> Iterator[None]:
 _privacy_cli.register(app, friendly)
 # --- audit chain and the runtime role (coach_db/audit_cli.py) -------------------------------
 _audit_cli.register(app, friendly)
+
+# --- the studio SQL console's read-only role (coach_db/console_role.py) -----------------------
+_console_role.register(app, friendly)
 
 
 def main() -> None:

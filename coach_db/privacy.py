@@ -53,8 +53,15 @@ SESSION_VERSION_SQL = (
 
 
 class UserNotFound(CoachDbError):
-    def __init__(self, email: str) -> None:
-        super().__init__(f"No user with the e-mail {email.strip().lower()!r}.")
+    def __init__(self, email: str, receipt: asyncpg.Record | None = None) -> None:
+        said = f"No user with the e-mail {email.strip().lower()!r}"
+        if receipt is None:
+            super().__init__(f"{said}.")
+        else:
+            super().__init__(
+                f"{said}: it was erased on {receipt['erased_at']:%Y-%m-%d} (erasure receipt "
+                f"#{receipt['id']}; `coach-db erasures --email EMAIL` lists its receipts)."
+            )
 
 
 def _json(value: Any) -> Any:
@@ -76,7 +83,13 @@ async def _user(conn: asyncpg.Connection, email: str, lock: bool = False) -> asy
         email,
     )
     if row is None:
-        raise UserNotFound(email)
+        # Erased already? The receipt is found by the e-mail's salted hash, never the e-mail.
+        receipt = await conn.fetchrow(
+            "SELECT id, erased_at FROM erasure_receipt WHERE email_hash = $1"
+            " ORDER BY id DESC LIMIT 1",
+            await email_hash(conn, email),
+        )
+        raise UserNotFound(email, receipt)
     return row
 
 

@@ -112,17 +112,22 @@ def erasures(
         for row in rows:
             print(privacy.dumps(row))
         return
+    # Fits 80 columns: the receipt, the date (UTC, to the minute) and the hash never wrap or
+    # get cut; who and what wrap instead.
     table = Table()
-    for column in ("receipt", "erased at", "by", "deleted", "e-mail hash"):
-        table.add_column(column)
+    table.add_column("receipt", no_wrap=True, justify="right")
+    table.add_column("erased at (UTC)", no_wrap=True, min_width=16)
+    table.add_column("by", overflow="fold")
+    table.add_column("deleted", overflow="fold")
+    table.add_column("e-mail hash", no_wrap=True)
     for row in rows:
-        counts = ", ".join(f"{k} {v}" for k, v in row["counts"].items())
+        counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in row["counts"].items())
         table.add_row(
             str(row["id"]),
-            row["erased_at"].isoformat(timespec="seconds"),
+            f"{row['erased_at']:%Y-%m-%d %H:%M}",
             row["erased_by"],
             counts,
-            row["email_hash"][:16] + "…",
+            row["email_hash"][:8] + "…",
         )
     out.print(table)
     if not rows:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from pathlib import Path
 
+import asyncpg
+
 from coach_db.embedded import EmbeddedServers, running_state
+from coach_db.schema import asyncpg_dsn
 from tests.processes import coach_db_cmd, processes_under
 
 
@@ -15,6 +19,15 @@ def redis_ping(url: str) -> bytes:
         sock.connect(url.removeprefix("unix://"))
         sock.sendall(b"PING\r\n")
         return sock.recv(64)
+
+
+async def _statement_statistics(url: str) -> bool:
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        preloaded = "pg_stat_statements" in await conn.fetchval("SHOW shared_preload_libraries")
+        return preloaded and await conn.fetchval("SELECT count(*) FROM pg_stat_statements") >= 0
+    finally:
+        await conn.close()
 
 
 def test_embedded_servers_are_found_stopped_and_keep_their_data(tmp_path: Path) -> None:
@@ -27,6 +40,8 @@ def test_embedded_servers_are_found_stopped_and_keep_their_data(tmp_path: Path) 
         deployed = coach_db_cmd("deploy", home=home)
         assert deployed.returncode == 0, deployed.stderr
         assert "applied now" in deployed.stderr
+        # The queries view's statistics: this server loads pg_stat_statements.
+        assert asyncio.run(_statement_statistics(servers.database_url))
     assert running_state(home) is None
     assert not (home / "state.json").exists()
     assert processes_under(home) == []

@@ -440,8 +440,32 @@ def test_coach_db_check_command_needs_no_database() -> None:
     )
     assert result.returncode == 0, result.stderr
     # On stdout, like `coach-db status`: both are reports, and a CI gate pipes them alike.
-    assert result.stdout.startswith("No drift"), result.stdout
+    assert result.stdout.splitlines() == [
+        "✓ Generated files: types.py and models.pyi match the models.",
+        "✓ Migrations: the models match the last migration.",
+        "All checks passed.",
+    ]
     assert result.stderr == ""
+
+
+def test_coach_db_check_with_stale_generated_files_says_so_coherently(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not "Drift: …" twice, then "No drift", then exit 1: one line per check, then why."""
+    from coach_db import codegen
+
+    stale = [ROOT / "coach_db" / "types.py", ROOT / "coach_db" / "models.pyi"]
+    monkeypatch.setattr(codegen, "drift", lambda: stale)
+    result = CliRunner().invoke(cli.app, ["check"])
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("✗ Generated files: types.py is not what")
+    assert lines[1].startswith("✗ Generated files: models.pyi is not what")
+    assert lines[2] == "✓ Migrations: the models match the last migration."
+    assert lines[3] == "Check failed: 2 generated file(s) out of date."
+    assert "No drift" not in result.stdout
+    help_text = CliRunner().invoke(cli.app, ["check", "--help"]).stdout
+    assert "types.py" in help_text and "migration" in help_text
 
 
 def test_coach_db_check_on_drift_shows_the_sql_difference_only(

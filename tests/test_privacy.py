@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -319,7 +320,31 @@ def test_erase_user_command_shows_counts_asks_and_lists_the_receipt(database_url
     assert email not in listed.stdout
     again = coach_db_cmd("erase-user", email, "--yes", url=database_url)
     assert again.returncode == 1 and "No user with the e-mail" in again.stderr
+    assert "erased on" in again.stderr and "receipt #1" in again.stderr  # not just "no user"
     assert "Traceback" not in again.stderr
+
+
+def test_erasures_on_an_80_column_terminal_shows_whole_dates(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from coach_db import privacy_cli
+
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    asyncio.run(_user_in_subprocess_db(database_url, email))
+    done = coach_db_cmd("erase-user", email, "--yes", url=database_url)
+    assert done.returncode == 0, done.stderr
+    screen = io.StringIO()
+    terminal = Console(file=screen, width=80, force_terminal=True, color_system=None)
+    monkeypatch.setattr(privacy_cli, "out", terminal)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    privacy_cli.erasures(email=None, limit=5)
+    text = screen.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", text), text
 
 
 async def _user_in_subprocess_db(url: str, email: str) -> None:

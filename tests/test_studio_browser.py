@@ -197,7 +197,7 @@ async def test_sign_in_browse_a_user_to_the_transcript_and_edit_a_scenario(
     await shot(page, "5-transcript")
 
     await page.click("text=Scenarios")
-    await page.click(f"tr:has-text('{scenario.slug}') >> text=Edit")
+    await page.click(f"tr:has-text('{scenario.name}') >> text=Edit")
     await page.fill("input[name=name]", "Asking for a raise, politely")
     await page.uncheck("input[name=is_active]")
     await page.click("button[name=save]")

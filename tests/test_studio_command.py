@@ -218,3 +218,20 @@ def _studio_no_migrate(url: str, redis_url: str, home: Path) -> subprocess.Compl
         stdin=subprocess.DEVNULL,
         timeout=120,
     )
+
+
+def test_python_m_admin_without_the_studio_extra_says_what_to_install(tmp_path: Path) -> None:
+    """As `coach-db studio` does, instead of a ModuleNotFoundError traceback."""
+    # `import babel` fails in that process as if the package were not installed.
+    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['babel'] = None\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "admin"],
+        cwd=ROOT,
+        env=subprocess_env(PYTHONPATH=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "no babel" in result.stderr and "coach-db[studio]" in result.stderr

@@ -228,3 +228,11 @@ def test_the_route_enumeration_sees_the_studio_apps_routes(studio_app: Any) -> N
     templates = {template for _, template in state_changing_routes(studio_app)}
     assert {"/{resource}/create", "/{resource}/update/{pk}", "/{resource}/delete/{pk}"} <= templates
     assert not re.search("login|logout|password", " ".join(templates))
+
+
+async def test_the_sql_console_is_for_admins_only(viewer: Any, editor: Any, staff: Any) -> None:
+    """Viewers and editors get 403 on the console's page and its form; an admin gets the page."""
+    for client in (viewer, editor):
+        assert (await client.get("/admin/sql")).status_code == 403
+        assert (await post(client, "/admin/sql", {"sql": "SELECT 1"})).status_code == 403
+    assert (await staff.get("/admin/sql")).status_code == 200
