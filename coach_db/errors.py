@@ -150,6 +150,27 @@ class SessionAlreadyEnded(ConversationError):
         )
 
 
+class InvalidIdempotencyKey(ConversationError):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"Idempotency key refused, nothing was written: {reason}.")
+
+
+class IdempotencyKeyReused(ConversationError):
+    """A retry's key names a row stored with other values: a caller bug, never a retry."""
+
+    def __init__(self, what: str, key: str, stored_id: int, differs: str) -> None:
+        self.what = what
+        self.key = key
+        self.stored_id = stored_id
+        shown = key if len(key) <= 60 else key[:60] + "…"
+        super().__init__(
+            f"The idempotency key {shown!r} was already used for {what} {stored_id}, stored with "
+            f"another {differs}: nothing was written. A retry must send the same values as the "
+            "first call; a new message or session needs a new key."
+        )
+
+
 class InvalidMessage(ConversationError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
@@ -167,8 +188,9 @@ class DatabaseConnectionLost(CoachDbError):
         self.reason = reason
         self.maybe_written = maybe_written
         outcome = (
-            "the statement was sent, so it may or may not have been written: check before "
-            "retrying (for a message, with transcript())"
+            "the statement was sent, so it may or may not have been written: retry with the "
+            "same idempotency_key, which returns the stored row if it was (without a key, "
+            "check before retrying, for a message with transcript())"
             if maybe_written
             else "nothing was written; retry once the server answers again"
         )

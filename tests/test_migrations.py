@@ -104,6 +104,15 @@ AUDIT_INDEXES = {
     "idx_erasure_rec_email_h_a47a9a",
 }
 INDEX_NAMES = "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'"
+# Migration 11 (idempotency_keys), by name.
+IDEMPOTENCY_CHECKS = {
+    "message_idempotency_key_length",
+    "conversation_session_idempotency_key_length",
+}
+IDEMPOTENCY_INDEXES = {
+    "message_session_idempotency_key",
+    "conversation_session_user_idempotency_key",
+}
 INVARIANTS_CHECKS = {
     "user_email_lower_trimmed",
     "message_content_max_chars",
@@ -195,7 +204,12 @@ async def test_upgrade_builds_the_schema_on_an_empty_database(
         | AUDIT_TABLES
     )
     assert checks == (
-        CONSTRAINTS_CHECKS | TRIGGERS_CHECKS | INVARIANTS_CHECKS | VERSIONS_CHECKS | AUDIT_CHECKS
+        CONSTRAINTS_CHECKS
+        | TRIGGERS_CHECKS
+        | INVARIANTS_CHECKS
+        | VERSIONS_CHECKS
+        | AUDIT_CHECKS
+        | IDEMPOTENCY_CHECKS
     )
     assert triggers == TRIGGERS_TRIGGERS | ROLLUP_TRIGGERS | VERSIONS_TRIGGERS | AUDIT_TRIGGERS
     assert indexes >= STUDIO_INDEXES | {SEARCH_INDEX}
@@ -209,6 +223,12 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
     assert run_aerich("upgrade", url=url).returncode == 0
     conn = await asyncpg.connect(url)
     try:
+        down = run_aerich("downgrade", "--yes", url=url)  # idempotency_keys
+        assert down.returncode == 0, down.stderr
+        assert IDEMPOTENCY_CHECKS.isdisjoint(await names(conn, CHECKS))
+        assert IDEMPOTENCY_INDEXES.isdisjoint(await names(conn, INDEX_NAMES))
+        columns = "SELECT attname FROM pg_attribute WHERE attrelid = 'message'::regclass"
+        assert "idempotency_key" not in await names(conn, columns)
         down = run_aerich("downgrade", "--yes", url=url)  # audit_and_erasure
         assert down.returncode == 0, down.stderr
         assert AUDIT_TRIGGERS.isdisjoint(await names(conn, TRIGGERS))
@@ -264,13 +284,14 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
             | TRIGGERS_CHECKS
             | INVARIANTS_CHECKS
             | VERSIONS_CHECKS
-            | AUDIT_CHECKS,
+            | AUDIT_CHECKS
+            | IDEMPOTENCY_CHECKS,
             TRIGGERS_TRIGGERS | ROLLUP_TRIGGERS | VERSIONS_TRIGGERS | AUDIT_TRIGGERS,
             TRIGGERS_FUNCTIONS | ROLLUP_FUNCTIONS | VERSIONS_FUNCTIONS | {"append_only"},
         ]
         assert found[:3] == everything and found[3] >= ROLLUP_TABLES | AUDIT_TABLES
         assert await names(conn, INDEXES) >= STUDIO_INDEXES | {SEARCH_INDEX}
-        assert await names(conn, INDEX_NAMES) >= AUDIT_INDEXES
+        assert await names(conn, INDEX_NAMES) >= AUDIT_INDEXES | IDEMPOTENCY_INDEXES
         assert await conn.fetchval("SELECT length(salt) FROM erasure_salt") == 64
         assert VERSIONS_FOREIGN_KEY in await names(conn, FOREIGN_KEYS)
         per_day = await conn.fetch(
