@@ -104,6 +104,7 @@ from tortoise.backends.asyncpg.client import TransactionWrapper
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
+from coach_db.db import forget_pooled_connections
 from coach_db.errors import (
     DatabaseConnectionLost,
     IdempotencyKeyReused,
@@ -115,6 +116,7 @@ from coach_db.errors import (
     SessionNotActive,
     connection_lost,
     never_sent,
+    read_only_refusal,
 )
 from coach_db.limits import (
     MAX_CONTENT_CHARS,
@@ -446,24 +448,36 @@ async def _run(
 
     A read-only statement outside a transaction is sent once more on a lost connection (a
     PostgreSQL restart leaves dead connections in the pool; the pool replaces the one that
-    failed). A write is never resent: it may have been committed before the connection broke.
+    failed). A write is never resent: it may have been committed before the connection broke
+    (its caller retries with its idempotency key). A write refused as read-only (the node was
+    demoted) wrote nothing; a statement past the URL's command_timeout (a node cut off) may
+    have. Both make the pool drop its connections, so new ones find the current primary.
     """
     try:
         return await _fetch(db, query, args, read_only)
     except Exception as exc:
-        if not connection_lost(exc):
+        if not connection_lost(exc) and not _timed_out(exc):
             raise
         first = exc
-    if read_only and not isinstance(db, TransactionWrapper):
+    if read_only and not isinstance(db, TransactionWrapper) and not _timed_out(first):
         try:
             return await _fetch(db, query, args, read_only)
         except Exception as exc:
             if not connection_lost(exc):
                 raise
             first = exc
+    if read_only_refusal(first) or _timed_out(first):
+        # A demoted primary, or one cut off by the network (command_timeout in the URL): its
+        # pooled connections must go; new ones find the new primary.
+        await forget_pooled_connections(db)
     reason = f"{type(first).__name__}: {str(first)[:200]}"
-    maybe_written = not read_only and not never_sent(first)
+    maybe_written = not read_only and not never_sent(first) and not read_only_refusal(first)
     raise DatabaseConnectionLost(operation, reason, maybe_written=maybe_written) from first
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """asyncpg's command_timeout (a URL setting) expired: the server is slow or unreachable."""
+    return isinstance(exc, TimeoutError)
 
 
 async def _fetch(db: BaseDBAsyncClient, query: str, args: list[Any], read_only: bool) -> list[Any]:
