@@ -65,7 +65,9 @@ class OutageMiddleware:
                     str(exc)[:200],
                 )
                 refused = read_only_refusal(exc)
-                if refused:  # a demoted primary: new connections find the new one
+                if refused or isinstance(exc, TimeoutError):
+                    # A demoted primary, or one cut off (the URL's command_timeout): new
+                    # connections find the new one.
                     await forget_pooled_connections(connections.get("default"))
                 retry = read and attempt == 1 and server == "The database"
                 if not (retry and await database_answers(RETRY_WAIT_SECONDS)):
@@ -77,7 +79,7 @@ class OutageMiddleware:
 def _server_down(exc: BaseException) -> str | None:
     if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
         return "Redis"
-    if connection_lost(exc):
+    if connection_lost(exc) or isinstance(exc, TimeoutError):  # TimeoutError: command_timeout
         return "The database"
     return None
 
