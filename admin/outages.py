@@ -24,7 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tortoise import connections
 
 from admin.templating import render
-from coach_db.errors import connection_lost
+from coach_db.db import forget_pooled_connections
+from coach_db.errors import connection_lost, read_only_refusal
 
 logger = logging.getLogger("admin")
 # A fast restart takes about a second; a page waiting longer than this gets the 503 page.
@@ -63,9 +64,14 @@ class OutageMiddleware:
                     type(exc).__name__,
                     str(exc)[:200],
                 )
+                refused = read_only_refusal(exc)
+                if refused or isinstance(exc, TimeoutError):
+                    # A demoted primary, or one cut off (the URL's command_timeout): new
+                    # connections find the new one.
+                    await forget_pooled_connections(connections.get("default"))
                 retry = read and attempt == 1 and server == "The database"
                 if not (retry and await database_answers(RETRY_WAIT_SECONDS)):
-                    await _unavailable(scope, receive, send, server, read)
+                    await _unavailable(scope, receive, send, server, read, refused)
                     return
                 logger.warning("the database answers again: running %s once more", scope["path"])
 
@@ -73,14 +79,21 @@ class OutageMiddleware:
 def _server_down(exc: BaseException) -> str | None:
     if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
         return "Redis"
-    if connection_lost(exc):
+    if connection_lost(exc) or isinstance(exc, TimeoutError):  # TimeoutError: command_timeout
         return "The database"
     return None
 
 
-async def _unavailable(scope: Scope, receive: Receive, send: Send, server: str, read: bool) -> None:
+async def _unavailable(
+    scope: Scope, receive: Receive, send: Send, server: str, read: bool, refused: bool = False
+) -> None:
     message = f"{server} is not answering (it may be restarting). Try again in a moment."
-    if not read:
+    if refused:
+        message = (
+            "The database is moving to another server (a failover): nothing was saved. "
+            "Try again in a moment."
+        )
+    elif not read:
         message += " If you were saving a change, check whether it was stored."
     context = {
         "status_code": HTTP_503_SERVICE_UNAVAILABLE,

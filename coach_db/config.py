@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
+import asyncpg
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -19,7 +21,11 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 # Characters that URL parsers read as delimiters inside credentials; a space is not a URL
 # character at all.
 _RESERVED = re.compile(r"[/?#@\[\]\s]")
-_HOST_START = re.compile(r"[\w.\-\[\]%]*(?::\d*)?(?:[/?]|$)")
+# A host (or a comma-separated list of hosts, each with its port) up to the path or the query.
+_HOST_START = re.compile(r"[\w.\-\[\]%]*(?::\d*)?(?:,[\w.\-\[\]%]*(?::\d*)?)*(?:[/?]|$)")
+_ONE_HOST = re.compile(r"(?P<host>\[[0-9A-Fa-f:.%\w]+\]|[\w.\-%]+)(?::(?P<port>\d{1,5}))?")
+# libpq's and asyncpg's values of target_session_attrs.
+TARGET_SESSION_ATTRS = ("any", "primary", "standby", "prefer-standby", "read-write", "read-only")
 _SCHEMES = {"postgres", "postgresql", "asyncpg", "postgresql+asyncpg"}
 
 
@@ -163,6 +169,12 @@ def database_url(url: str | None = None, *, variable: str = "DATABASE_URL") -> s
     masked = mask_url(raw)
     if problem := credentials_problem(raw):
         raise DatabaseUrlInvalid(masked, problem, variable)
+    # Several hosts (`h1:5432,h2:5432`): each is checked, then the first stands for all of
+    # them while the rest is validated, and the list is put back at the end.
+    hostlist = _hostlist(raw)
+    hosts = _hosts(hostlist, masked, variable) if "," in hostlist else None
+    if hosts:
+        raw = _with_hostlist(raw, hosts[0])
     try:
         parts = urlsplit(raw)
         parts.port  # noqa: B018 - raises ValueError on a non-numeric port
@@ -188,8 +200,96 @@ def database_url(url: str | None = None, *, variable: str = "DATABASE_URL") -> s
     query.setdefault("maxsize", str(settings.db_pool_max_size))
     query.setdefault("statement_cache_size", str(settings.db_statement_cache_size))
     query.setdefault("timeout", str(settings.db_connect_timeout))
+    target = query.get("target_session_attrs")
+    if target is not None and target not in TARGET_SESSION_ATTRS:
+        raise DatabaseUrlInvalid(
+            masked,
+            f"target_session_attrs must be one of {', '.join(TARGET_SESSION_ATTRS)}",
+            variable,
+        )
+    if hosts and target is None and variable == "DATABASE_URL":
+        # Several hosts for the primary: only the one that accepts writes will do (libpq's
+        # default, "any", would take the first that answers, maybe a standby).
+        query["target_session_attrs"] = "read-write"
+    if hosts:
+        userinfo = parts.netloc.rpartition("@")[0]
+        parts = parts._replace(netloc=(f"{userinfo}@" if userinfo else "") + ",".join(hosts))
     # Tortoise and Aerich know postgres:// but not SQLAlchemy's postgresql+asyncpg://.
     return urlunsplit(parts._replace(scheme="postgres", query=urlencode(query)))
+
+
+def _hostlist(url: str) -> str:
+    """The host part of a raw URL: one host, or several separated by commas."""
+    rest = _credentials(url)[3]
+    return re.split(r"[/?#]", rest, maxsplit=1)[0]
+
+
+def _with_hostlist(url: str, hostlist: str) -> str:
+    """`url` (stripped) with `hostlist` in place of its host part."""
+    url = url.strip()
+    rest = _credentials(url)[3]
+    return url[: len(url) - len(rest)] + hostlist + rest[len(_hostlist(url)) :]
+
+
+def _hosts(hostlist: str, masked: str, variable: str) -> list[str]:
+    """Each `host:port` of a multi-host URL (port 5432 when not given), or DatabaseUrlInvalid."""
+    found = []
+    for item in hostlist.split(","):
+        match = _ONE_HOST.fullmatch(item.strip())
+        if not match or not 0 < int(match["port"] or 5432) <= 65535:
+            raise DatabaseUrlInvalid(
+                masked,
+                "each host of a multi-host URL must be host or host:port, port from 1 to 65535 "
+                "(h1:5432,h2:5432,h3:5432)",
+                variable,
+            )
+        found.append(f"{match['host']}:{match['port'] or 5432}")
+    return found
+
+
+def url_hosts(url: str) -> list[tuple[str, int]]:
+    """(host, port) of each host of a URL from database_url(), in order."""
+    hosts = []
+    for item in _hostlist(url).split(","):
+        host, _, port = item.rpartition(":") if re.search(r":\d+$", item) else (item, "", "")
+        hosts.append((host.strip("[]"), int(port or 5432)))
+    return hosts
+
+
+@dataclass(frozen=True)
+class MultiHostConnect:
+    """asyncpg.connect for a pool over several hosts (asyncpg.create_pool's `connect=` hook).
+
+    Tortoise passes a single host and port to the pool; asyncpg itself takes lists and tries
+    the hosts in order, keeping the first that matches target_session_attrs. The pool calls
+    this for every new connection, so after a failover the replacement of a dropped connection
+    goes to whichever host is the primary now.
+    """
+
+    hosts: tuple[str, ...]
+    ports: tuple[int, ...]
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> asyncpg.Connection:
+        kwargs["host"], kwargs["port"] = list(self.hosts), list(self.ports)
+        return await asyncpg.connect(*args, **kwargs)
+
+
+def tortoise_connection(url: str) -> str | dict[str, Any]:
+    """A connection of Tortoise's config for a URL from database_url(): the URL itself, or,
+    for several hosts, Tortoise's expansion of it with MultiHostConnect (Tortoise's own URL
+    parser reads one host only)."""
+    from tortoise.backends.base.config_generator import expand_db_url
+
+    hosts = url_hosts(url)
+    if len(hosts) == 1:
+        return url
+    first = f"{hosts[0][0]}:{hosts[0][1]}" if ":" not in hosts[0][0] else f"[{hosts[0][0]}]"
+    single = _with_hostlist(url, first)
+    connection: dict[str, Any] = expand_db_url(single)
+    connection["credentials"]["connect"] = MultiHostConnect(
+        tuple(h for h, _ in hosts), tuple(p for _, p in hosts)
+    )
+    return connection
 
 
 # A comma followed by a scheme starts the next replica URL; other commas (a multi-host URL,
@@ -256,7 +356,7 @@ class SecretsFilter(logging.Filter):
 def tortoise_config(url: str | None = None) -> dict[str, Any]:
     """The Tortoise/Aerich configuration for one database URL (default: DATABASE_URL)."""
     return {
-        "connections": {"default": database_url(url)},
+        "connections": {"default": tortoise_connection(database_url(url))},
         "apps": {
             APP_LABEL: {
                 "models": [MODELS_MODULE, "aerich.models"],

@@ -70,6 +70,20 @@ sizes (``coach_db.limits``)
     ``MAX_TRANSCRIPT_PAGE``, ``user_history`` the newest ``MAX_HISTORY_SESSIONS`` sessions with
     their first ``MAX_HISTORY_MESSAGES`` messages each, with cursors for the rest.
 
+retries that never duplicate (migration ``11_…_idempotency_keys``)
+    ``add_message`` and ``start_session`` take an optional ``idempotency_key``: the same call
+    sent again with the same key (after ``DatabaseConnectionLost(maybe_written=True)``, a
+    timeout, a failover, a crashed worker) returns the row the first call stored, never a
+    second row. Unique per session (message) and per user (session), by partial unique
+    indexes: the INSERT says ``ON CONFLICT … DO NOTHING``, and a conflict reads the stored row
+    back. Concurrent calls with one key wait for each other in the index and store one row. A
+    key reused with other values (another role, content, metadata or scenario) raises
+    ``IdempotencyKeyReused``, as Stripe does: returning a row that is not what the caller asked
+    for would hide a bug. A retry is answered from the stored row even if the session has
+    ended (or the scenario was deactivated) meanwhile. Keys have 1 to
+    ``MAX_IDEMPOTENCY_KEY_CHARS`` characters (CHECK constraints too). ``end_session`` needs no
+    key: ending an ended session again with the same status returns it unchanged.
+
 Every function here is one round trip on the happy path (a second one only to explain a
 refusal, or for ``end_session`` to return a session that had already ended) and runs inside the
 caller's transaction when there is one (``in_transaction()``).
@@ -90,8 +104,11 @@ from tortoise.backends.asyncpg.client import TransactionWrapper
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
+from coach_db.db import forget_pooled_connections
 from coach_db.errors import (
     DatabaseConnectionLost,
+    IdempotencyKeyReused,
+    InvalidIdempotencyKey,
     InvalidMessage,
     NotFound,
     ScenarioInactive,
@@ -99,11 +116,13 @@ from coach_db.errors import (
     SessionNotActive,
     connection_lost,
     never_sent,
+    read_only_refusal,
 )
 from coach_db.limits import (
     MAX_CONTENT_CHARS,
     MAX_HISTORY_MESSAGES,
     MAX_HISTORY_SESSIONS,
+    MAX_IDEMPOTENCY_KEY_CHARS,
     MAX_METADATA_BYTES,
     MAX_METADATA_DEPTH,
     MAX_TRANSCRIPT_PAGE,
@@ -128,16 +147,28 @@ _MESSAGE_PAGE: Final = TypeAdapter(list[MessageRead])
 # Each operation is a single statement; the WHERE clauses make the refusals atomic with the
 # write (a session ending or a scenario being deactivated concurrently cannot slip between a
 # check and the INSERT).
+# A NULL key never conflicts: one statement with and without a key. A conflict inserts nothing
+# and returns nothing; the _KEYED_ query then reads the stored row (a new snapshot: it sees a
+# concurrent first call, which the INSERT waited for in the unique index).
 _START_SESSION = """
-    INSERT INTO "conversation_session" ("user_id", "scenario_id")
-    SELECT $1, "id" FROM "scenario" WHERE "id" = $2 AND "is_active"
+    INSERT INTO "conversation_session" ("user_id", "scenario_id", "idempotency_key")
+    SELECT $1, "id", $3 FROM "scenario" WHERE "id" = $2 AND "is_active"
+    ON CONFLICT ("user_id", "idempotency_key") WHERE "idempotency_key" IS NOT NULL DO NOTHING
     RETURNING *"""
+_KEYED_SESSION = """
+    SELECT * FROM "conversation_session" WHERE "user_id" = $1 AND "idempotency_key" = $2"""
 _ADD_MESSAGE = """
-    INSERT INTO "message" ("session_id", "role", "content", "metadata")
-    SELECT "id", $2, $3, $4::jsonb FROM "conversation_session"
+    INSERT INTO "message" ("session_id", "role", "content", "metadata", "idempotency_key")
+    SELECT "id", $2, $3, $4::jsonb, $5 FROM "conversation_session"
     WHERE "id" = $1 AND "status" = 'active'
+    ON CONFLICT ("session_id", "idempotency_key") WHERE "idempotency_key" IS NOT NULL DO NOTHING
     RETURNING "id", "timestamp"
 """
+_KEYED_MESSAGE = """
+    SELECT "id", "role", "content", "timestamp", "audio_url", "metadata"::text AS "metadata",
+           "role" = $3 AS "same_role", "content" = $4 AS "same_content",
+           "metadata" = $5::jsonb AS "same_metadata"
+    FROM "message" WHERE "session_id" = $1 AND "idempotency_key" = $2"""
 # ended_at and duration_seconds come from the trigger: the database clock, after the row lock.
 _END_SESSION = """
     UPDATE "conversation_session" SET "status" = $2
@@ -146,7 +177,9 @@ _END_SESSION = """
 _SCENARIO_SLUG = 'SELECT "slug" FROM "scenario" WHERE "id" = $1'
 _SESSION = 'SELECT * FROM "conversation_session" WHERE "id" = $1'
 _SESSION_STATE = 'SELECT "status", "ended_at" FROM "conversation_session" WHERE "id" = $1'
-_MESSAGE_COLUMNS = '"id", "session_id", "role", "content", "timestamp", "audio_url", "metadata"'
+_MESSAGE_COLUMNS = (
+    '"id", "session_id", "role", "content", "timestamp", "audio_url", "metadata", "idempotency_key"'
+)
 # The row comparison uses the (session_id, timestamp, id) index as a range: every page costs
 # the same, however deep, and messages with equal timestamps are ordered by id.
 _FIRST_PAGE = f"""
@@ -182,6 +215,7 @@ _USER_HISTORY = """
                 'started_at', s."started_at", 'ended_at', s."ended_at",
                 'total_messages', s."total_messages", 'duration_seconds', s."duration_seconds",
                 'scenario_version_id', s."scenario_version_id",
+                'idempotency_key', s."idempotency_key",
                 'scenario', (
                     SELECT row_to_json(c) FROM "scenario" c WHERE c."id" = s."scenario_id"),
                 'messages', coalesce((
@@ -200,18 +234,32 @@ _USER_HISTORY = """
     FROM "user" u WHERE u."id" = $1"""
 
 
-async def start_session(user: User | int, scenario: Scenario | int) -> ConversationSession:
-    """A new active session of `user` in `scenario`; refuses an inactive scenario."""
+async def start_session(
+    user: User | int, scenario: Scenario | int, *, idempotency_key: str | None = None
+) -> ConversationSession:
+    """A new active session of `user` in `scenario`; refuses an inactive scenario.
+
+    With `idempotency_key` (unique per user), a call repeating an earlier one returns the
+    session that one started instead of a second session; IdempotencyKeyReused if the earlier
+    call named another scenario.
+    """
     user_id, scenario_id = _pk(user), _pk(scenario)
+    key = _checked_key(idempotency_key)
     db = _db()
     try:
-        rows = await _run(db, "start_session", _START_SESSION, [user_id, scenario_id])
+        rows = await _run(db, "start_session", _START_SESSION, [user_id, scenario_id, key])
     except IntegrityError as exc:
         if isinstance(exc.__cause__, ForeignKeyViolationError):
             raise NotFound("User", user_id) from None
         raise
     if rows:
         return ConversationSession._init_from_db(**rows[0])
+    if key is not None:
+        stored = await _run(db, "start_session", _KEYED_SESSION, [user_id, key], read_only=True)
+        if stored:
+            if stored[0]["scenario_id"] != scenario_id:
+                raise IdempotencyKeyReused("session", key, stored[0]["id"], "scenario")
+            return ConversationSession._init_from_db(**dict(stored[0]))
     found = await _run(db, "start_session", _SCENARIO_SLUG, [scenario_id], read_only=True)
     if not found:
         raise NotFound("Scenario", scenario_id)
@@ -223,8 +271,15 @@ async def add_message(
     role: MessageRole | str,
     content: str,
     metadata: dict[str, Any] | None = None,
+    *,
+    idempotency_key: str | None = None,
 ) -> Message:
     """Append a message to an active session in one round trip; the count follows in the database.
+
+    With `idempotency_key` (unique per session), a call repeating an earlier one returns the
+    message that one stored (its id and timestamp) instead of a second message, even if the
+    session has ended since; IdempotencyKeyReused if the earlier call sent another role,
+    content or metadata. Retry with the same key after DatabaseConnectionLost.
 
     Raises InvalidMessage (unknown role, empty content, NUL characters, metadata that is not a
     JSON object, content longer than MAX_CONTENT_CHARS, metadata larger than MAX_METADATA_BYTES
@@ -234,9 +289,10 @@ async def add_message(
     """
     session_id = _pk(session)
     role, metadata_json = _checked(role, content, metadata)
+    key = _checked_key(idempotency_key)
     db = _db()
     try:
-        args = [session_id, role.value, content, metadata_json]
+        args = [session_id, role.value, content, metadata_json, key]
         rows = await _run(db, "add_message", _ADD_MESSAGE, args)
     except IntegrityError as exc:
         # The session ended or vanished after this statement's snapshot and the trigger or the
@@ -252,6 +308,11 @@ async def add_message(
                 f"the database refused it (constraint {exc.__cause__.constraint_name})"
             ) from None
         raise
+    if not rows and key is not None:
+        args = [session_id, key, role.value, content, metadata_json]
+        stored = await _run(db, "add_message", _KEYED_MESSAGE, args, read_only=True)
+        if stored:
+            return _stored_message(session_id, key, stored[0])
     if not rows:
         raise await _not_active(db, session_id)
     return Message._init_from_db(
@@ -262,6 +323,24 @@ async def add_message(
         timestamp=rows[0]["timestamp"],
         audio_url=None,
         metadata=from_json(metadata_json),  # what a read gives back (tuples as lists...)
+        idempotency_key=key,
+    )
+
+
+def _stored_message(session_id: int, key: str, row: Any) -> Message:
+    """The message an earlier call with `key` stored, or IdempotencyKeyReused if it differs."""
+    for column, what in (("role", "role"), ("content", "content"), ("metadata", "metadata")):
+        if not row[f"same_{column}"]:
+            raise IdempotencyKeyReused("message", key, row["id"], what)
+    return Message._init_from_db(
+        id=row["id"],
+        session_id=session_id,
+        role=row["role"],
+        content=row["content"],
+        timestamp=row["timestamp"],
+        audio_url=row["audio_url"],
+        metadata=from_json(row["metadata"]),
+        idempotency_key=key,
     )
 
 
@@ -369,24 +448,36 @@ async def _run(
 
     A read-only statement outside a transaction is sent once more on a lost connection (a
     PostgreSQL restart leaves dead connections in the pool; the pool replaces the one that
-    failed). A write is never resent: it may have been committed before the connection broke.
+    failed). A write is never resent: it may have been committed before the connection broke
+    (its caller retries with its idempotency key). A write refused as read-only (the node was
+    demoted) wrote nothing; a statement past the URL's command_timeout (a node cut off) may
+    have. Both make the pool drop its connections, so new ones find the current primary.
     """
     try:
         return await _fetch(db, query, args, read_only)
     except Exception as exc:
-        if not connection_lost(exc):
+        if not connection_lost(exc) and not _timed_out(exc):
             raise
         first = exc
-    if read_only and not isinstance(db, TransactionWrapper):
+    if read_only and not isinstance(db, TransactionWrapper) and not _timed_out(first):
         try:
             return await _fetch(db, query, args, read_only)
         except Exception as exc:
             if not connection_lost(exc):
                 raise
             first = exc
+    if read_only_refusal(first) or _timed_out(first):
+        # A demoted primary, or one cut off by the network (command_timeout in the URL): its
+        # pooled connections must go; new ones find the new primary.
+        await forget_pooled_connections(db)
     reason = f"{type(first).__name__}: {str(first)[:200]}"
-    maybe_written = not read_only and not never_sent(first)
+    maybe_written = not read_only and not never_sent(first) and not read_only_refusal(first)
     raise DatabaseConnectionLost(operation, reason, maybe_written=maybe_written) from first
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """asyncpg's command_timeout (a URL setting) expired: the server is slow or unreachable."""
+    return isinstance(exc, TimeoutError)
 
 
 async def _fetch(db: BaseDBAsyncClient, query: str, args: list[Any], read_only: bool) -> list[Any]:
@@ -410,6 +501,27 @@ async def _not_active(db: BaseDBAsyncClient, session_id: int) -> Exception:
     if not rows:
         return NotFound("Session", session_id)
     return SessionNotActive(session_id, rows[0]["status"], rows[0]["ended_at"])
+
+
+def _checked_key(key: str | None) -> str | None:
+    """The idempotency key, or InvalidIdempotencyKey saying what is wrong with it."""
+    if key is None:
+        return None
+    if not isinstance(key, str):
+        raise InvalidIdempotencyKey(f"it must be a str, not {type(key).__name__}")
+    if not key:
+        raise InvalidIdempotencyKey("it is empty (use None for no key)")
+    if len(key) > MAX_IDEMPOTENCY_KEY_CHARS:
+        raise InvalidIdempotencyKey(
+            f"it is {len(key):,} characters long, more than the limit of "
+            f"{MAX_IDEMPOTENCY_KEY_CHARS} (coach_db.limits.MAX_IDEMPOTENCY_KEY_CHARS); a UUID "
+            "or a hash of the request is enough"
+        )
+    try:
+        _check_text(key, "it")
+    except InvalidMessage as exc:
+        raise InvalidIdempotencyKey(exc.reason) from None
+    return key
 
 
 def _checked(

@@ -33,6 +33,8 @@ from coach_db.config import (
     redact,
     replica_urls,
     tortoise_config,
+    tortoise_connection,
+    url_hosts,
 )
 from coach_db.errors import (
     DatabaseAccessDenied,
@@ -53,6 +55,10 @@ TABLES = ("user", "scenario", "scenario_version", "conversation_session", "messa
 
 def _where(url: str) -> tuple[str, str | int, str]:
     """(host, port, database) of a URL, for messages; a socket directory stands for the host."""
+    hosts = url_hosts(url)
+    if len(hosts) > 1:  # "h1:5432,h2:5432,h3" and the last port
+        listed = ",".join(f"{h}:{p}" for h, p in hosts)
+        return listed.rpartition(":")[0], hosts[-1][1], urlsplit(url).path.lstrip("/")
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
     host = parts.hostname or query.get("host", "localhost")
@@ -71,6 +77,10 @@ def connection_errors(url: str) -> Iterator[None]:
         raise DatabaseMissing(database, host, port) from None
     except asyncpg.InvalidAuthorizationSpecificationError as exc:  # also wrong password
         raise DatabaseAccessDenied(host, port, masked, redact(str(exc), url)) from None
+    except asyncpg.exceptions.TargetServerAttributeNotMatched:
+        target = dict(parse_qsl(urlsplit(url).query)).get("target_session_attrs")
+        reason = f"no host is what target_session_attrs={target} asks for (a failover under way?)"
+        raise DatabaseUnreachable(host, port, masked, reason) from None
     except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         raise DatabaseUnreachable(host, port, masked, redact(_reason(exc), url)) from None
 
@@ -115,16 +125,35 @@ def pool_config(url: str, replicas: list[str] | None = None) -> dict[str, Any]:
     """
     config = tortoise_config(url)
     for number, replica in enumerate(replicas or [], start=1):
-        config["connections"][f"{REPLICA_PREFIX}{number}"] = replica
+        config["connections"][f"{REPLICA_PREFIX}{number}"] = tortoise_connection(replica)
     if replicas:
         config["routers"] = [ReplicaRouter]
     if get_settings().db_pool_reset == "light":
         for alias, connection_url in config["connections"].items():
             # Tortoise passes the credentials it does not know on to asyncpg.create_pool.
-            connection = expand_db_url(connection_url)
+            connection = (
+                expand_db_url(connection_url)
+                if isinstance(connection_url, str)
+                else connection_url  # several hosts: expanded already
+            )
             connection["credentials"]["reset"] = _light_reset
             config["connections"][alias] = connection
     return config
+
+
+async def forget_pooled_connections(client: Any) -> None:
+    """Close the pooled connections of `client` (a Tortoise connection) as soon as each is free.
+
+    After a switchover a connection may still reach the demoted primary, which refuses writes
+    as read-only; the pool replaces each with a new connection, made to whichever host
+    target_session_attrs accepts now. (asyncpg's Pool.expire_connections(), reached through
+    Tortoise's client, or its parent inside a transaction.)
+    """
+    client = getattr(client, "_parent", client)
+    pool = getattr(client, "_pool", None)
+    if pool is not None:
+        await pool.expire_connections()
+        logger.warning("a database connection reached a read-only node: reconnecting the pool")
 
 
 # --- reads on replicas -----------------------------------------------------------------------

@@ -150,6 +150,27 @@ class SessionAlreadyEnded(ConversationError):
         )
 
 
+class InvalidIdempotencyKey(ConversationError):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"Idempotency key refused, nothing was written: {reason}.")
+
+
+class IdempotencyKeyReused(ConversationError):
+    """A retry's key names a row stored with other values: a caller bug, never a retry."""
+
+    def __init__(self, what: str, key: str, stored_id: int, differs: str) -> None:
+        self.what = what
+        self.key = key
+        self.stored_id = stored_id
+        shown = key if len(key) <= 60 else key[:60] + "…"
+        super().__init__(
+            f"The idempotency key {shown!r} was already used for {what} {stored_id}, stored with "
+            f"another {differs}: nothing was written. A retry must send the same values as the "
+            "first call; a new message or session needs a new key."
+        )
+
+
 class InvalidMessage(ConversationError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
@@ -167,8 +188,9 @@ class DatabaseConnectionLost(CoachDbError):
         self.reason = reason
         self.maybe_written = maybe_written
         outcome = (
-            "the statement was sent, so it may or may not have been written: check before "
-            "retrying (for a message, with transcript())"
+            "the statement was sent, so it may or may not have been written: retry with the "
+            "same idempotency_key, which returns the stored row if it was (without a key, "
+            "check before retrying, for a message with transcript())"
             if maybe_written
             else "nothing was written; retry once the server answers again"
         )
@@ -192,13 +214,17 @@ def connection_lost(exc: BaseException) -> bool:
     asyncpg raises these unwrapped through Tortoise (it translates only data and integrity
     errors): a closed connection (ConnectionDoesNotExistError, InterfaceError "... closed"), the
     server shutting down or starting (57P01-57P03), a refused or reset socket, or a pooled
-    connection asyncpg left half-open when the server went away.
+    connection asyncpg left half-open when the server went away. During a failover also: no
+    host of a multi-host URL accepts writes yet (TargetServerAttributeNotMatched), and a
+    connection to a node that is no longer the primary, which refuses writes as "read-only"
+    (25006; read_only_refusal(): nothing was written, and the pool must drop it).
     """
     import asyncpg.exceptions as pg
 
     shutdown = (pg.AdminShutdownError, pg.CrashShutdownError, pg.CannotConnectNowError)
+    failover = (pg.TargetServerAttributeNotMatched, pg.ReadOnlySQLTransactionError)
     for item in _chain(exc):
-        if isinstance(item, (pg.PostgresConnectionError, ConnectionError, *shutdown)):
+        if isinstance(item, (pg.PostgresConnectionError, ConnectionError, *shutdown, *failover)):
             return True
         if isinstance(item, pg.InterfaceError) and "closed" in str(item):
             return True
@@ -217,6 +243,7 @@ def never_sent(exc: BaseException) -> bool:
 
     connecting = (
         ConnectionRefusedError,
+        pg.TargetServerAttributeNotMatched,
         pg.CannotConnectNowError,
         pg.ClientCannotConnectError,
         pg.ConnectionRejectionError,
@@ -226,6 +253,16 @@ def never_sent(exc: BaseException) -> bool:
         or (isinstance(item, OSError) and "Connect call failed" in str(item))
         for item in _chain(exc)
     )
+
+
+def read_only_refusal(exc: BaseException) -> bool:
+    """True if the server refused a write as read-only: it is a standby now (a demoted primary).
+
+    The statement wrote nothing; the connection goes to the wrong node and must be replaced.
+    """
+    import asyncpg.exceptions as pg
+
+    return any(isinstance(item, pg.ReadOnlySQLTransactionError) for item in _chain(exc))
 
 
 class SessionChanged(ConversationError):

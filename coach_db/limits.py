@@ -18,3 +18,5 @@ MAX_TRANSCRIPT_PAGE: Final = 500
 MAX_HISTORY_SESSIONS: Final = 50
 #: The most messages per session that ``user_history()`` includes (the first ones, in order).
 MAX_HISTORY_MESSAGES: Final = 200
+#: The longest idempotency key of ``add_message`` / ``start_session``, in characters (Stripe's).
+MAX_IDEMPOTENCY_KEY_CHARS: Final = 255

@@ -17,6 +17,7 @@ from tortoise.models import Model
 from tortoise.validators import MinLengthValidator, RegexValidator
 
 from coach_db.errors import SessionChanged
+from coach_db.limits import MAX_IDEMPOTENCY_KEY_CHARS
 from coach_db.queryset import FastManager
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
@@ -233,6 +234,11 @@ class ConversationSession(Model):
         db_default=1,
         description="Bumped by the database on every write; a stale writer is refused",
     )
+    idempotency_key = fields.CharField(
+        max_length=MAX_IDEMPOTENCY_KEY_CHARS,
+        null=True,
+        description="start_session()'s retry key: unique per user, a retry returns this row",
+    )
 
     messages: fields.ReverseRelation[Message]
 
@@ -297,6 +303,11 @@ class Message(Model):
         # FastAPI's ORJSONResponse needs), and orjson reads integers beyond 64 bits as floats.
         encoder=_json_dumps,
         decoder=_json_loads,
+    )
+    idempotency_key = fields.CharField(
+        max_length=MAX_IDEMPOTENCY_KEY_CHARS,
+        null=True,
+        description="add_message()'s retry key: unique per session, a retry returns this row",
     )
 
     class Meta:

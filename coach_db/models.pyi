@@ -18,6 +18,8 @@ _T = TypeVar("_T")
 _Many: TypeAlias = list[_T] | tuple[_T, ...] | set[_T] | frozenset[_T]
 _Range: TypeAlias = tuple[_T, _T] | list[_T]
 
+MAX_IDEMPOTENCY_KEY_CHARS: int
+
 SLUG_PATTERN: str
 
 VERSION_CONSTRAINT: str
@@ -354,6 +356,27 @@ class UserLookups(TypedDict, total=False):
     sessions__version__lt: int
     sessions__version__lte: int
     sessions__version__range: _Range[int]
+    sessions__idempotency_key: str | None
+    sessions__idempotency_key__not: str
+    sessions__idempotency_key__in: _Many[str]
+    sessions__idempotency_key__not_in: _Many[str]
+    sessions__idempotency_key__isnull: bool
+    sessions__idempotency_key__not_isnull: bool
+    sessions__idempotency_key__gt: str
+    sessions__idempotency_key__gte: str
+    sessions__idempotency_key__lt: str
+    sessions__idempotency_key__lte: str
+    sessions__idempotency_key__range: _Range[str]
+    sessions__idempotency_key__contains: str
+    sessions__idempotency_key__icontains: str
+    sessions__idempotency_key__startswith: str
+    sessions__idempotency_key__istartswith: str
+    sessions__idempotency_key__endswith: str
+    sessions__idempotency_key__iendswith: str
+    sessions__idempotency_key__iexact: str
+    sessions__idempotency_key__search: str
+    sessions__idempotency_key__posix_regex: str
+    sessions__idempotency_key__iposix_regex: str
     sessions__scenario_id: int
     sessions__scenario_id__not: int
     sessions__scenario_id__in: _Many[int]
@@ -904,6 +927,27 @@ class UserLookups(TypedDict, total=False):
     sessions__messages__metadata__contains: dict[str, Any]
     sessions__messages__metadata__contained_by: dict[str, Any]
     sessions__messages__metadata__filter: dict[str, Any]
+    sessions__messages__idempotency_key: str | None
+    sessions__messages__idempotency_key__not: str
+    sessions__messages__idempotency_key__in: _Many[str]
+    sessions__messages__idempotency_key__not_in: _Many[str]
+    sessions__messages__idempotency_key__isnull: bool
+    sessions__messages__idempotency_key__not_isnull: bool
+    sessions__messages__idempotency_key__gt: str
+    sessions__messages__idempotency_key__gte: str
+    sessions__messages__idempotency_key__lt: str
+    sessions__messages__idempotency_key__lte: str
+    sessions__messages__idempotency_key__range: _Range[str]
+    sessions__messages__idempotency_key__contains: str
+    sessions__messages__idempotency_key__icontains: str
+    sessions__messages__idempotency_key__startswith: str
+    sessions__messages__idempotency_key__istartswith: str
+    sessions__messages__idempotency_key__endswith: str
+    sessions__messages__idempotency_key__iendswith: str
+    sessions__messages__idempotency_key__iexact: str
+    sessions__messages__idempotency_key__search: str
+    sessions__messages__idempotency_key__posix_regex: str
+    sessions__messages__idempotency_key__iposix_regex: str
     sessions__messages__session_id: int
     sessions__messages__session_id__not: int
     sessions__messages__session_id__in: _Many[int]
@@ -1370,6 +1414,27 @@ class ScenarioLookups(TypedDict, total=False):
     sessions__version__lt: int
     sessions__version__lte: int
     sessions__version__range: _Range[int]
+    sessions__idempotency_key: str | None
+    sessions__idempotency_key__not: str
+    sessions__idempotency_key__in: _Many[str]
+    sessions__idempotency_key__not_in: _Many[str]
+    sessions__idempotency_key__isnull: bool
+    sessions__idempotency_key__not_isnull: bool
+    sessions__idempotency_key__gt: str
+    sessions__idempotency_key__gte: str
+    sessions__idempotency_key__lt: str
+    sessions__idempotency_key__lte: str
+    sessions__idempotency_key__range: _Range[str]
+    sessions__idempotency_key__contains: str
+    sessions__idempotency_key__icontains: str
+    sessions__idempotency_key__startswith: str
+    sessions__idempotency_key__istartswith: str
+    sessions__idempotency_key__endswith: str
+    sessions__idempotency_key__iendswith: str
+    sessions__idempotency_key__iexact: str
+    sessions__idempotency_key__search: str
+    sessions__idempotency_key__posix_regex: str
+    sessions__idempotency_key__iposix_regex: str
     sessions__scenario_id: int
     sessions__scenario_id__not: int
     sessions__scenario_id__in: _Many[int]
@@ -1826,6 +1891,27 @@ class ScenarioLookups(TypedDict, total=False):
     sessions__messages__metadata__contains: dict[str, Any]
     sessions__messages__metadata__contained_by: dict[str, Any]
     sessions__messages__metadata__filter: dict[str, Any]
+    sessions__messages__idempotency_key: str | None
+    sessions__messages__idempotency_key__not: str
+    sessions__messages__idempotency_key__in: _Many[str]
+    sessions__messages__idempotency_key__not_in: _Many[str]
+    sessions__messages__idempotency_key__isnull: bool
+    sessions__messages__idempotency_key__not_isnull: bool
+    sessions__messages__idempotency_key__gt: str
+    sessions__messages__idempotency_key__gte: str
+    sessions__messages__idempotency_key__lt: str
+    sessions__messages__idempotency_key__lte: str
+    sessions__messages__idempotency_key__range: _Range[str]
+    sessions__messages__idempotency_key__contains: str
+    sessions__messages__idempotency_key__icontains: str
+    sessions__messages__idempotency_key__startswith: str
+    sessions__messages__idempotency_key__istartswith: str
+    sessions__messages__idempotency_key__endswith: str
+    sessions__messages__idempotency_key__iendswith: str
+    sessions__messages__idempotency_key__iexact: str
+    sessions__messages__idempotency_key__search: str
+    sessions__messages__idempotency_key__posix_regex: str
+    sessions__messages__idempotency_key__iposix_regex: str
     sessions__messages__session_id: int
     sessions__messages__session_id__not: int
     sessions__messages__session_id__in: _Many[int]
@@ -2119,6 +2205,27 @@ class ScenarioLookups(TypedDict, total=False):
     versions__sessions__version__lt: int
     versions__sessions__version__lte: int
     versions__sessions__version__range: _Range[int]
+    versions__sessions__idempotency_key: str | None
+    versions__sessions__idempotency_key__not: str
+    versions__sessions__idempotency_key__in: _Many[str]
+    versions__sessions__idempotency_key__not_in: _Many[str]
+    versions__sessions__idempotency_key__isnull: bool
+    versions__sessions__idempotency_key__not_isnull: bool
+    versions__sessions__idempotency_key__gt: str
+    versions__sessions__idempotency_key__gte: str
+    versions__sessions__idempotency_key__lt: str
+    versions__sessions__idempotency_key__lte: str
+    versions__sessions__idempotency_key__range: _Range[str]
+    versions__sessions__idempotency_key__contains: str
+    versions__sessions__idempotency_key__icontains: str
+    versions__sessions__idempotency_key__startswith: str
+    versions__sessions__idempotency_key__istartswith: str
+    versions__sessions__idempotency_key__endswith: str
+    versions__sessions__idempotency_key__iendswith: str
+    versions__sessions__idempotency_key__iexact: str
+    versions__sessions__idempotency_key__search: str
+    versions__sessions__idempotency_key__posix_regex: str
+    versions__sessions__idempotency_key__iposix_regex: str
     versions__sessions__scenario_id: int
     versions__sessions__scenario_id__not: int
     versions__sessions__scenario_id__in: _Many[int]
@@ -2788,6 +2895,27 @@ class ScenarioVersionLookups(TypedDict, total=False):
     scenario__sessions__version__lt: int
     scenario__sessions__version__lte: int
     scenario__sessions__version__range: _Range[int]
+    scenario__sessions__idempotency_key: str | None
+    scenario__sessions__idempotency_key__not: str
+    scenario__sessions__idempotency_key__in: _Many[str]
+    scenario__sessions__idempotency_key__not_in: _Many[str]
+    scenario__sessions__idempotency_key__isnull: bool
+    scenario__sessions__idempotency_key__not_isnull: bool
+    scenario__sessions__idempotency_key__gt: str
+    scenario__sessions__idempotency_key__gte: str
+    scenario__sessions__idempotency_key__lt: str
+    scenario__sessions__idempotency_key__lte: str
+    scenario__sessions__idempotency_key__range: _Range[str]
+    scenario__sessions__idempotency_key__contains: str
+    scenario__sessions__idempotency_key__icontains: str
+    scenario__sessions__idempotency_key__startswith: str
+    scenario__sessions__idempotency_key__istartswith: str
+    scenario__sessions__idempotency_key__endswith: str
+    scenario__sessions__idempotency_key__iendswith: str
+    scenario__sessions__idempotency_key__iexact: str
+    scenario__sessions__idempotency_key__search: str
+    scenario__sessions__idempotency_key__posix_regex: str
+    scenario__sessions__idempotency_key__iposix_regex: str
     scenario__sessions__scenario_id: int
     scenario__sessions__scenario_id__not: int
     scenario__sessions__scenario_id__in: _Many[int]
@@ -2936,6 +3064,27 @@ class ScenarioVersionLookups(TypedDict, total=False):
     sessions__version__lt: int
     sessions__version__lte: int
     sessions__version__range: _Range[int]
+    sessions__idempotency_key: str | None
+    sessions__idempotency_key__not: str
+    sessions__idempotency_key__in: _Many[str]
+    sessions__idempotency_key__not_in: _Many[str]
+    sessions__idempotency_key__isnull: bool
+    sessions__idempotency_key__not_isnull: bool
+    sessions__idempotency_key__gt: str
+    sessions__idempotency_key__gte: str
+    sessions__idempotency_key__lt: str
+    sessions__idempotency_key__lte: str
+    sessions__idempotency_key__range: _Range[str]
+    sessions__idempotency_key__contains: str
+    sessions__idempotency_key__icontains: str
+    sessions__idempotency_key__startswith: str
+    sessions__idempotency_key__istartswith: str
+    sessions__idempotency_key__endswith: str
+    sessions__idempotency_key__iendswith: str
+    sessions__idempotency_key__iexact: str
+    sessions__idempotency_key__search: str
+    sessions__idempotency_key__posix_regex: str
+    sessions__idempotency_key__iposix_regex: str
     sessions__scenario_id: int
     sessions__scenario_id__not: int
     sessions__scenario_id__in: _Many[int]
@@ -3464,6 +3613,27 @@ class ScenarioVersionLookups(TypedDict, total=False):
     sessions__messages__metadata__contains: dict[str, Any]
     sessions__messages__metadata__contained_by: dict[str, Any]
     sessions__messages__metadata__filter: dict[str, Any]
+    sessions__messages__idempotency_key: str | None
+    sessions__messages__idempotency_key__not: str
+    sessions__messages__idempotency_key__in: _Many[str]
+    sessions__messages__idempotency_key__not_in: _Many[str]
+    sessions__messages__idempotency_key__isnull: bool
+    sessions__messages__idempotency_key__not_isnull: bool
+    sessions__messages__idempotency_key__gt: str
+    sessions__messages__idempotency_key__gte: str
+    sessions__messages__idempotency_key__lt: str
+    sessions__messages__idempotency_key__lte: str
+    sessions__messages__idempotency_key__range: _Range[str]
+    sessions__messages__idempotency_key__contains: str
+    sessions__messages__idempotency_key__icontains: str
+    sessions__messages__idempotency_key__startswith: str
+    sessions__messages__idempotency_key__istartswith: str
+    sessions__messages__idempotency_key__endswith: str
+    sessions__messages__idempotency_key__iendswith: str
+    sessions__messages__idempotency_key__iexact: str
+    sessions__messages__idempotency_key__search: str
+    sessions__messages__idempotency_key__posix_regex: str
+    sessions__messages__idempotency_key__iposix_regex: str
     sessions__messages__session_id: int
     sessions__messages__session_id__not: int
     sessions__messages__session_id__in: _Many[int]
@@ -3558,6 +3728,7 @@ class ConversationSession(Model):
     total_messages: int
     duration_seconds: int | None
     version: int
+    idempotency_key: str | None
     scenario_id: int
     scenario_version_id: int
     user_id: int
@@ -3701,6 +3872,27 @@ class ConversationSessionLookups(TypedDict, total=False):
     version__lt: int
     version__lte: int
     version__range: _Range[int]
+    idempotency_key: str | None
+    idempotency_key__not: str
+    idempotency_key__in: _Many[str]
+    idempotency_key__not_in: _Many[str]
+    idempotency_key__isnull: bool
+    idempotency_key__not_isnull: bool
+    idempotency_key__gt: str
+    idempotency_key__gte: str
+    idempotency_key__lt: str
+    idempotency_key__lte: str
+    idempotency_key__range: _Range[str]
+    idempotency_key__contains: str
+    idempotency_key__icontains: str
+    idempotency_key__startswith: str
+    idempotency_key__istartswith: str
+    idempotency_key__endswith: str
+    idempotency_key__iendswith: str
+    idempotency_key__iexact: str
+    idempotency_key__search: str
+    idempotency_key__posix_regex: str
+    idempotency_key__iposix_regex: str
     scenario_id: int
     scenario_id__not: int
     scenario_id__in: _Many[int]
@@ -4817,6 +5009,27 @@ class ConversationSessionLookups(TypedDict, total=False):
     messages__metadata__contains: dict[str, Any]
     messages__metadata__contained_by: dict[str, Any]
     messages__metadata__filter: dict[str, Any]
+    messages__idempotency_key: str | None
+    messages__idempotency_key__not: str
+    messages__idempotency_key__in: _Many[str]
+    messages__idempotency_key__not_in: _Many[str]
+    messages__idempotency_key__isnull: bool
+    messages__idempotency_key__not_isnull: bool
+    messages__idempotency_key__gt: str
+    messages__idempotency_key__gte: str
+    messages__idempotency_key__lt: str
+    messages__idempotency_key__lte: str
+    messages__idempotency_key__range: _Range[str]
+    messages__idempotency_key__contains: str
+    messages__idempotency_key__icontains: str
+    messages__idempotency_key__startswith: str
+    messages__idempotency_key__istartswith: str
+    messages__idempotency_key__endswith: str
+    messages__idempotency_key__iendswith: str
+    messages__idempotency_key__iexact: str
+    messages__idempotency_key__search: str
+    messages__idempotency_key__posix_regex: str
+    messages__idempotency_key__iposix_regex: str
     messages__session_id: int
     messages__session_id__not: int
     messages__session_id__in: _Many[int]
@@ -4841,6 +5054,7 @@ class ConversationSessionUpdate(TypedDict, total=False):
     total_messages: int | Expression
     duration_seconds: int | None | Expression
     version: int | Expression
+    idempotency_key: str | None | Expression
     scenario_id: int | Expression
     scenario_version_id: int | Expression
     user_id: int | Expression
@@ -4858,6 +5072,7 @@ class ConversationSessionValues(TypedDict, total=False):
     total_messages: int
     duration_seconds: int | None
     version: int
+    idempotency_key: str | None
     scenario_id: int
     scenario_version_id: int
     user_id: int
@@ -4914,6 +5129,7 @@ class Message(Model):
     timestamp: datetime
     audio_url: str | None
     metadata: dict[str, Any]
+    idempotency_key: str | None
     session_id: int
 
     @classmethod
@@ -5050,6 +5266,27 @@ class MessageLookups(TypedDict, total=False):
     metadata__contains: dict[str, Any]
     metadata__contained_by: dict[str, Any]
     metadata__filter: dict[str, Any]
+    idempotency_key: str | None
+    idempotency_key__not: str
+    idempotency_key__in: _Many[str]
+    idempotency_key__not_in: _Many[str]
+    idempotency_key__isnull: bool
+    idempotency_key__not_isnull: bool
+    idempotency_key__gt: str
+    idempotency_key__gte: str
+    idempotency_key__lt: str
+    idempotency_key__lte: str
+    idempotency_key__range: _Range[str]
+    idempotency_key__contains: str
+    idempotency_key__icontains: str
+    idempotency_key__startswith: str
+    idempotency_key__istartswith: str
+    idempotency_key__endswith: str
+    idempotency_key__iendswith: str
+    idempotency_key__iexact: str
+    idempotency_key__search: str
+    idempotency_key__posix_regex: str
+    idempotency_key__iposix_regex: str
     session_id: int
     session_id__not: int
     session_id__in: _Many[int]
@@ -5163,6 +5400,27 @@ class MessageLookups(TypedDict, total=False):
     session__version__lt: int
     session__version__lte: int
     session__version__range: _Range[int]
+    session__idempotency_key: str | None
+    session__idempotency_key__not: str
+    session__idempotency_key__in: _Many[str]
+    session__idempotency_key__not_in: _Many[str]
+    session__idempotency_key__isnull: bool
+    session__idempotency_key__not_isnull: bool
+    session__idempotency_key__gt: str
+    session__idempotency_key__gte: str
+    session__idempotency_key__lt: str
+    session__idempotency_key__lte: str
+    session__idempotency_key__range: _Range[str]
+    session__idempotency_key__contains: str
+    session__idempotency_key__icontains: str
+    session__idempotency_key__startswith: str
+    session__idempotency_key__istartswith: str
+    session__idempotency_key__endswith: str
+    session__idempotency_key__iendswith: str
+    session__idempotency_key__iexact: str
+    session__idempotency_key__search: str
+    session__idempotency_key__posix_regex: str
+    session__idempotency_key__iposix_regex: str
     session__scenario_id: int
     session__scenario_id__not: int
     session__scenario_id__in: _Many[int]
@@ -5769,6 +6027,7 @@ class MessageUpdate(TypedDict, total=False):
     timestamp: datetime | Expression
     audio_url: str | None | Expression
     metadata: dict[str, Any] | Expression
+    idempotency_key: str | None | Expression
     session_id: int | Expression
 
 class MessageValues(TypedDict, total=False):
@@ -5781,6 +6040,7 @@ class MessageValues(TypedDict, total=False):
     timestamp: datetime
     audio_url: str | None
     metadata: dict[str, Any]
+    idempotency_key: str | None
     session_id: int
 
 class MessageQuerySet(QuerySet[Message]):

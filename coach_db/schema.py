@@ -117,7 +117,8 @@ def check_drift(
 DEPLOY_LOCK_KEY = 0x636F6163_68646200  # "coachdb\0"
 DEPLOY_APPLICATION_NAME = "coach-db deploy"
 # Tortoise's pool settings in our URLs; asyncpg would send them to the server as settings.
-_TORTOISE_PARAMS = {"minsize", "maxsize", "statement_cache_size", "timeout"}
+# Pool settings, and asyncpg keyword arguments its DSN parser would send as server settings.
+_TORTOISE_PARAMS = {"minsize", "maxsize", "statement_cache_size", "timeout", "command_timeout"}
 
 
 @dataclass(frozen=True)

@@ -166,6 +166,13 @@ class SessionRead(PydanticModel):
         ge=-2147483648,
         le=2147483647,
     )
+    idempotency_key: str | None = Field(
+        default=None,
+        title="Idempotency Key",
+        description="start_session()'s retry key: unique per user, a retry returns this row",
+        json_schema_extra={"nullable": True},
+        max_length=255,
+    )
     scenario_id: int = Field(title="Scenario Id", ge=-2147483648, le=2147483647)
     scenario_version_id: int = Field(
         title="Scenario Version Id",
@@ -197,6 +204,13 @@ class MessageRead(PydanticModel):
     metadata: dict[str, Any] = Field(
         title="Metadata", description="JSON object: tokens, latency, model, ..."
     )
+    idempotency_key: str | None = Field(
+        default=None,
+        title="Idempotency Key",
+        description="add_message()'s retry key: unique per session, a retry returns this row",
+        json_schema_extra={"nullable": True},
+        max_length=255,
+    )
     session_id: int = Field(title="Session Id", ge=-2147483648, le=2147483647)
 
 
@@ -210,6 +224,13 @@ class MessageCreate(PydanticModel):
     audio_url: str | None = Field(default=None, max_length=2048)
     metadata: Annotated[dict[str, Any], AfterValidator(metadata_within_limits)] = Field(
         default_factory=dict
+    )
+    idempotency_key: str | None = Field(
+        default=None,
+        title="Idempotency Key",
+        description="add_message()'s retry key: unique per session, a retry returns this row",
+        json_schema_extra={"nullable": True},
+        max_length=255,
     )
 
 
@@ -244,6 +265,13 @@ class SessionWithHistory(PydanticModel):
         json_schema_extra={"nullable": True},
         ge=-2147483648,
         le=2147483647,
+    )
+    idempotency_key: str | None = Field(
+        default=None,
+        title="Idempotency Key",
+        description="start_session()'s retry key: unique per user, a retry returns this row",
+        json_schema_extra={"nullable": True},
+        max_length=255,
     )
     scenario_version_id: int = Field(
         title="Scenario Version Id",

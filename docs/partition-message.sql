@@ -41,6 +41,7 @@ ALTER TABLE message_p0 DROP CONSTRAINT message_pkey;
 ALTER INDEX message_id_session_id RENAME TO message_p0_pkey;
 ALTER INDEX "idx_message_session_f19c74" RENAME TO message_p0_session_timestamp_id;
 ALTER INDEX "idx_message_timesta_b99ce8" RENAME TO message_p0_timestamp_id;
+ALTER INDEX message_session_idempotency_key RENAME TO message_p0_session_idempotency_key;
 -- The counting triggers move to the parent: statement-level triggers with transition tables on
 -- a partitioned table see the rows of every partition (PostgreSQL ≥ 11), so their guarantees
 -- hold unchanged. They must not stay on p0 as well (a statement on the parent fires the
@@ -65,6 +66,9 @@ ALTER TABLE message ADD CONSTRAINT message_session_id_fkey FOREIGN KEY (session_
 -- The same index names as the models' (Aerich's), so later migrations find them.
 CREATE INDEX "idx_message_session_f19c74" ON message (session_id, "timestamp", id);
 CREATE INDEX "idx_message_timesta_b99ce8" ON message ("timestamp", id);
+-- Migration 11's retry keys: unique per session, so the partition key is already in it.
+CREATE UNIQUE INDEX message_session_idempotency_key ON message (session_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
 
 -- Attaching finds the matching indexes of p0 and uses them (no build), merges p0's identical
 -- foreign key into the parent's, and trusts the validated range CHECK (no scan).

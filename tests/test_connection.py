@@ -11,7 +11,13 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from tortoise import connections
 
-from coach_db.config import database_url, mask_url, tortoise_config
+from coach_db.config import (
+    MultiHostConnect,
+    database_url,
+    mask_url,
+    replica_urls,
+    tortoise_config,
+)
 from coach_db.errors import DatabaseUrlInvalid, DatabaseUrlMissing
 from tests.processes import subprocess_env
 
@@ -201,3 +207,45 @@ async def test_connect_and_lifespan_work_from_a_service(database_url: str) -> No
     result = run_python(code, DATABASE_URL=database_url)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:3] == ["connect: 0", "lifespan: [0, 0, 0]", "init twice: 0"]
+
+
+# --- several hosts (issue 22) ------------------------------------------------------------------
+
+
+def test_a_multi_host_url_keeps_every_host_and_asks_for_the_primary() -> None:
+    url = database_url("postgres://coach:pw@h1:5432,h2:5433,h3/coach")
+    parts = urlsplit(url)
+    assert parts.netloc == "coach:pw@h1:5432,h2:5433,h3:5432"
+    assert "target_session_attrs=read-write" in parts.query
+    connection = tortoise_config(url)["connections"]["default"]
+    assert connection["credentials"]["connect"] == MultiHostConnect(
+        ("h1", "h2", "h3"), (5432, 5433, 5432)
+    )
+    assert connection["credentials"]["password"] == "pw"
+
+
+def test_a_single_host_url_stays_a_url_with_the_target_given() -> None:
+    url = database_url("postgres://coach:pw@h1:5432/coach?target_session_attrs=standby")
+    assert tortoise_config(url)["connections"]["default"] == url
+    assert "target_session_attrs=standby" in url
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("postgres://coach:pw@h1:5432,h2:99999/coach", "port from 1 to 65535"),
+        ("postgres://coach:pw@h1,,h2/coach", "each host of a multi-host URL"),
+        ("postgres://coach:pw@h1/coach?target_session_attrs=master", "must be one of"),
+        ("postgres://coach:pw@h1,h2", "no database name"),
+    ],
+)
+def test_a_bad_multi_host_url_is_refused_with_the_reason(url: str, reason: str) -> None:
+    with pytest.raises(DatabaseUrlInvalid, match=reason) as caught:
+        database_url(url)
+    assert "pw" not in str(caught.value)
+
+
+def test_a_replica_url_with_several_hosts_may_prefer_a_standby() -> None:
+    [url] = replica_urls("postgres://coach:pw@h1,h2/coach?target_session_attrs=prefer-standby")
+    assert "target_session_attrs=prefer-standby" in url
+    assert urlsplit(url).netloc == "coach:pw@h1:5432,h2:5432"

@@ -108,6 +108,7 @@ AUDIT_INDEXES = {
 }
 INDEX_NAMES = "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'"
 # Migration 8 (audit_chain), by name.
+AUDIT_CHAIN_VERSION = "8"
 CHAIN_CHECKS = {"audit_chain_head_one_row", "erasure_receipt_email_hash_key_valid"}
 CHAIN_TRIGGERS = {
     "audit_event_check_insert",
@@ -128,6 +129,15 @@ CHAIN_FUNCTIONS = {
     "audit_chain_head_move",
     "erasure_counts",
     "erase_person",
+}
+# Migration 11 (idempotency_keys), by name.
+IDEMPOTENCY_CHECKS = {
+    "message_idempotency_key_length",
+    "conversation_session_idempotency_key_length",
+}
+IDEMPOTENCY_INDEXES = {
+    "message_session_idempotency_key",
+    "conversation_session_user_idempotency_key",
 }
 INVARIANTS_CHECKS = {
     "user_email_lower_trimmed",
@@ -227,6 +237,7 @@ async def test_upgrade_builds_the_schema_on_an_empty_database(
         | VERSIONS_CHECKS
         | AUDIT_CHECKS
         | CHAIN_CHECKS
+        | IDEMPOTENCY_CHECKS
     )
     assert triggers == (
         TRIGGERS_TRIGGERS
@@ -251,6 +262,12 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
         assert down.returncode == 0, down.stderr
         assert REFUSALS_TRIGGERS.isdisjoint(await names(conn, TRIGGERS))
         assert REFUSALS_FUNCTIONS.isdisjoint(await names(conn, FUNCTIONS))
+        down = run_aerich("downgrade", "--yes", url=url)  # idempotency_keys
+        assert down.returncode == 0, down.stderr
+        assert IDEMPOTENCY_CHECKS.isdisjoint(await names(conn, CHECKS))
+        assert IDEMPOTENCY_INDEXES.isdisjoint(await names(conn, INDEX_NAMES))
+        columns = "SELECT attname FROM pg_attribute WHERE attrelid = 'message'::regclass"
+        assert "idempotency_key" not in await names(conn, columns)
         down = run_aerich("downgrade", "--yes", url=url)  # audit_chain
         assert down.returncode == 0, down.stderr
         assert CHAIN_TRIGGERS.isdisjoint(await names(conn, TRIGGERS))
@@ -260,8 +277,10 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
         await conn.execute(EXISTING_TRAIL)
         assert run_aerich("upgrade", url=url).returncode == 0
         await _trail_upgraded(conn, url)
-        down = run_aerich("downgrade", "--yes", url=url)  # audit_chain
+        # Back to before audit_chain (-v: that migration and every one after it).
+        down = run_aerich("downgrade", "-v", AUDIT_CHAIN_VERSION, "--yes", url=url)
         assert down.returncode == 0, down.stderr
+        assert CHAIN_FUNCTIONS.isdisjoint(await names(conn, FUNCTIONS))
         down = run_aerich("downgrade", "--yes", url=url)  # audit_and_erasure
         assert down.returncode == 0, down.stderr
         assert AUDIT_TRIGGERS.isdisjoint(await names(conn, TRIGGERS))
@@ -318,7 +337,8 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
             | INVARIANTS_CHECKS
             | VERSIONS_CHECKS
             | AUDIT_CHECKS
-            | CHAIN_CHECKS,
+            | CHAIN_CHECKS
+            | IDEMPOTENCY_CHECKS,
             TRIGGERS_TRIGGERS
             | ROLLUP_TRIGGERS
             | VERSIONS_TRIGGERS
@@ -334,7 +354,7 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
         ]
         assert found[:3] == everything and found[3] >= ROLLUP_TABLES | AUDIT_TABLES
         assert await names(conn, INDEXES) >= STUDIO_INDEXES | {SEARCH_INDEX}
-        assert await names(conn, INDEX_NAMES) >= AUDIT_INDEXES
+        assert await names(conn, INDEX_NAMES) >= AUDIT_INDEXES | IDEMPOTENCY_INDEXES
         assert await conn.fetchval("SELECT length(salt) FROM erasure_salt") == 64
         assert VERSIONS_FOREIGN_KEY in await names(conn, FOREIGN_KEYS)
         per_day = await conn.fetch(

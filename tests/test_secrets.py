@@ -19,7 +19,14 @@ import pytest
 
 from admin.app import RedisUnreachable, RedisUrlInvalid, redis_client
 from admin.config import StudioSettings
-from coach_db.config import SecretsFilter, Settings, database_url, mask_url, remember_secrets
+from coach_db.config import (
+    SecretsFilter,
+    Settings,
+    database_url,
+    mask_url,
+    remember_secrets,
+    tortoise_config,
+)
 from coach_db.db import connection_errors
 from coach_db.errors import CoachDbError
 from tests.processes import ROOT, free_port, subprocess_env
@@ -129,6 +136,26 @@ async def test_redis_url_errors_never_quote_the_password() -> None:
             continue
         await client.aclose()
         assert_no_piece(str(RedisUnreachable(url, f"Error connecting with {password}")), password)
+
+
+def test_multi_host_urls_never_show_the_password(caplog: pytest.LogCaptureFixture) -> None:
+    """Masked, refused, expanded for Tortoise and logged: raw and percent-encoded passwords."""
+    logger = logging.getLogger("test-secrets-multi-host")
+    if not logger.filters:
+        logger.addFilter(SecretsFilter())
+    for password in PASSWORDS:
+        for secret in (password, quote(password, safe="")):
+            url = f"postgres://coach:{secret}@h1:5432,h2:5433,h3/coach?target_session_attrs=read-write"
+            masked = mask_url(url)
+            assert masked == "postgres://coach:***@h1:5432,h2:5433,h3/coach", masked
+            try:
+                config = tortoise_config(url)
+            except CoachDbError as exc:
+                assert_no_piece(str(exc) + repr(exc), password)
+                continue
+            with caplog.at_level(logging.DEBUG, logger=logger.name):
+                logger.debug("config: %s", config)
+            assert_no_piece(caplog.text, password, secret)
 
 
 def test_log_records_are_scrubbed(caplog: pytest.LogCaptureFixture) -> None:
