@@ -10,6 +10,7 @@ e-mail hash keyed by a secret kept outside the database (COACH_DB_ERASURE_KEY_FI
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -83,11 +84,17 @@ async def _user(conn: asyncpg.Connection, email: str, lock: bool = False) -> asy
         email,
     )
     if row is None:
-        # Erased already? The receipt is found by the e-mail's salted hash, never the e-mail.
+        # Erased already? The receipt is found by the e-mail's keyed hash (or, for receipts from
+        # before migration 8, the database salt's), never the e-mail.
+        hashes = []
+        with contextlib.suppress(CoachDbError):  # no key configured: only old receipts match
+            hashes.append(email_hash(email))
+        if legacy := await legacy_email_hash(conn, email):
+            hashes.append(legacy)
         receipt = await conn.fetchrow(
-            "SELECT id, erased_at FROM erasure_receipt WHERE email_hash = $1"
+            "SELECT id, erased_at FROM erasure_receipt WHERE email_hash = ANY($1::text[])"
             " ORDER BY id DESC LIMIT 1",
-            await email_hash(conn, email),
+            hashes,
         )
         raise UserNotFound(email, receipt)
     return row
