@@ -39,6 +39,9 @@ class StudioSettings(Settings):
     # List pages count their rows up to this many and then say "more than 10,000": an exact
     # COUNT(*) of 10M messages took ~1 s on every view. Pages beyond stay reachable.
     studio_exact_count_limit: int = Field(default=10_000, ge=1)
+    # Seconds any one statement of a studio page may run before it is cancelled and the page
+    # says what to narrow (503): no filter can hold a connection and a core for a minute.
+    studio_statement_timeout: float = Field(default=5.0, gt=0)
     studio_login_failures_per_account_and_ip: int = Field(default=5, ge=1)
     studio_login_failures_per_account: int = Field(default=50, ge=1)
     studio_login_failures_per_ip: int = Field(default=100, ge=1)
