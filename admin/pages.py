@@ -10,7 +10,7 @@ it still works after its row was deleted. Counts stop at STUDIO_EXACT_COUNT_LIMI
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -34,6 +34,11 @@ class Sort:
 
     column: str
     descending: bool
+    # Columns the list's filters hold to one value, ordered by first: the same order, but
+    # one PostgreSQL sees an index (status, started_at, id) can read as it is. Ordered by
+    # (started_at, id) alone it walked the started_at index discarding 272,710 sessions for
+    # the 48,290 active ones, which are the newest (the planner assumes them spread evenly).
+    fixed: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, value: str) -> Sort:
@@ -42,7 +47,7 @@ class Sort:
     def order_by(self, reverse: bool = False) -> list[str]:
         sign = "-" if self.descending != reverse else ""
         columns = [self.column] if self.column == "id" else [self.column, "id"]
-        return [sign + c for c in columns]
+        return [sign + c for c in (*self.fixed, *columns)]
 
     def key(self, row: dict[str, Any]) -> tuple[Any, int]:
         return row[self.column], row["id"]
@@ -161,8 +166,17 @@ async def read_page(
         page_qs = qs.order_by(*sort.order_by(reverse=at_end))
     window_end = None
     if narrow is not None:
-        found = await page_qs.offset(window - 1).limit(1).values(sort.column, "id")
-        window_end = sort.key(found[0]) if found else None
+        # From the first row the filters allow, `window` rows of the table's own order (an
+        # index-only walk), whatever the filters: a filter no index serves (a role) costs no
+        # more than the window. A filter an index orders by (a session) bounds the walk
+        # itself: no window.
+        start = await page_qs.limit(1).values(sort.column, "id") if not sort.fixed else []
+        if start:
+            plain = replace(sort, fixed=())  # the table's own order, not a filter's index
+            whole = after(model.all(), plain, sort.key(start[0]), reverse or at_end)
+            # (The window's last row: the start is its first.)
+            ahead = await whole.offset(max(window - 2, 0)).limit(1).values(sort.column, "id")
+            window_end = sort.key(ahead[0]) if ahead else None
         if window_end is not None:
             page_qs = up_to(page_qs, sort, window_end, reverse or at_end)
         page_qs = narrow(page_qs)

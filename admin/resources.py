@@ -98,6 +98,8 @@ class StudioModel(ModelResource):  # type: ignore[misc]
     default_sort = "id"
     # Columns people ask to sort by that are not offered, and why (shown with the 400).
     unsortable: dict[str, str] = {}
+    # Equality filters with an index on (column, each sort column, id): see pages.Sort.fixed.
+    fixed_order: tuple[str, ...] = ()
 
     @classmethod
     def sortable(cls, name: str) -> bool:
@@ -299,9 +301,15 @@ class SessionResource(StudioModel):
     icon = "ti ti-message-circle"
     page_pre_title = "Practice conversations"
     page_title = "Sessions"
-    sort_keys = ("id", "started_at")
+    # Not by id: with a date filter, reading ids in order walked the sessions outside the
+    # dates (80 ms, 198,795 discarded at 10M); ids follow the start times anyway.
+    sort_keys = ("started_at",)
     default_sort = "-started_at"
+    # Migration 9's (status, started_at, id) and (scenario_id, started_at, id); migration 4's
+    # (user_id, started_at).
+    fixed_order = ("status", "scenario_id", "user_id")
     unsortable = {
+        "id": " Not by id: sort by started_at (ids follow it).",
         "total_messages": (
             " Not by total messages: every new message changes it, and an index on it would"
             " make each message write update every index of the session row."
@@ -371,8 +379,15 @@ class MessageResource(StudioModel):
     icon = "ti ti-message"
     page_pre_title = "Turns of the conversations"
     page_title = "Messages"
-    sort_keys = ("id", "timestamp")
+    sort_keys = ("timestamp",)
     default_sort = "timestamp"
+    fixed_order = ("session_id",)  # the index (session_id, timestamp, id)
+    unsortable = {
+        "id": (
+            " Not by id: with a date filter, reading ids in order walked millions of messages"
+            " outside the dates (3.8 s at 10M messages)."
+        )
+    }
     display_options = {"role": {"colors": ROLE_COLORS}}
     filters = [
         search.MessageSearch(),

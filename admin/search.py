@@ -47,16 +47,18 @@ def tsquery(found: list[str]) -> str:
 
 # A word the planner expects in fewer than this many messages is looked up in the GIN index:
 # the ids of every message with all the words (at most this many, as the rarest word bounds
-# them), and the page is those rows with the list's other filters, sorted. A search whose words
+# them; 10,000 ids took 340 ms at 10M), and the page is those rows with the list's other
+# filters, sorted. A search whose words
 # are all commoner than this walks the list's order instead, testing each message, and never
 # further than WALK_WINDOW messages per page: a walk that had to find 20 matches walked all
 # 10M messages when none matched ("think" with role coach: 12 s), and GIN intersections of
 # two common words read both posting lists (300 ms for "uncle listen" at 10M). Word
 # frequencies come from ANALYZE samples.
-COMMON_MATCHES = 10_000
-# How many messages (of those the other filters allow) one page of a walked search looks
-# through at most: about 50 ms at 1.2 us a message. The page says so, and "Next" goes on.
-WALK_WINDOW = 50_000
+COMMON_MATCHES = 3_000
+# How many messages one page of a walked search looks through at most, from the first one
+# the other filters allow: 20-250 ms at 10M (more when many messages hold every substring and
+# have their words computed). The page says so, and "Next" goes on.
+WALK_WINDOW = 20_000
 
 
 @dataclass(frozen=True)
@@ -85,14 +87,13 @@ async def plan(text: str) -> Found:
     found = words(text)
     assert all(_WORD.fullmatch(word) for word in found)
     db = connections.get("default")
-    rarest = None
+    expected = {}
     for word in found:  # each word on its own: the planner multiplies them as if independent
         explained = await db.execute_query_dict(
             f"EXPLAIN (FORMAT JSON) SELECT 1 FROM message WHERE {_matching([word])}"
         )
-        expected = json.loads(explained[0]["QUERY PLAN"])[0]["Plan"]["Plan Rows"]
-        rarest = expected if rarest is None else min(rarest, expected)
-    if rarest is not None and rarest < COMMON_MATCHES:
+        expected[word] = json.loads(explained[0]["QUERY PLAN"])[0]["Plan"]["Plan Rows"]
+    if min(expected.values()) < COMMON_MATCHES:
         # Through the GIN index, always: on a LIMIT below its estimate the planner would rather
         # scan the table until it has enough (minutes for two words that seldom meet).
         async with in_transaction("default") as conn:  # the primary (replicas)
@@ -111,7 +112,9 @@ async def plan(text: str) -> Found:
     # most rows pass without computing their words (about 35 us); message_has_words
     # (migration 5) is the word test, without the GIN index (whose list would hold 5% of the
     # table) and without parallel workers (which read far ahead of 20 rows).
-    likes = " AND ".join(f"\"content\" ILIKE '%{word}%'" for word in found)
+    # (The rarest word's test first: PostgreSQL stops at the first that fails.)
+    rarest_first = sorted(found, key=lambda word: expected[word])
+    likes = " AND ".join(f"\"content\" ILIKE '%{word}%'" for word in rarest_first)
     walked = f"message_has_words(\"content\", to_tsquery('simple', '{tsquery(found)}'))"
     return Found(f"{likes} AND {walked}", walk=True)
 

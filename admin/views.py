@@ -7,6 +7,7 @@ value or constraint violation into a 500 and cannot clear a nullable field.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
@@ -265,6 +266,8 @@ async def list_view(
     assert isinstance(model_resource, StudioModel)
     sort = pages.Sort.parse(model_resource.sort_of(query.get("sort")))
     filter_values, qs = await list_queryset(request, model_resource, model)
+    fixed = tuple(c for c in model_resource.fixed_order if c in filter_values)
+    sort = dataclasses.replace(sort, fixed=fixed)
     filters = await model_resource.get_filters(request, filter_values)
     walked = search.walked(request)
     try:

@@ -39,12 +39,10 @@ from urllib.parse import urlencode
 
 import asyncpg
 import httpx
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from studio import SIZES, STAFF_EMAIL, Studio, _cli, _url, sign_in  # bench/studio.py
 
 from admin import search, widgets
 from admin.resources import RESOURCES, StudioModel
-from bench.studio import SIZES, STAFF_EMAIL, Studio, _cli, _url, sign_in
 
 HAMMER_CLIENTS = 8
 BIG_SESSION = 2000
@@ -237,20 +235,24 @@ async def filter_values(
             found[name] = [("common", str(common)), ("rare", str(rare)), ("none", str(none))]
         elif isinstance(flt, widgets.Since):
             column = name.split("__")[0]
-            low, high = await conn.fetchrow(
-                f'SELECT min("{column}"), max("{column}") FROM "{table}"'
-            )
+            low, high = await ends(conn, table, column)
             if isinstance(flt, widgets.Until):
-                values = [_day(high), _day(low), _day(low - timedelta(days=1))]
+                days = [_day(high), _day(low), _day(low - timedelta(days=1))]
             else:
-                values = [_day(low), _day(high), _day(high + timedelta(days=1))]
-            found[name] = list(zip(("common", "rare", "none"), values, strict=True))
+                days = [_day(low), _day(high), _day(high + timedelta(days=1))]
+            found[name] = list(zip(("common", "rare", "none"), days, strict=True))
     return found
+
+
+async def ends(conn: asyncpg.Connection, table: str, column: str) -> tuple[Any, Any]:
+    row = await conn.fetchrow(f'SELECT min("{column}"), max("{column}") FROM "{table}"')
+    assert row is not None
+    return row[0], row[1]
 
 
 async def middle_cursor(conn: asyncpg.Connection, table: str, column: str) -> str:
     """A cursor half-way through a sort column's range (no OFFSET: an index's two ends)."""
-    low, high = await conn.fetchrow(f'SELECT min("{column}"), max("{column}") FROM "{table}"')
+    low, high = await ends(conn, table, column)
     if column == "id":
         return str((low + high) // 2)
     if isinstance(low, datetime):
