@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import html
+import os
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
 import httpx
@@ -20,8 +22,9 @@ import pytest
 from admin import audit, search
 from coach_db import MessageRole
 from tests.factories import make_message, make_session, make_user
-from tests.processes import ROOT, free_port, subprocess_env
+from tests.processes import IN_CI, ROOT, free_port, subprocess_env
 from tests.studio import STAFF_PASSWORD, make_staff
+from tests.throwaway import PGBOUNCER, ThrowawayPgBouncer
 
 MIGRATION_9_INDEXES = (
     "conversation_session_status_started",
@@ -161,17 +164,37 @@ async def test_the_erase_page_counts_up_to_a_limit(
 
 
 @pytest.mark.once
+@pytest.mark.parametrize("through", ["direct", "pgbouncer"])
 async def test_a_statement_past_the_timeout_is_a_503_page_naming_what_to_narrow(
-    database_url: str, redis_url: str, tmp_path: Path
+    database_url: str, redis_url: str, tmp_path: Path, through: str
 ) -> None:
-    """A studio process with STUDIO_STATEMENT_TIMEOUT=1: a list whose query waits on a lock
-    answers 503 within seconds with the studio's page, the log has the query's shape without
-    the search words, and the same page works once the lock is gone."""
+    """A studio process with STUDIO_STATEMENT_TIMEOUT=1, straight to PostgreSQL or through
+    PgBouncer in transaction mode: a list whose query waits on a lock answers 503 within
+    seconds with the studio's page, the log has the query's shape without the search words,
+    and the same page works once the lock is gone."""
+    if through == "pgbouncer":
+        if not os.path.exists(PGBOUNCER):  # noqa: ASYNC240 - once, before any await
+            message = "pgbouncer is not installed (apt-get install pgbouncer; .ci/run does)"
+            if IN_CI:  # CI must run it: fail rather than skip
+                pytest.fail(message)
+            pytest.skip(message)
+        parts = urlsplit(database_url)
+        query = dict(parse_qsl(parts.query))
+        host = parts.hostname or query.get("host", "127.0.0.1")
+        where = f"host={host} port={parts.port or int(query.get('port', 5432))}"
+        with ThrowawayPgBouncer({"*": where}, user=parts.username or "postgres") as bouncer:
+            url = bouncer.url(parts.path.lstrip("/"), statement_cache_size="0")
+            await _stalled_list_page(url, database_url, redis_url, tmp_path)
+    else:
+        await _stalled_list_page(database_url, database_url, redis_url, tmp_path)
+
+
+async def _stalled_list_page(url: str, direct_url: str, redis_url: str, tmp_path: Path) -> None:
     staff = await make_staff()
     port = free_port()
     log = tmp_path / "studio.log"
     env = subprocess_env(
-        database_url,
+        url,
         home=tmp_path,
         REDIS_URL=redis_url,
         REDIS_PREFIX=f"budget-{port}:",
@@ -185,7 +208,7 @@ async def test_a_statement_past_the_timeout_is_a_503_page_naming_what_to_narrow(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    raw = await asyncpg.connect(database_url)
+    raw = await asyncpg.connect(direct_url)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             for _ in range(300):
