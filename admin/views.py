@@ -309,6 +309,7 @@ async def list_view(
             qs,
             filtered=bool(filter_values),
             cap=model_resource.count_limit(request, filter_values),
+            unindexed=any(name not in fixed for name in filter_values),
         )
     await _prefetch(request, fields, rows)
     rendered_values, row_attributes, column_attributes, cell_attributes = await render_values(
