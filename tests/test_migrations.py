@@ -110,6 +110,14 @@ INVARIANTS_CHECKS = {
     "message_metadata_max_bytes",
     "message_metadata_max_depth",
 }
+# Migration 9: the sessions list's filters with the sort column, and a foreign key.
+FILTER_INDEXES = {
+    "conversation_session_status_started",
+    "conversation_session_status_id",
+    "conversation_session_scenario_started",
+    "conversation_session_scenario_id",
+    "conversation_session_scenario_version",
+}
 
 # Migration 6 (prompt_versions): versions of scenarios and studio roles, by name.
 VERSIONS_CHECKS = {"scenario_version_number_positive", "user_role_valid"}
@@ -209,6 +217,10 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
     assert run_aerich("upgrade", url=url).returncode == 0
     conn = await asyncpg.connect(url)
     try:
+        assert await names(conn, INDEX_NAMES) >= FILTER_INDEXES
+        down = run_aerich("downgrade", "--yes", url=url)  # studio_filter_indexes (issue 20)
+        assert down.returncode == 0, down.stderr
+        assert FILTER_INDEXES.isdisjoint(await names(conn, INDEX_NAMES))
         down = run_aerich("downgrade", "--yes", url=url)  # audit_and_erasure
         assert down.returncode == 0, down.stderr
         assert AUDIT_TRIGGERS.isdisjoint(await names(conn, TRIGGERS))
