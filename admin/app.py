@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 import uvicorn
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -150,6 +151,8 @@ def create_app(settings: StudioSettings | None = None, *, connect_db: bool = Tru
     studio.add_exception_handler(HTTPException, _http_error)
     studio.add_exception_handler(RedisError, _redis_down)
     studio.add_exception_handler(DoesNotExist, _missing_row)
+    studio.add_exception_handler(TimeoutError, _too_slow)
+    studio.add_exception_handler(asyncpg.QueryCanceledError, _too_slow)
     studio.add_exception_handler(RequestValidationError, _bad_request)
     studio.add_exception_handler(Exception, _server_error)
     if studio.state.assets_missing:
@@ -164,7 +167,8 @@ def create_app(settings: StudioSettings | None = None, *, connect_db: bool = Tru
                 redis=redis, admin_path=ADMIN_PATH, language_switch=False, default_locale="en_US"
             )
             if connect_db:
-                async with coach_db.connect(settings.database_url):
+                timeout = settings.studio_statement_timeout
+                async with coach_db.connect(settings.database_url, statement_timeout=timeout):
                     yield
             else:
                 yield
@@ -229,6 +233,36 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _missing_row(request: Request, exc: Exception) -> Response:
     return _error_page(request, HTTP_404_NOT_FOUND, "Not found", "There is no such row.")
+
+
+async def _too_slow(request: Request, exc: Exception) -> Response:
+    """A statement ran past STUDIO_STATEMENT_TIMEOUT (or a server-side statement_timeout) and
+    was cancelled: say what to narrow, at once, rather than hold a connection and a core."""
+    settings: StudioSettings = request.app.state.settings
+    seconds = settings.studio_statement_timeout
+    # The path, never the query string: filter and search values are the person's data.
+    logger.warning(
+        "studio: %s %s stopped by the statement timeout (%g s)",
+        request.method,
+        request.url.path,
+        seconds,
+    )
+    message = (
+        f"The database stopped this page's query after {seconds:g} seconds"
+        " (STUDIO_STATEMENT_TIMEOUT), so that no page can hold the database for longer. "
+    )
+    if request.url.path.endswith("/list"):
+        message += (
+            "Narrow the list: add a filter (a session, a user, a status, a date range) or more"
+            " search words, then try again."
+        )
+    elif "/erase/" in request.url.path:
+        message += (
+            "Nothing was erased. Someone with this much data is erased with `coach-db erase-user`."
+        )
+    else:
+        message += "Try again in a moment; if it happens again, the studio's log names the query."
+    return _error_page(request, HTTP_503_SERVICE_UNAVAILABLE, "This page took too long", message)
 
 
 async def _bad_request(request: Request, exc: Exception) -> Response:

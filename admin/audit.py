@@ -286,13 +286,20 @@ def _text(value: Any) -> str:
 # --- erasure (admin role) ---------------------------------------------------------------------
 
 
+# The confirmation page counts what an erasure deletes up to this many per table ("more than
+# 10,000 messages"): the exact figures go on the erasure receipt.
+ERASE_COUNT_LIMIT = 10_000
+
+
 @router.get("/user/erase/{pk}")
 async def erase_confirm(request: Request, pk: str, resources: Sidebar) -> Response:
     """What erasing this person deletes, and the button that does it."""
     await require_role(request, "admin")
     user = await _user(pk)
+    limit = ERASE_COUNT_LIMIT
     async with connections.get("default").acquire_connection() as conn:
-        counts = await privacy.counts_in(conn, user.pk, user.email)
+        found = await privacy.counts_in(conn, user.pk, user.email, limit=limit)
+    counts = {k: f"more than {limit:,}" if n > limit else f"{n:,}" for k, n in found.items()}
     context = {
         "resources": resources,
         "resource_label": "Users",

@@ -42,6 +42,9 @@ class StudioSettings(Settings):
     # The SQL console's read-only role (`coach-db console-role` prints it); unset: the console
     # page says how to turn it on, and runs nothing.
     coach_db_console_url: str | None = Field(default=None, repr=False)
+    # Seconds any one statement of a studio page may run before it is cancelled and the page
+    # says what to narrow (503): no filter can hold a connection and a core for a minute.
+    studio_statement_timeout: float = Field(default=5.0, gt=0)
     studio_login_failures_per_account_and_ip: int = Field(default=5, ge=1)
     studio_login_failures_per_account: int = Field(default=50, ge=1)
     studio_login_failures_per_ip: int = Field(default=100, ge=1)

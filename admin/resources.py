@@ -9,7 +9,9 @@ from fastapi_admin.enums import Method
 from fastapi_admin.resources import Action, Field, ToolbarAction
 from fastapi_admin.resources import Model as ModelResource
 from fastapi_admin.widgets import displays, inputs
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.status import HTTP_400_BAD_REQUEST
 from tortoise import fields as tortoise_fields
 from tortoise.models import Model
 
@@ -109,6 +111,10 @@ class StudioModel(ModelResource):  # type: ignore[misc]
     # (column, id), so only columns an index serves on the big tables (issue 10).
     sort_keys: tuple[str, ...] = ("id",)
     default_sort = "id"
+    # Columns people ask to sort by that are not offered, and why (shown with the 400).
+    unsortable: dict[str, str] = {}
+    # Equality filters with an index on (column, each sort column, id): see pages.Sort.fixed.
+    fixed_order: tuple[str, ...] = ()
 
     @classmethod
     def sortable(cls, name: str) -> bool:
@@ -117,9 +123,20 @@ class StudioModel(ModelResource):  # type: ignore[misc]
     @classmethod
     def sort_of(cls, value: str | None) -> str:
         """The list's order from the `sort` parameter: a sortable column, `-` for descending;
-        anything else is the default order."""
-        value = value or ""
-        return value if cls.sortable(value.removeprefix("-")) else cls.default_sort
+        none (or empty) is the default order. Anything else is a 400 naming the allowed ones:
+        serving the default order instead hid a typo, or a sort nobody can get fast at 10M
+        (`sort=-duration_seconds` used to show the newest sessions first without a word)."""
+        if not value:
+            return cls.default_sort
+        if cls.sortable(value.removeprefix("-")) and value.count("-") <= 1:
+            return value
+        allowed = ", ".join(cls.sort_keys)
+        shown = value[:60] if value.isprintable() else "this value"
+        raise HTTPException(
+            HTTP_400_BAD_REQUEST,
+            f"{cls.label} cannot be sorted by \u201c{shown}\u201d. They can be sorted by "
+            f"{allowed} (a leading - for descending).{cls.unsortable.get(value.lstrip('-'), '')}",
+        )
 
     @classmethod
     def writable(cls, request: Request) -> bool:
@@ -311,8 +328,24 @@ class SessionResource(StudioModel):
     icon = "ti ti-message-circle"
     page_pre_title = "Practice conversations"
     page_title = "Sessions"
-    sort_keys = ("id", "started_at")
+    # Not by id: with a date filter, reading ids in order walked the sessions outside the
+    # dates (80 ms, 198,795 discarded at 10M); ids follow the start times anyway.
+    sort_keys = ("started_at",)
     default_sort = "-started_at"
+    # Migration 9's (status, started_at, id) and (scenario_id, started_at, id); migration 4's
+    # (user_id, started_at).
+    fixed_order = ("status", "scenario_id", "user_id")
+    unsortable = {
+        "id": " Not by id: sort by started_at (ids follow it).",
+        "total_messages": (
+            " Not by total messages: every new message changes it, and an index on it would"
+            " make each message write update every index of the session row."
+        ),
+        "duration_seconds": (
+            " Not by duration: sessions still running have none, so its pages cannot be read"
+            " in order from an index."
+        ),
+    }
     display_options = {"status": {"colors": STATUS_COLORS}}
     filters = [
         widgets.OneOf(SessionStatus, "status", "Status"),
@@ -377,8 +410,15 @@ class MessageResource(StudioModel):
     icon = "ti ti-message"
     page_pre_title = "Turns of the conversations"
     page_title = "Messages"
-    sort_keys = ("id", "timestamp")
+    sort_keys = ("timestamp",)
     default_sort = "timestamp"
+    fixed_order = ("session_id",)  # the index (session_id, timestamp, id)
+    unsortable = {
+        "id": (
+            " Not by id: with a date filter, reading ids in order walked millions of messages"
+            " outside the dates (3.8 s at 10M messages)."
+        )
+    }
     display_options = {"role": {"colors": ROLE_COLORS}}
     filters = [
         search.MessageSearch(),

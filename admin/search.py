@@ -45,25 +45,39 @@ def tsquery(found: list[str]) -> str:
     return " & ".join(f"{word}:*" for word in found)
 
 
-# A search the planner expects to match at least this many messages walks the list's order index
-# and checks each message until a page is full (20 rows in about 20 x N / matches); below it,
-# the GIN index lists the matching ids, and the page is those rows sorted. The planner's own
-# choice between the two, on a LIMIT, walked all 10M rows for a rare word (321 s for "where",
-# minutes for a word no message has). At this many expected matches or more the count is not
-# run: word frequencies come from ANALYZE samples, exact enough to say "more than 1,000".
-COMMON_MATCHES = 10_000
+# A word the planner expects in fewer than this many messages is looked up in the GIN index:
+# the ids of every message with all the words (at most this many, as the rarest word bounds
+# them; 10,000 ids took 340 ms at 10M), and the page is those rows with the list's other
+# filters, sorted. A search whose words
+# are all commoner than this walks the list's order instead, testing each message, and never
+# further than WALK_WINDOW messages per page: a walk that had to find 20 matches walked all
+# 10M messages when none matched ("think" with role coach: 12 s), and GIN intersections of
+# two common words read both posting lists (300 ms for "uncle listen" at 10M). Word
+# frequencies come from ANALYZE samples.
+COMMON_MATCHES = 3_000
+# How many messages one page of a walked search looks through at most, from the first one
+# the other filters allow: 100-400 ms at 10M for 20,000 on the loaded benchmark machine (more
+# when many messages hold every substring and have their words computed). The page says so,
+# and "Next" goes on.
+WALK_WINDOW = 10_000
+# A lexeme no message has (letters and digits only, as a search word).
+UNTRACKED = "qxzqxzqxzqxzqxzq"
 
 
 @dataclass(frozen=True)
 class Found:
-    """A planned message search: the condition to filter on, and how many matches are known
-    to exist without counting them (0: count)."""
+    """A planned message search: the condition to filter on, and whether pages walk the
+    list's order in windows of WALK_WINDOW messages (common words) or not (a list of ids)."""
 
     condition: str
-    at_least: int
+    walk: bool
 
     def apply(self, qs: QuerySet[Any]) -> QuerySet[Any]:
         return qs.annotate(content_search=RawSQL(f"({self.condition})")).filter(content_search=True)
+
+
+def _matching(found: list[str]) -> str:
+    return f"to_tsvector('simple', \"content\") @@ to_tsquery('simple', '{tsquery(found)}')"
 
 
 async def plan(text: str) -> Found:
@@ -75,18 +89,19 @@ async def plan(text: str) -> Found:
     letters and digits only, so no quote, backslash, NUL or LIKE wildcard reaches the SQL."""
     found = words(text)
     assert all(_WORD.fullmatch(word) for word in found)
-    match = f"to_tsquery('simple', '{tsquery(found)}')"
-    indexed = f"to_tsvector('simple', \"content\") @@ {match}"
     db = connections.get("default")
-    explained = await db.execute_query_dict(
-        f"EXPLAIN (FORMAT JSON) SELECT 1 FROM message WHERE {indexed}"
-    )
-    expected = json.loads(explained[0]["QUERY PLAN"])[0]["Plan"]["Plan Rows"]
-    # Several words: the planner multiplies their frequencies, as if they were independent; two
-    # common words that seldom meet would make a long walk (15 s for "uncle listen" at 10M),
-    # while GIN intersects their lists in 2.5 s ("uncle listen": 17,436 messages at 10M).
-    at_least = int(expected) // 2 if expected >= COMMON_MATCHES else 0
-    if expected < COMMON_MATCHES * (10 if len(found) > 1 else 1):
+    expected = {}
+    # Each word on its own (the planner multiplies them as if independent), and a word no
+    # message has: a word ANALYZE did not find among the commonest gets that same default
+    # estimate (5,320 at 10M, for an absent word as for one in 0.02% of messages), which
+    # says only that it is rarer than those: look it up in the index.
+    for word in [*found, UNTRACKED]:
+        explained = await db.execute_query_dict(
+            f"EXPLAIN (FORMAT JSON) SELECT 1 FROM message WHERE {_matching([word])}"
+        )
+        expected[word] = json.loads(explained[0]["QUERY PLAN"])[0]["Plan"]["Plan Rows"]
+    untracked = expected.pop(UNTRACKED)
+    if min(expected.values()) < COMMON_MATCHES or min(expected.values()) <= untracked:
         # Through the GIN index, always: on a LIMIT below its estimate the planner would rather
         # scan the table until it has enough (minutes for two words that seldom meet).
         async with in_transaction("default") as conn:  # the primary (replicas)
@@ -96,20 +111,20 @@ async def plan(text: str) -> Found:
                 " SET LOCAL work_mem = '64MB'"
             )
             rows = await conn.execute_query_dict(
-                f"SELECT id FROM message WHERE {indexed} LIMIT {COMMON_MATCHES + 1}"
+                f"SELECT id FROM message WHERE {_matching(found)} LIMIT {COMMON_MATCHES + 1}"
             )
         if len(rows) <= COMMON_MATCHES:
             ids = ",".join(str(int(row["id"])) for row in rows)
-            return Found(f"\"id\" = ANY('{{{ids}}}'::bigint[])", 0)
-        at_least = len(rows)
-    # A common word: walk the list's order until the page is full. A substring test per word
-    # (about 1 us a row) lets most rows pass without computing their words (about 35 us);
-    # message_has_words (migration 5) is the word test, without the GIN index (whose list would
-    # hold 5% of the table) and without parallel workers (which read far ahead of 20 rows).
-    likes = " AND ".join(f"\"content\" ILIKE '%{word}%'" for word in found)
-    walked = f'message_has_words("content", {match})'
-    # (Half the expected matches are surely there: ANALYZE's word frequencies are that close.)
-    return Found(f"{likes} AND {walked}", at_least)
+            return Found(f"\"id\" = ANY('{{{ids}}}'::bigint[])", walk=False)
+    # Common words: walk the list's order. A substring test per word (about 1 us a row) lets
+    # most rows pass without computing their words (about 35 us); message_has_words
+    # (migration 5) is the word test, without the GIN index (whose list would hold 5% of the
+    # table) and without parallel workers (which read far ahead of 20 rows).
+    # (The rarest word's test first: PostgreSQL stops at the first that fails.)
+    rarest_first = sorted(found, key=lambda word: expected[word])
+    likes = " AND ".join(f"\"content\" ILIKE '%{word}%'" for word in rarest_first)
+    walked = f"message_has_words(\"content\", to_tsquery('simple', '{tsquery(found)}'))"
+    return Found(f"{likes} AND {walked}", walk=True)
 
 
 def count_limit(limit: int, values: dict[str, Any]) -> int:
@@ -131,10 +146,14 @@ class MessageSearch(widgets.StudioFilter):
 
     async def get_queryset(self, request: Request, value: Any, qs: QuerySet[Any]) -> Any:
         found = await plan(await self.parse_value(request, value))
-        request.state.search_matches_at_least = found.at_least
+        if found.walk:  # applied by the list page to a window of the other filters' rows
+            request.state.walked_search = found
+            return qs
         return found.apply(qs)
 
 
-def matches_at_least(request: Request) -> int:
-    """How many matches the list's search knows of without counting (0: none, count them)."""
-    return int(getattr(request.state, "search_matches_at_least", 0))
+def walked(request: Request) -> Found | None:
+    """The list's search when it walks the list's order (pages.read_page applies it), else
+    None (it is in the query set already, or there is no search)."""
+    found = getattr(request.state, "walked_search", None)
+    return found if isinstance(found, Found) else None

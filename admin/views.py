@@ -7,6 +7,7 @@ value or constraint violation into a 500 and cannot clear a nullable field.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
@@ -265,10 +266,20 @@ async def list_view(
     assert isinstance(model_resource, StudioModel)
     sort = pages.Sort.parse(model_resource.sort_of(query.get("sort")))
     filter_values, qs = await list_queryset(request, model_resource, model)
+    fixed = tuple(c for c in model_resource.fixed_order if c in filter_values)
+    sort = dataclasses.replace(sort, fixed=fixed)
     filters = await model_resource.get_filters(request, filter_values)
+    walked = search.walked(request)
     try:
         page = await pages.read_page(
-            request, model, qs, sort, page_size, _list_columns(model, fields, sort)
+            request,
+            model,
+            qs,
+            sort,
+            page_size,
+            _list_columns(model, fields, sort),
+            narrow=walked.apply if walked else None,
+            window=search.WALK_WINDOW,
         )
     except params.BadValue as exc:
         raise HTTPException(
@@ -276,14 +287,30 @@ async def list_view(
             f"This page link is not valid ({exc}). Start again from the list's first page.",
         ) from None
     rows = page.rows
-    total_text = await pages.count_text(
-        request,
-        model,
-        qs,
-        filtered=bool(filter_values),
-        cap=model_resource.count_limit(request, filter_values),
-        known_at_least=search.matches_at_least(request),
-    )
+    count_note = None
+    if walked is not None and page.complete:
+        total_text = f"{len(rows):,}"
+    elif walked is not None:  # common words: counting would walk every match (or every row)
+        total_text = ""
+        count_note = (
+            f"Common words: matches are not counted, and each page looks through at most"
+            f" {search.WALK_WINDOW:,} messages."
+        )
+        if page.looked_through:
+            count_note = (
+                f"No {'more ' if rows else ''}matches in the {page.looked_through:,} messages"
+                " looked through for this page; the pager's link goes on from there (or narrow"
+                " the search: more words, a session, a date range)."
+            )
+    else:
+        total_text = await pages.count_text(
+            request,
+            model,
+            qs,
+            filtered=bool(filter_values),
+            cap=model_resource.count_limit(request, filter_values),
+            unindexed=any(name not in fixed for name in filter_values),
+        )
     await _prefetch(request, fields, rows)
     shown = [model_resource.list_row(row) for row in rows]
     rendered_values, row_attributes, column_attributes, cell_attributes = await render_values(
@@ -311,6 +338,7 @@ async def list_view(
         "list_url": lambda **changes: pages.list_url(request, **changes),
         "sort": f"{'-' if sort.descending else ''}{sort.column}",
         "total_text": total_text,
+        "count_note": count_note,
         "one_row": total_text == "1",
         "page_title": model_resource.page_title,
         "page_pre_title": model_resource.page_pre_title,

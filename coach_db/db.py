@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import re
 import socket
 import time
 from collections import deque
@@ -117,9 +118,17 @@ async def _light_reset(connection: asyncpg.Connection) -> None:
     """
 
 
-def pool_config(url: str, replicas: list[str] | None = None) -> dict[str, Any]:
+def pool_config(
+    url: str, replicas: list[str] | None = None, statement_timeout: float | None = None
+) -> dict[str, Any]:
     """The Tortoise configuration of init_db(): tortoise_config() with the pool's reset, plus a
     connection per replica ("replica_1", ...) and the ReplicaRouter when there are replicas.
+
+    `statement_timeout` (seconds): every statement on these pools is cancelled after it, with
+    a warning logging its shape (see statement_shape). It is asyncpg's command_timeout: the
+    driver sends PostgreSQL a cancel request, which PgBouncer forwards in every pool mode, and
+    nothing is set on the server session (a `statement_timeout` startup parameter is refused
+    by PgBouncer, and a SET would outlive the query on a pooled server connection).
 
     Aerich and `coach-db deploy` use tortoise_config(): they never see a replica.
     """
@@ -128,7 +137,8 @@ def pool_config(url: str, replicas: list[str] | None = None) -> dict[str, Any]:
         config["connections"][f"{REPLICA_PREFIX}{number}"] = tortoise_connection(replica)
     if replicas:
         config["routers"] = [ReplicaRouter]
-    if get_settings().db_pool_reset == "light":
+    light = get_settings().db_pool_reset == "light"
+    if light or statement_timeout is not None:
         for alias, connection_url in config["connections"].items():
             # Tortoise passes the credentials it does not know on to asyncpg.create_pool.
             connection = (
@@ -136,7 +146,11 @@ def pool_config(url: str, replicas: list[str] | None = None) -> dict[str, Any]:
                 if isinstance(connection_url, str)
                 else connection_url  # several hosts: expanded already
             )
-            connection["credentials"]["reset"] = _light_reset
+            if light:
+                connection["credentials"]["reset"] = _light_reset
+            if statement_timeout is not None:
+                connection["credentials"]["command_timeout"] = statement_timeout
+                connection["credentials"]["init"] = _watch_timeouts
             config["connections"][alias] = connection
     return config
 
@@ -154,6 +168,35 @@ async def forget_pooled_connections(client: Any) -> None:
     if pool is not None:
         await pool.expire_connections()
         logger.warning("a database connection reached a read-only node: reconnecting the pool")
+
+
+async def _watch_timeouts(connection: asyncpg.Connection) -> None:
+    """A new pooled connection logs the shape of each statement the timeout stops."""
+    connection.add_query_logger(_log_timeout)
+
+
+def _log_timeout(record: Any) -> None:
+    """asyncpg's query logger (a LoggedQuery): a warning for a statement the timeout stopped,
+    on the client (TimeoutError) or the server (a role's statement_timeout, 57014)."""
+    if isinstance(record.exception, TimeoutError | asyncpg.QueryCanceledError):
+        logger.warning(
+            "statement stopped by the statement timeout after %.1f s: %s",
+            record.elapsed,
+            statement_shape(record.query),
+        )
+
+
+_LITERAL = re.compile(r"'(?:[^']|'')*'")
+_NUMBER = re.compile(r"(?<![$\w.])\d+(?:\.\d+)?(?![\w.])")
+_SPACES = re.compile(r"\s+")
+MAX_SHAPE_CHARS = 600
+
+
+def statement_shape(sql: str) -> str:
+    """SQL without its values: quoted literals and numbers become ?, spaces are collapsed, and
+    it is cut at MAX_SHAPE_CHARS. (Parameters are $n already; a search inlines its words.)"""
+    shape = _SPACES.sub(" ", _NUMBER.sub("?", _LITERAL.sub("?", sql))).strip()
+    return shape if len(shape) <= MAX_SHAPE_CHARS else shape[:MAX_SHAPE_CHARS] + " …"
 
 
 # --- reads on replicas -----------------------------------------------------------------------
@@ -345,9 +388,12 @@ class ReplicaRouter:
         return PRIMARY
 
 
-async def init_db(url: str | None = None, *, check: bool = True) -> None:
+async def init_db(
+    url: str | None = None, *, check: bool = True, statement_timeout: float | None = None
+) -> None:
     """Open the connection pool for DATABASE_URL (or `url`) and check the schema is there.
 
+    `statement_timeout`: seconds after which any statement is cancelled (see pool_config).
     Safe to call again: an earlier pool is closed first. Pair with close_db().
     """
     global _monitor
@@ -357,7 +403,9 @@ async def init_db(url: str | None = None, *, check: bool = True) -> None:
         await close_db()
     # The global fallback lets other tasks (a web server's requests, started outside the task
     # that ran the lifespan) use the same pool.
-    await Tortoise.init(config=pool_config(url, replicas), _enable_global_fallback=True)
+    await Tortoise.init(
+        config=pool_config(url, replicas, statement_timeout), _enable_global_fallback=True
+    )
     try:
         if check:
             await _check(url)
@@ -386,9 +434,12 @@ async def close_db() -> None:
 
 
 @asynccontextmanager
-async def connect(url: str | None = None) -> AsyncIterator[None]:
-    """`async with coach_db.connect(): ...`: a pool for the duration of the block."""
-    await init_db(url)
+async def connect(
+    url: str | None = None, *, statement_timeout: float | None = None
+) -> AsyncIterator[None]:
+    """`async with coach_db.connect(): ...`: a pool for the duration of the block; with
+    `statement_timeout` seconds, no statement on it runs longer (see pool_config)."""
+    await init_db(url, statement_timeout=statement_timeout)
     try:
         yield
     finally:

@@ -209,12 +209,33 @@ async def erasure_counts(url: str, email: str) -> Erasure:
         await conn.close()
 
 
-async def counts_in(conn: asyncpg.Connection, user_id: int, email: str = "") -> dict[str, int]:
-    """What erasing user #user_id deletes and redacts (the database's erasure_counts(), the
-    same count erase_person() records on the receipt). `email` is unused (the database reads
-    the person's e-mail itself); kept for callers of the earlier signature."""
-    counts = await conn.fetchval("SELECT erasure_counts($1)::text", user_id)
-    return {k: int(v) for k, v in json.loads(counts).items()}
+async def counts_in(
+    conn: asyncpg.Connection, user_id: int, email: str = "", limit: int | None = None
+) -> dict[str, int]:
+    """What erasing user #user_id deletes and redacts. Exact without `limit`: the database's
+    erasure_counts(), the same count erase_person() records on the receipt. With `limit` (a
+    confirmation page: the person with most sessions had 830,000 messages to count) each count
+    stops at limit + 1, over the same rows. `email` is unused (the database reads the person's
+    e-mail itself); kept for callers of the earlier signature."""
+    if limit is None:
+        counts = await conn.fetchval("SELECT erasure_counts($1)::text", user_id)
+        return {k: int(v) for k, v in json.loads(counts).items()}
+    row = await conn.fetchrow(
+        """SELECT
+            (SELECT count(*) FROM "user" WHERE id = $1) AS "user",
+            (SELECT count(*) FROM (SELECT 1 FROM conversation_session WHERE user_id = $1
+               LIMIT $2) AS s) AS sessions,
+            (SELECT count(*) FROM (SELECT 1 FROM message m JOIN conversation_session s
+               ON s.id = m.session_id WHERE s.user_id = $1 LIMIT $2) AS m) AS messages,
+            (SELECT count(*) FROM (SELECT 1 FROM audit_event a, "user" u
+               WHERE u.id = $1 AND (a.subject_id = $1 OR a.actor_id = $1
+                     OR lower(a.actor_email) = u.email OR audit_names(a.changes, u.email))
+               LIMIT $2) AS a) AS audit_events_redacted""",
+        user_id,
+        int(limit) + 1,
+    )
+    assert row is not None
+    return {k: int(v) for k, v in row.items()}
 
 
 MIN_KEY_LENGTH = 32

@@ -145,6 +145,14 @@ INVARIANTS_CHECKS = {
     "message_metadata_max_bytes",
     "message_metadata_max_depth",
 }
+# Migration 9: the sessions list's filters with the sort column, and a foreign key.
+FILTER_INDEXES = {
+    "conversation_session_status_started",
+    "conversation_session_status_id",
+    "conversation_session_scenario_started",
+    "conversation_session_scenario_id",
+    "conversation_session_scenario_version",
+}
 
 # Migration 6 (prompt_versions): versions of scenarios and studio roles, by name.
 VERSIONS_CHECKS = {"scenario_version_number_positive", "user_role_valid"}
@@ -268,6 +276,10 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
         assert IDEMPOTENCY_INDEXES.isdisjoint(await names(conn, INDEX_NAMES))
         columns = "SELECT attname FROM pg_attribute WHERE attrelid = 'message'::regclass"
         assert "idempotency_key" not in await names(conn, columns)
+        assert await names(conn, INDEX_NAMES) >= FILTER_INDEXES
+        down = run_aerich("downgrade", "--yes", url=url)  # studio_filter_indexes (issue 20)
+        assert down.returncode == 0, down.stderr
+        assert FILTER_INDEXES.isdisjoint(await names(conn, INDEX_NAMES))
         down = run_aerich("downgrade", "--yes", url=url)  # audit_chain
         assert down.returncode == 0, down.stderr
         assert CHAIN_TRIGGERS.isdisjoint(await names(conn, TRIGGERS))

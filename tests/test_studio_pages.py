@@ -250,11 +250,9 @@ async def test_filters(staff: Any) -> None:
         "page_size=abc&page_num=x",
         "page_size=100000",
         f"page_num={10**30}&page_size=\uff15",
-        "sort=password_hash",
-        "sort=-nonexistent",
     ],
 )
-async def test_bad_pager_and_sort_values_fall_back_to_the_defaults(staff: Any, query: str) -> None:
+async def test_bad_pager_values_fall_back_to_the_defaults(staff: Any, query: str) -> None:
     await make_session()
     for resource in RESOURCES:
         response = await staff.get(f"/admin/{resource}/list?{query}")
