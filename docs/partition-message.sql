@@ -66,7 +66,7 @@ ALTER TABLE message ADD CONSTRAINT message_session_id_fkey FOREIGN KEY (session_
 -- The same index names as the models' (Aerich's), so later migrations find them.
 CREATE INDEX "idx_message_session_f19c74" ON message (session_id, "timestamp", id);
 CREATE INDEX "idx_message_timesta_b99ce8" ON message ("timestamp", id);
--- Migration 11's retry keys: unique per session, so the partition key is already in it.
+-- Migration 10's retry keys: unique per session, so the partition key is already in it.
 CREATE UNIQUE INDEX message_session_idempotency_key ON message (session_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 

@@ -438,7 +438,7 @@ async def test_migration_limits_are_the_ones_of_coach_db_limits(raw: asyncpg.Con
 async def test_mixed_case_e_mail_and_unknown_staff_role_are_refused_with_a_hint(
     raw: asyncpg.Connection,
 ) -> None:
-    """Migration 15: the message says what is wrong, the HINT how to fix it, and no DETAIL
+    """Migration 11: the message says what is wrong, the HINT how to fix it, and no DETAIL
     copies the row (its password hash) into the client's error."""
     secret = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2g"
     insert = 'INSERT INTO "user" (email, username, password_hash, role) VALUES ($1, $2, $3, $4)'

@@ -1,5 +1,5 @@
 """Idempotency keys: a retry of add_message / start_session returns the first call's row, never a
-second one, whoever races; keys are bounded and unique in the database (migration 11)."""
+second one, whoever races; keys are bounded and unique in the database (migration 10)."""
 
 from __future__ import annotations
 

@@ -95,7 +95,7 @@ AUDIT_TRIGGERS = {
     "erasure_salt_no_truncate",
 }
 AUDIT_TABLES = {"audit_event", "erasure_receipt", "erasure_salt"}
-# Migration 15 (readable_refusals): the user table's refusals with a message and a HINT.
+# Migration 11 (readable_refusals): the user table's refusals with a message and a HINT.
 REFUSALS_TRIGGERS = {"user_refuse_invalid"}
 REFUSALS_FUNCTIONS = {"user_refuse_invalid"}
 AUDIT_INDEXES = {
@@ -130,7 +130,7 @@ CHAIN_FUNCTIONS = {
     "erasure_counts",
     "erase_person",
 }
-# Migration 11 (idempotency_keys), by name.
+# Migration 10 (idempotency_keys), by name.
 IDEMPOTENCY_CHECKS = {
     "message_idempotency_key_length",
     "conversation_session_idempotency_key_length",

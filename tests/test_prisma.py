@@ -64,7 +64,7 @@ async def test_prisma_client_writes_go_through_coach_db_rules(
     assert [str(m.pk) for m in await Message.filter(session_id=session.pk)] == out["messageIds"]
 
     # The database's refusals, as a TypeScript developer sees them: the constraint by name and,
-    # for the user table (migration 15), what is wrong in the message and the fix in the hint.
+    # for the user table (migration 11), what is wrong in the message and the fix in the hint.
     bad_role, mixed_case, staff_role = out["badRole"], out["mixedCase"], out["badStaffRole"]
     for refusal in (bad_role, mixed_case, staff_role):
         assert refusal["name"] == "PrismaClientKnownRequestError"

@@ -2,7 +2,7 @@ from tortoise import BaseDBAsyncClient
 
 RUN_IN_TRANSACTION = True
 
-# Migration 11 (issue 22): idempotency keys, so that a service can retry add_message() and
+# Migration 10 (issue 22): idempotency keys, so that a service can retry add_message() and
 # start_session() after DatabaseConnectionLost(maybe_written=True), or after a failover,
 # without ever storing a second row. The columns are Aerich's output; by hand below them:
 # - a key is unique per session (message) and per user (session): partial unique indexes
