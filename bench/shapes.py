@@ -22,7 +22,10 @@ engineer would write. `add_message` against the same INSERT … SELECT through a
 
 Timing: interleaved pairs (raw then package, the order alternating), each side's run long
 enough to take ~40 ms; the figure is raw time / package time (1.0 = as fast as raw), median
-[min-max] over the pairs, so load spikes of the shared machine hit both sides of a pair.
+[min-max] over the pairs, so load spikes of the shared machine hit both sides of a pair. The
+last column is the same ratio of this process's CPU time (the client's work, without the
+server's and without waiting): steadier on a loaded machine, and where the package's own cost
+shows.
 Without --writes it only reads (any database). With --writes, --db must be a scratch copy
 (CREATE DATABASE x TEMPLATE coach_bench_10m): it gets a 2,000-message session if it has none
 (the demo seed's have at most 71) and add_message writes to new sessions.
@@ -187,8 +190,7 @@ class Raw:
         sql = (
             f'SELECT {select_list(self.model, "t")}, count(r."id") AS n FROM {self.table} t'
             f" LEFT JOIN {q(related._meta.db_table)} r ON r.{q(field.relation_source_field)}"
-            f' = t."id" WHERE {self.where} GROUP BY t."id"'
-            f" ORDER BY {order_sql(self.model, 't')}{self.limit}"
+            f' = t."id" WHERE {self.where} GROUP BY t."id"{self.limit}'
         )
 
         async def run() -> list[dict[str, Any]]:
@@ -209,10 +211,12 @@ async def key_values(pool: asyncpg.Pool, model: type[Model]) -> tuple[str, list[
         column: str = fks[0].source_field  # type: ignore[assignment]
         out: list[Any] = []
         for size in SIZES:
-            # The value whose row count is nearest the size (ties: the smallest id).
+            # The value with the fewest rows at or above the size (else the most rows), then
+            # limited to the size when it has more than twice as many.
             row = await pool.fetchrow(
-                f"SELECT {q(column)} AS v, count(*) AS n FROM {table} GROUP BY 1"
-                f" ORDER BY abs(count(*) - {size}), 1 LIMIT 1"
+                f"SELECT v, n FROM (SELECT {q(column)} AS v, count(*) AS n FROM {table}"
+                f" GROUP BY 1) c ORDER BY n < {size}, CASE WHEN n >= {size} THEN n ELSE -n END,"
+                " v LIMIT 1"
             )
             if row is None:
                 continue
@@ -485,19 +489,21 @@ async def _sessions(pool: asyncpg.Pool, n: int = 8) -> list[int]:
 # --- running ----------------------------------------------------------------------------------
 
 
-async def timed(call: Call, times: int) -> float:
-    started = time.perf_counter()
+async def timed(call: Call, times: int) -> tuple[float, float]:
+    """(wall seconds, this process's CPU seconds) per call."""
+    started, cpu = time.perf_counter(), time.process_time()
     for _ in range(times):
         await call()
-    return (time.perf_counter() - started) / times
+    return (time.perf_counter() - started) / times, (time.process_time() - cpu) / times
 
 
-async def measure(shape: Shape, pairs: int) -> list[float]:
+async def measure(shape: Shape, pairs: int) -> tuple[list[float], list[float]]:
+    """Per pair: raw wall time / package wall time, and the same for client CPU time."""
     await shape.raw()  # warm the statement caches of both pools
     await shape.package()
-    once = await timed(shape.raw, 3)
+    once, _ = await timed(shape.raw, 3)
     times = max(1, min(500, int(0.04 / max(once, 1e-6))))
-    ratios = []
+    ratios, cpu_ratios = [], []
     for pair in range(pairs):
         if pair % 2:
             package = await timed(shape.package, times)
@@ -505,8 +511,9 @@ async def measure(shape: Shape, pairs: int) -> list[float]:
         else:
             raw = await timed(shape.raw, times)
             package = await timed(shape.package, times)
-        ratios.append(raw / package)
-    return ratios
+        ratios.append(raw[0] / package[0])
+        cpu_ratios.append(raw[1] / package[1] if package[1] else 1.0)
+    return ratios, cpu_ratios
 
 
 async def explain(pool: asyncpg.Pool, shape: Shape) -> str:
@@ -531,12 +538,13 @@ async def run(args: argparse.Namespace) -> list[str]:
         for shape in shapes:
             if args.only and args.only not in shape.name:
                 continue
-            ratios = await measure(shape, args.pairs)
+            ratios, cpu = await measure(shape, args.pairs)
             median = statistics.median(ratios)
             verdict = "meets" if median >= shape.target else "BELOW"
             line = (
                 f"| {shape.name} | {shape.rows:,} | {median:.2f} [{min(ratios):.2f}-"
                 f"{max(ratios):.2f}] | ≥ {shape.target} | {verdict} |"
+                f" {statistics.median(cpu):.2f} |"
             )
             print(line, flush=True)
             lines.append(line)
@@ -579,8 +587,8 @@ def main() -> None:
             f"figure = raw time / package time (1.00: as fast as raw asyncpg), median [min-max]"
             f" of {args.pairs} interleaved pairs",
             "",
-            "| shape | rows | raw / package | target | |",
-            "|---|---|---|---|---|",
+            "| shape | rows | raw / package (wall) | target | | client CPU, raw / package |",
+            "|---|---|---|---|---|---|",
             *lines,
         ]
     )

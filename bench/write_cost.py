@@ -16,7 +16,9 @@ adds messages to new active sessions. Variants, measured in rounds that cycle th
 - row-level triggers doing both per row (no transition table);
 - the GIN index with fastupdate off, or with a 256 kB pending list.
 
-Each run: add_message's INSERT … SELECT by 1 writer (300 messages, each committed: what a
+Each run: add_message's INSERT … SELECT 200 times under EXPLAIN ANALYZE (its execution time in
+the server, triggers included: the figure that the load of this shared machine disturbs
+least, as no client or round trip is in it), by 1 writer (300 messages, each committed: what a
 caller waits for, mostly the WAL flush of the commit on this machine), the same 300 in one
 transaction (the statements' own work, no commit wait: where triggers and index show), by 8
 concurrent writers (8 x 60), and one INSERT … SELECT of 5,000 messages (a bulk import). The
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -90,6 +93,10 @@ class Variant:
     revert: str
     single: list[float] = field(default_factory=list)  # µs per message, per round
     in_transaction: list[float] = field(default_factory=list)
+    # In the server, per INSERT (EXPLAIN ANALYZE's execution time, triggers included): the
+    # median and the minimum of each round; the minimum is what load can only add to.
+    server: list[float] = field(default_factory=list)
+    server_min: list[float] = field(default_factory=list)
     eight: list[float] = field(default_factory=list)
     bulk: list[float] = field(default_factory=list)
     p99: list[float] = field(default_factory=list)
@@ -192,6 +199,15 @@ async def measure(pool: asyncpg.Pool, variant: Variant) -> None:
     started = time.perf_counter()
     await writer(pool, two, 300, [], one_transaction=True)
     variant.in_transaction.append((time.perf_counter() - started) / 300 * 1e6)
+    (three,) = await new_sessions(pool, 1)
+    times = []
+    async with pool.acquire() as conn:
+        for i in range(200):
+            args = (three, "partner", f"{CONTENT} {i}", METADATA)
+            plan = await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + ADD, *args)
+            times.append(json.loads(plan)[0]["Execution Time"] * 1000)
+    variant.server.append(statistics.median(times))
+    variant.server_min.append(min(times))
     eight = await new_sessions(pool, 8)
     started = time.perf_counter()
     await asyncio.gather(*(writer(pool, s, 60, []) for s in eight))
@@ -216,9 +232,25 @@ def cell(values: list[float], base: list[float] | None = None) -> str:
     return text
 
 
+# What an interrupted earlier run may have left: everything back as deployed.
+CLEANUP = """
+    DROP TRIGGER IF EXISTS "bench_message_row" ON "message";
+    DROP FUNCTION IF EXISTS "bench_message_row"();
+    DROP TRIGGER IF EXISTS "bench_message_combined" ON "message";
+    DROP FUNCTION IF EXISTS "bench_message_combined"();
+    ALTER TABLE "message" ENABLE TRIGGER "message_count_inserted";
+    ALTER TABLE "message" ENABLE TRIGGER "message_daily_inserted";
+    DROP INDEX IF EXISTS "bench_gin";
+    CREATE INDEX IF NOT EXISTS "message_content_words" ON "message"
+        USING gin (to_tsvector('simple', "content"));
+    ALTER INDEX "message_content_words" RESET (fastupdate, gin_pending_list_limit);
+"""
+
+
 async def run(url: str, rounds: int) -> list[Variant]:
     pool = await asyncpg.create_pool(url, min_size=8, max_size=8)
     assert pool is not None
+    await pool.execute(CLEANUP)
     try:
         measured = await variants(pool)  # type: ignore[arg-type]
         for round_ in range(rounds):
@@ -267,14 +299,17 @@ def main() -> None:
         f" {end[0]:.1f}/{end[1]:.1f}/{end[2]:.1f} at the end",
         f"µs per message (wall), median [min-max] of {args.rounds} rounds; (x) = / as deployed",
         "",
-        "| variant | 1 writer | 8 writers | p99 of 1 writer | 1 writer, 300 in one transaction"
-        " (no commit wait) | bulk INSERT of 5,000 |",
-        "|---|---|---|---|---|---|",
+        "| variant | in the server: median / min per INSERT (EXPLAIN ANALYZE) | 1 writer |"
+        " 8 writers | p99 of 1 writer | 1 writer, 300 in one transaction (no commit wait)"
+        " | bulk INSERT of 5,000 |",
+        "|---|---|---|---|---|---|---|",
     ]
     for v in measured:
         same = v is base
         lines.append(
-            f"| {v.name} | {cell(v.single, None if same else base.single)}"
+            f"| {v.name} | {cell(v.server, None if same else base.server)} /"
+            f" {cell(v.server_min, None if same else base.server_min)}"
+            f" | {cell(v.single, None if same else base.single)}"
             f" | {cell(v.eight, None if same else base.eight)}"
             f" | {cell(v.p99, None if same else base.p99)}"
             f" | {cell(v.in_transaction, None if same else base.in_transaction)}"
