@@ -536,7 +536,7 @@ async def run(args: argparse.Namespace) -> list[str]:
         if args.writes:
             shapes += await writes(pool)
         for shape in shapes:
-            if args.only and args.only not in shape.name:
+            if args.only and args.only not in f"{shape.name}, {shape.rows} rows":
                 continue
             ratios, cpu = await measure(shape, args.pairs)
             median = statistics.median(ratios)
@@ -565,7 +565,9 @@ def main() -> None:
         help="--db is a scratch copy: add a 2,000-message session, measure add_message",
     )
     parser.add_argument("--pairs", type=int, default=15)
-    parser.add_argument("--only", help="only the shapes whose name contains this")
+    parser.add_argument(
+        "--only", help='only the shapes whose "name, N rows" contains this (", 2000 rows")'
+    )
     parser.add_argument("--out", type=Path)
     parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE Tortoise's SQL")
     args = parser.parse_args()

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from enum import Enum
 from types import FunctionType
 from typing import Any
@@ -282,16 +282,55 @@ class FastQuerySet(QuerySet[Any]):
         for name in self._annotations:
             for instance, row in zip(out, rows, strict=True):
                 object.__setattr__(instance, name, row[name])
-        if self._prefetch_map or self._prefetch_queries:
+        if out and (self._prefetch_map or self._prefetch_queries):
+            await self._prefetch(out)
+        return out
+
+    async def _prefetch(self, out: list[Any]) -> None:
+        """Tortoise's prefetching, but a plain foreign key's (`prefetch_related("scenario")`)
+        is attached here without three Model.__setattr__ calls per instance."""
+        fk_fields = self.model._meta.fk_fields
+        direct = [
+            name
+            for name, forwarded in self._prefetch_map.items()
+            if name in fk_fields and not forwarded and name not in self._prefetch_queries
+        ]
+        rest = {name: f for name, f in self._prefetch_map.items() if name not in direct}
+        tasks: list[Awaitable[Any]] = [self._prefetch_foreign_key(out, name) for name in direct]
+        if rest or self._prefetch_queries:
             executor = self._db.executor_class(
                 model=self.model,
                 db=self._db,
-                prefetch_map=self._prefetch_map,
+                prefetch_map=rest,
                 prefetch_queries=self._prefetch_queries,
                 select_related_idx=self._select_related_idx,  # type: ignore[arg-type]
             )
-            await executor._execute_prefetch_queries(out)
-        return out
+            tasks.append(executor._execute_prefetch_queries(out))
+        await asyncio.gather(*tasks)  # concurrently, as Tortoise runs its prefetch queries
+
+    async def _prefetch_foreign_key(self, out: list[Any], name: str) -> None:
+        """What the executor's _prefetch_direct_relation does for one foreign key: one query
+        for the related rows, then on each instance what `setattr(instance, name, obj)` sets
+        through the relation's property (the key column, then `_<name>`) and what
+        Model.__setattr__ clears (pending defaults of those names); the related model's type
+        is right by construction, which is all _validate_relation_type checks."""
+        field: Any = self.model._meta.fields_map[name]
+        key, cached, to_field = field.source_field, f"_{name}", field.to_field
+        related = field.related_model
+        wanted = list(dict.fromkeys(v for o in out if (v := o.__dict__[key]) is not None))
+        found: dict[Any, Any] = {}
+        if wanted:
+            condition = {to_field: wanted[0]} if len(wanted) == 1 else {f"{to_field}__in": wanted}
+            objects = await related.all().using_db(self._db).filter(**condition)
+            found = {getattr(obj, to_field): obj for obj in objects}
+        for instance in out:
+            attributes = instance.__dict__
+            obj = found.get(attributes[key])
+            if pending := attributes["_await_when_save"]:
+                for attribute in (name, key, cached):
+                    pending.pop(attribute, None)
+            attributes[key] = getattr(obj, to_field) if obj else None
+            attributes[cached] = obj
 
     def values(self, *args: str, **kwargs: str) -> Any:
         query = super().values(*args, **kwargs)

@@ -207,3 +207,30 @@ async def test_another_tortoise_version_runs_tortoises_own_code(
     warnings = [r for r in caplog.records if "written for tortoise-orm" in r.getMessage()]
     assert len(warnings) == 1
     assert fast.WRITTEN_FOR in warnings[0].getMessage()
+
+
+async def test_foreign_key_prefetch_attaches_without_model_setattr(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tortoise attaches each prefetched foreign key with three Model.__setattr__ calls per
+    instance; the fast path writes the same two attributes directly."""
+    await fill()
+    cases = [
+        (m, n, s)
+        for m, n, s in CASES
+        if n.startswith("prefetch_related") and n[17:] in m._meta.fk_fields
+    ]
+    assert len(cases) == 5  # ScenarioVersion: scenario; sessions: 3; Message: session
+    calls: list[str] = []
+    for model in MODELS:
+
+        def tracked(self: Any, key: str, value: Any, __model: type[Model] = model) -> None:
+            calls.append(key)
+            Model.__setattr__(self, key, value)
+
+        monkeypatch.setattr(model, "__setattr__", tracked)
+    for model, name, shape in cases:
+        assert await shape(model.all()), name
+        assert calls == [], name
+    await QuerySet(Message).prefetch_related("session")
+    assert calls  # the counting works: Tortoise's own path sets them this way
