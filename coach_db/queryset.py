@@ -1,5 +1,5 @@
-"""The models' manager: Tortoise's QuerySet, with the rows of a plain list query turned into
-model instances 4x faster than Tortoise's executor turns them.
+"""The models' manager: Tortoise's QuerySet, with the rows of list queries turned into model
+instances (and values() dicts, values_list() tuples) several times faster than Tortoise does.
 
 For each row Tortoise's executor copies the record twice (`dict(row).items()`, then a slice)
 and calls `Model._init_from_db(**kwargs)`: a keyword dict, four attribute sets through
@@ -11,13 +11,17 @@ reads (`_meta.db_native_fields`, `db_default_fields`, `db_complex_fields`) and e
 `to_python_value`; an enum member is looked up in a dict and JSON goes straight to the field's
 decoder, with the same results and the same errors.
 
-Only plain queries take that path: awaited for a list of whole instances (not `.get()` or
-`.first()`), with no `select_related`, `prefetch_related`, `annotate` or `only`, over
-asyncpg. Everything else runs Tortoise's own code. It is a QuerySet subclass returned by
-`Meta.manager`, Tortoise's documented way for a model to choose its queries; nothing in
-Tortoise is patched, but `_execute` and the attributes it reads are Tortoise's private ones
-(tortoise-orm is pinned): tests/test_fast_queryset.py compares every model's instances with
-Tortoise's, types included, and fails if the fast path is no longer taken.
+Queries awaited for a list over asyncpg take that path, plain or with `select_related` (each
+related model's columns built by its own generated function, from the slices Tortoise's
+executor would cut), `annotate` (the extra columns set as Tortoise sets them) and
+`prefetch_related` (the prefetch queries are Tortoise's, on these fast QuerySets; a plain
+foreign key is attached without Model.__setattr__). `.values()` and `.values_list()` return
+Tortoise's query objects with a generated row function. `.get()`, `.first()`, `.only()` and
+other drivers run Tortoise's own code. It is a QuerySet subclass returned by `Meta.manager`,
+Tortoise's documented way for a model to choose its queries; nothing in Tortoise is patched,
+but `_execute` and the attributes it reads are Tortoise's private ones (tortoise-orm is
+pinned): tests/test_fast_queryset*.py compare every model's results with Tortoise's, entry by
+entry with types, and fail if the fast path is no longer taken.
 
 It was written for one Tortoise version, `WRITTEN_FOR`: under any other, every query runs
 Tortoise's own code (a warning says so once, when the first query would have taken the fast
