@@ -1,5 +1,5 @@
-"""The models' manager: Tortoise's QuerySet, with the rows of a plain list query turned into
-model instances 4x faster than Tortoise's executor turns them.
+"""The models' manager: Tortoise's QuerySet, with the rows of list queries turned into model
+instances (and values() dicts, values_list() tuples) several times faster than Tortoise does.
 
 For each row Tortoise's executor copies the record twice (`dict(row).items()`, then a slice)
 and calls `Model._init_from_db(**kwargs)`: a keyword dict, four attribute sets through
@@ -11,28 +11,70 @@ reads (`_meta.db_native_fields`, `db_default_fields`, `db_complex_fields`) and e
 `to_python_value`; an enum member is looked up in a dict and JSON goes straight to the field's
 decoder, with the same results and the same errors.
 
-Only plain queries take that path: awaited for a list of whole instances (not `.get()` or
-`.first()`), with no `select_related`, `prefetch_related`, `annotate` or `only`, over
-asyncpg. Everything else runs Tortoise's own code. It is a QuerySet subclass returned by
-`Meta.manager`, Tortoise's documented way for a model to choose its queries; nothing in
-Tortoise is patched, but `_execute` and the attributes it reads are Tortoise's private ones
-(tortoise-orm is pinned): tests/test_fast_queryset.py compares every model's instances with
-Tortoise's, types included, and fails if the fast path is no longer taken.
+Queries awaited for a list over asyncpg take that path, plain or with `select_related` (each
+related model's columns built by its own generated function, from the slices Tortoise's
+executor would cut), `annotate` (the extra columns set as Tortoise sets them) and
+`prefetch_related` (the prefetch queries are Tortoise's, on these fast QuerySets; a plain
+foreign key is attached without Model.__setattr__). `.values()` and `.values_list()` return
+Tortoise's query objects with a generated row function. `.get()`, `.first()`, `.only()` and
+other drivers run Tortoise's own code. It is a QuerySet subclass returned by `Meta.manager`,
+Tortoise's documented way for a model to choose its queries; nothing in Tortoise is patched,
+but `_execute` and the attributes it reads are Tortoise's private ones (tortoise-orm is
+pinned): tests/test_fast_queryset*.py compare every model's results with Tortoise's, entry by
+entry with types, and fail if the fast path is no longer taken.
+
+It was written for one Tortoise version, `WRITTEN_FOR`: under any other, every query runs
+Tortoise's own code (a warning says so once, when the first query would have taken the fast
+path). `ENABLED` is that decision, the seam a test sets to see the fallback without installing
+another Tortoise. docs/fast-queryset.md describes the upstream change that would let this module
+be deleted.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from enum import Enum
+from types import FunctionType
 from typing import Any
 
 import asyncpg
+import tortoise
 from pydantic import BaseModel
 from tortoise.fields.data import CharEnumFieldInstance, JSONField
 from tortoise.manager import Manager
 from tortoise.models import Model
-from tortoise.queryset import QuerySet
+from tortoise.queryset import QuerySet, ValuesListQuery, ValuesQuery
+
+log = logging.getLogger(__name__)
+
+# The Tortoise release whose private QuerySet attributes and _init_from_db this module mirrors.
+WRITTEN_FOR = "1.1.9"
+
+
+def supported(version: str) -> bool:
+    """Whether the fast path may run under this tortoise-orm version: only the one it was
+    written for, as its private attributes may change in any release, even a patch."""
+    return version == WRITTEN_FOR
+
+
+# Read at each query: False runs every query through Tortoise's own QuerySet.
+ENABLED = supported(tortoise.__version__)
+_warned = False
+
+
+def _fallback_warning() -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        log.warning(
+            "coach_db's FastQuerySet was written for tortoise-orm %s, and %s is installed:"
+            " queries run Tortoise's own code (correct, slower to build instances)",
+            WRITTEN_FOR,
+            tortoise.__version__,
+        )
+
 
 # Rows converted between two yields to the event loop, as Tortoise's executor does (CHUNK_SIZE):
 # a large result never holds up other requests for long.
@@ -103,9 +145,11 @@ def _converters(model: type[Model]) -> dict[str, tuple[str, Converter | None, bo
     return out
 
 
-def _builder(model: type[Model], columns: tuple[str, ...]) -> Builder | None:
-    """A function from a row with these columns to an instance's __dict__, or None when the
-    columns are not exactly the model's (then Tortoise's _init_from_db builds them).
+def _builder(model: type[Model], columns: tuple[str, ...], offset: int = 0) -> Builder | None:
+    """A function from a row to an instance's __dict__, reading the model's columns from
+    `columns` (the names of the row's values from position `offset` on), or None when one is
+    missing or a name repeats (then Tortoise's _init_from_db builds them). Other columns
+    (annotations) are ignored, as _init_from_db ignores keyword arguments it does not read.
 
     The function is generated, as dataclasses generates __init__: one dict display reading
     each column by position (0.9 µs a message, where a loop over the columns takes 1.7 µs).
@@ -113,7 +157,8 @@ def _builder(model: type[Model], columns: tuple[str, ...]) -> Builder | None:
     repr) and column positions; values reach it only as `row`.
     """
     converters = _converters(model)
-    if sorted(columns) != sorted(converters):
+    positions = {column: offset + position for position, column in enumerate(columns)}
+    if len(positions) != len(columns) or not positions.keys() >= converters.keys():
         return None
     meta = model._meta
     # What _init_from_db sets first on every instance it builds from a whole row, then the
@@ -126,7 +171,6 @@ def _builder(model: type[Model], columns: tuple[str, ...]) -> Builder | None:
         "'_await_when_save': {}",
     ]
     namespace: dict[str, Any] = {}
-    positions = {column: position for position, column in enumerate(columns)}
     for column, (attribute, converter, with_null) in converters.items():
         position = positions[column]
         value = f"row[{position}]"
@@ -145,14 +189,39 @@ def _builder(model: type[Model], columns: tuple[str, ...]) -> Builder | None:
     return build
 
 
-_BUILDERS: dict[tuple[type[Model], tuple[str, ...]], Builder | None] = {}
+_BUILDERS: dict[tuple[type[Model], tuple[str, ...], int], Builder | None] = {}
 
 
-def _builder_for(model: type[Model], columns: tuple[str, ...]) -> Builder | None:
-    key = (model, columns)
+def _builder_for(model: type[Model], columns: tuple[str, ...], offset: int = 0) -> Builder | None:
+    key = (model, columns, offset)
     if key not in _BUILDERS:
-        _BUILDERS[key] = _builder(model, columns)
+        _BUILDERS[key] = _builder(model, columns, offset)
     return _BUILDERS[key]
+
+
+Make = Callable[[Any], Any]  # row -> instance
+
+
+def _maker(model: type[Model], columns: tuple[str, ...], offset: int) -> Make:
+    """row -> the instance `model._init_from_db(**those columns)` gives, built fast when the
+    columns allow it."""
+    build = _builder_for(model, columns, offset)
+    if build is None:
+        end = offset + len(columns)
+
+        def slow(row: Any) -> Any:
+            return model._init_from_db(**dict(zip(columns, row[offset:end], strict=True)))
+
+        return slow
+    new = object.__new__
+    set_dict = object.__setattr__  # not Model.__setattr__, as _init_from_db avoids it too
+
+    def make(row: Any) -> Any:
+        instance = new(model)
+        set_dict(instance, "__dict__", build(row))
+        return instance
+
+    return make
 
 
 async def instances(model: type[Model], rows: Sequence[Any]) -> list[Any]:
@@ -161,39 +230,264 @@ async def instances(model: type[Model], rows: Sequence[Any]) -> list[Any]:
         return []
     if not isinstance(rows[0], asyncpg.Record):  # rows read by position: asyncpg's only
         return [model._init_from_db(**row) for row in rows]
-    build = _builder_for(model, tuple(rows[0].keys()))
-    if build is None:
-        return [model._init_from_db(**row) for row in rows]
-    new = object.__new__
-    set_dict = object.__setattr__  # not Model.__setattr__, as _init_from_db avoids it too
-    out = []
+    make = _maker(model, tuple(rows[0].keys()), 0)
+    out: list[Any] = []
     for start in range(0, len(rows), CHUNK):
         if start:
             await asyncio.sleep(0)
-        for row in rows[start : start + CHUNK]:
-            instance = new(model)
-            set_dict(instance, "__dict__", build(row))
-            out.append(instance)
+        out += map(make, rows[start : start + CHUNK])
     return out
 
 
+# One related model of a select_related row: where its values are, how to build it, and where
+# to put it (the path of the instance it belongs to, its attribute).
+_Related = tuple[int, int, Make, tuple[Any, ...], str]
+
+
+def _related_plan(select_related_idx: Sequence[Any], keys: tuple[str, ...]) -> list[_Related]:
+    """What Tortoise's executor does per select_related row, decided once per query.
+
+    execute_select slices `dict(row).items()` by the counts in _select_related_idx, names
+    each related value by its column after the first dot, and builds the related instance
+    only if one of its values is truthy (else None, or an empty partial instance for a
+    related model none of whose fields were selected).
+    """
+    _, start, *_ = select_related_idx[0]
+    plan = []  # paths start as the model's own, (None,)
+    for model, count, *_, full_path in select_related_idx[1:]:
+        (*path, attribute) = full_path
+        names = tuple(key.split(".", 1)[1] for key in keys[start : start + count])
+        plan.append((start, start + count, _maker(model, names, start), tuple(path), attribute))
+        start += count
+    return plan
+
+
 class FastQuerySet(QuerySet[Any]):
-    """QuerySet whose plain list queries build their instances with `instances()`."""
+    """QuerySet whose list queries build their instances with generated builders: plain,
+    select_related, prefetch_related and annotate alike; .values() and .values_list() too."""
 
     async def _execute(self) -> list[Any]:
-        # _make_query() always lists the model itself in _select_related_idx: more is a join.
-        if (
-            self._single
-            or self._select_related
-            or len(self._select_related_idx) > 1
-            or self._fields_for_select
-            or self._prefetch_map
-            or self._prefetch_queries
-            or self._annotations
-        ):
+        if not ENABLED:
+            _fallback_warning()
+            return await super()._execute()
+        if self._single or self._fields_for_select:
             return await super()._execute()
         _, rows = await self._db.execute_query(*self.query.get_parameterized_sql())
-        return await instances(self.model, rows)
+        if rows and not isinstance(rows[0], asyncpg.Record):
+            return await super()._execute()  # another driver: Tortoise reads it again
+        related = self._select_related_idx[1:]
+        if rows and related:
+            keys = tuple(rows[0].keys())
+            if len(set(keys)) != len(keys):  # dict(row) would drop one: Tortoise's own way
+                return await super()._execute()
+            out = await self._joined(rows, keys)
+        else:
+            out = await instances(self.model, rows)
+        for name in self._annotations:
+            for instance, row in zip(out, rows, strict=True):
+                object.__setattr__(instance, name, row[name])
+        if out and (self._prefetch_map or self._prefetch_queries):
+            await self._prefetch(out)
+        return out
+
+    async def _prefetch(self, out: list[Any]) -> None:
+        """Tortoise's prefetching, but a plain foreign key's (`prefetch_related("scenario")`)
+        is attached here without three Model.__setattr__ calls per instance."""
+        fk_fields = self.model._meta.fk_fields
+        direct = [
+            name
+            for name, forwarded in self._prefetch_map.items()
+            if name in fk_fields and not forwarded and name not in self._prefetch_queries
+        ]
+        rest = {name: f for name, f in self._prefetch_map.items() if name not in direct}
+        tasks: list[Awaitable[Any]] = [self._prefetch_foreign_key(out, name) for name in direct]
+        if rest or self._prefetch_queries:
+            executor = self._db.executor_class(
+                model=self.model,
+                db=self._db,
+                prefetch_map=rest,
+                prefetch_queries=self._prefetch_queries,
+                select_related_idx=self._select_related_idx,  # type: ignore[arg-type]
+            )
+            tasks.append(executor._execute_prefetch_queries(out))
+        await asyncio.gather(*tasks)  # concurrently, as Tortoise runs its prefetch queries
+
+    async def _prefetch_foreign_key(self, out: list[Any], name: str) -> None:
+        """What the executor's _prefetch_direct_relation does for one foreign key: one query
+        for the related rows, then on each instance what `setattr(instance, name, obj)` sets
+        through the relation's property (the key column, then `_<name>`) and what
+        Model.__setattr__ clears (pending defaults of those names); the related model's type
+        is right by construction, which is all _validate_relation_type checks."""
+        field: Any = self.model._meta.fields_map[name]
+        key, cached, to_field = field.source_field, f"_{name}", field.to_field
+        related = field.related_model
+        wanted = list(dict.fromkeys(v for o in out if (v := o.__dict__[key]) is not None))
+        found: dict[Any, Any] = {}
+        if wanted:
+            condition = {to_field: wanted[0]} if len(wanted) == 1 else {f"{to_field}__in": wanted}
+            objects = await related.all().using_db(self._db).filter(**condition)
+            found = {getattr(obj, to_field): obj for obj in objects}
+        for instance in out:
+            attributes = instance.__dict__
+            obj = found.get(attributes[key])
+            if pending := attributes["_await_when_save"]:
+                for attribute in (name, key, cached):
+                    pending.pop(attribute, None)
+            attributes[key] = getattr(obj, to_field) if obj else None
+            attributes[cached] = obj
+
+    def values(self, *args: str, **kwargs: str) -> Any:
+        query = super().values(*args, **kwargs)
+        query.__class__ = FastValuesQuery  # the same slots: only _execute differs
+        return query
+
+    def values_list(self, *fields_: str, flat: bool = False) -> Any:
+        query = super().values_list(*fields_, flat=flat)
+        query.__class__ = FastValuesListQuery
+        return query
+
+    async def _joined(self, rows: Sequence[Any], keys: tuple[str, ...]) -> list[Any]:
+        """The instances of select_related rows, with their related instances attached."""
+        _, main_end, *_, own_path = self._select_related_idx[0]
+        make = _maker(self.model, keys[:main_end], 0)
+        plan = _related_plan(self._select_related_idx, keys)
+        set_attribute = object.__setattr__
+        out = []
+        for index, row in enumerate(rows):
+            if index and index % CHUNK == 0:
+                await asyncio.sleep(0)
+            instance = make(row)
+            built: dict[Any, Any] = {own_path: instance}
+            for start, end, make_related, path, attribute in plan:
+                if any(row[start:end]):
+                    obj = make_related(row)
+                elif start == end:
+                    obj = make_related(row)  # an empty partial instance, as Tortoise makes
+                else:
+                    obj = None
+                target = built.get(path)
+                if target is not None:
+                    set_attribute(target, f"_{attribute}", obj)
+                if obj is not None:
+                    built[(*path, attribute)] = obj
+            out.append(instance)
+        return out
+
+
+# --- .values() and .values_list() ----------------------------------------------------------
+
+
+_FIELD_CONVERTERS: dict[int, tuple[Any, Converter]] = {}
+
+
+def _value_converter(func: Callable[[Any], Any]) -> Converter | None:
+    """What to call on a value where Tortoise's values()/values_list() call `func`: None for
+    the `lambda x: x` that resolve_to_python_value returns for values needing no conversion
+    (its only plain functions; the others are fields' bound to_python_value methods), the
+    dictionary lookup or direct decoder of an enum or JSON field, else `func` itself."""
+    if isinstance(func, FunctionType):
+        return None
+    field = getattr(func, "__self__", None)
+    method = getattr(func, "__func__", None)
+    if type(field) is CharEnumFieldInstance and method is CharEnumFieldInstance.to_python_value:
+        make: Callable[[Any], Converter] = _enum_converter
+    elif (
+        type(field) is JSONField
+        and method is JSONField.to_python_value
+        and not _pydantic(field.field_type)
+    ):
+        make = _json_converter
+    else:
+        return func
+    cached = _FIELD_CONVERTERS.get(id(field))
+    if cached is None or cached[0] is not field:
+        cached = _FIELD_CONVERTERS[id(field)] = (field, make(field))
+    return cached[1]
+
+
+_ROW_FUNCTIONS: dict[Any, Callable[[Any], Any]] = {}
+
+
+def _row_function(dicts: bool, reads: tuple[tuple[str, int, Converter | None], ...]) -> Any:
+    """row -> a dict {name: value} (dicts) or a tuple of values, reading each `(name,
+    position, converter)` by position: generated once per shape, as the builders are."""
+    key = (dicts, reads)
+    found = _ROW_FUNCTIONS.get(key)
+    if found is not None:
+        return found
+    namespace: dict[str, Any] = {}
+    items = []
+    for index, (name, position, converter) in enumerate(reads):
+        value = f"row[{position}]"
+        if converter is not None:
+            namespace[f"convert_{index}"] = converter
+            value = f"convert_{index}({value})"
+        items.append(f"{name!r}: {value}" if dicts else f"{value},")
+    body = "{" + ", ".join(items) + "}" if dicts else "(" + " ".join(items) + ")"
+    source = f"def build(row):\n    return {body}\n"
+    exec(compile(source, "<coach_db values builder>", "exec"), namespace)
+    function: Callable[[Any], Any] = namespace["build"]
+    _ROW_FUNCTIONS[key] = function
+    return function
+
+
+class FastValuesQuery(ValuesQuery[Any]):
+    """`.values()` of a FastQuerySet: Tortoise's dicts, built by a generated function."""
+
+    __slots__ = ()
+
+    async def _execute(self) -> Any:
+        if not ENABLED or self._single:
+            return await super()._execute()
+        _, rows = await self._db.execute_query(*self.query.get_parameterized_sql())
+        if not rows:
+            return []
+        keys = tuple(rows[0].keys())
+        converters = {
+            alias: _value_converter(self.resolve_to_python_value(self.model, name))
+            for alias, name in self._fields_for_select.items()
+        }
+        if (
+            not isinstance(rows[0], asyncpg.Record)
+            or len(set(keys)) != len(keys)
+            or not converters.keys() <= set(keys)
+        ):
+            return await super()._execute()  # Tortoise's own way, and its errors
+        build = _row_function(True, tuple((k, i, converters.get(k)) for i, k in enumerate(keys)))
+        return [build(row) for row in rows]
+
+
+class FastValuesListQuery(ValuesListQuery[Any]):
+    """`.values_list()` of a FastQuerySet: Tortoise's tuples, built by a generated function."""
+
+    __slots__ = ()
+
+    async def _execute(self) -> Any:
+        if not ENABLED or self._single:
+            return await super()._execute()
+        _, rows = await self._db.execute_query(*self.query.get_parameterized_sql())
+        if not rows:
+            return []
+        keys = tuple(rows[0].keys())
+        columns = [
+            (key, _value_converter(self.resolve_to_python_value(self.model, name)))
+            for key, name in self.fields.items()
+        ]
+        if (
+            not isinstance(rows[0], asyncpg.Record)
+            or len(set(keys)) != len(keys)
+            or not {key for key, _ in columns} <= set(keys)
+        ):
+            return await super()._execute()
+        position = {key: index for index, key in enumerate(keys)}
+        if self._flat:
+            convert = columns[0][1]
+            at = position["0"]
+            if convert is None:
+                return [row[at] for row in rows]
+            return [convert(row[at]) for row in rows]
+        build = _row_function(False, tuple((k, position[k], c) for k, c in columns))
+        return [build(row) for row in rows]
 
 
 class FastManager(Manager):
