@@ -124,7 +124,9 @@ async def test_schema_maps_every_column_of_the_exposed_tables(raw: asyncpg.Conne
 
 
 def test_schema_uses_the_seed_names_and_database_defaults() -> None:
-    schema = render()
+    """Compared with runs of spaces folded: the column alignment moves when a model gains a
+    longer field name."""
+    schema = re.sub(r" +", " ", render())
     for line in [
         'passwordHash       String?               @map("password_hash") @db.VarChar(255)',
         "sessions           ConversationSession[]",
@@ -139,6 +141,7 @@ def test_schema_uses_the_seed_names_and_database_defaults() -> None:
         "@@unique([scenarioId, version])",
         '@@map("conversation_session")',
     ]:
+        line = re.sub(r" +", " ", line)
         assert line in schema, line
     assert "/// One of: user, partner, coach (the database refuses any other value)." in schema
 
@@ -167,7 +170,9 @@ def test_check_tells_when_a_kept_schema_prisma_no_longer_matches(
     assert configured_schema() == schema
     assert prisma_drift() == []
 
-    schema.write_text(render().replace('  audioUrl  String?             @map("audio_url")', ""))
+    without_audio = re.sub(r"\n  audioUrl +String\? +@map\(\"audio_url\"\)", "", render())
+    assert without_audio != render()
+    schema.write_text(without_audio)
     assert prisma_drift() == [schema]
     stale = coach_db_cmd("check", "--prisma", str(schema))  # the option, from anywhere
     assert stale.returncode == 1
