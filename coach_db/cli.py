@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import secrets
 import signal
 import sys
 import traceback
@@ -24,7 +26,7 @@ from coach_db import audit_cli as _audit_cli
 from coach_db import console_role as _console_role
 from coach_db import privacy_cli as _privacy_cli
 from coach_db.adoption import cli as _adoption_cli
-from coach_db.config import database_url, mask_url, scrub
+from coach_db.config import database_url, get_settings, mask_url, scrub
 from coach_db.errors import APPLY_MIGRATIONS, CoachDbError, PendingMigrations
 from coach_db.schema import check_drift, deploy, make_migration, migration_status
 
@@ -138,6 +140,8 @@ def studio(
     try:
         servers.start()
         url = database_url(servers.database_url or settings.database_url)
+        if need_postgres:
+            _development_erasure_key(home())
         settings = settings.model_copy(
             update={"database_url": url, "redis_url": servers.redis_url or settings.redis_url}
         )
@@ -171,6 +175,21 @@ def studio(
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         servers.stop()
     console.print("Studio stopped.")
+
+
+def _development_erasure_key(folder: Path) -> None:
+    """The embedded (development) database's erasure key, made once beside its data, so the
+    studio's erasure works out of the box; a deployment sets its own (COACH_DB_ERASURE_KEY_FILE)."""
+    settings = get_settings()
+    if settings.coach_db_erasure_key_file or settings.coach_db_erasure_key:
+        return
+    path = folder / "erasure_key.txt"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_hex(32) + "\n")
+    os.environ["COACH_DB_ERASURE_KEY_FILE"] = str(path)
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -87,6 +87,10 @@ def test_studio_starts_embedded_servers_keeps_data_and_stops_cleanly(tmp_path: P
         seeded = users_in(state.database_url)
         # The empty database was seeded: the test user, the admin and the demo users.
         assert seeded == 2 + len(data.DEMO_USER_NAMES)
+        # The development database's erasure key, made beside its data, readable by its owner only.
+        key = home / "erasure_key.txt"
+        assert key.stat().st_mode & 0o777 == 0o600
+        assert len(key.read_text().strip()) == 64
         # Other commands find the embedded database without DATABASE_URL.
         other = subprocess.run(
             [
