@@ -18,10 +18,11 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi_admin.depends import get_model, get_resources
 from starlette.status import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST, HTTP_404_NOT_FOUND
 from tortoise import connections
+from tortoise.functions import Count
 from tortoise.models import Model
 
 from admin import params
-from admin.auth import require_staff
+from admin.auth import forget_login_failures, require_staff
 from admin.roles import require_role
 from admin.templating import render
 from coach_db import privacy
@@ -127,12 +128,45 @@ async def record_save(
     await record(request, action, type(obj), obj.pk, subject, changes)
 
 
-async def record_deletes(request: Request, model: type[Model], rows: list[dict[str, Any]]) -> None:
-    """Deleted rows, with their last values (read before the delete, same transaction)."""
+async def cascade_counts(model: type[Model], keys: list[int]) -> dict[int, dict[str, int]]:
+    """What deleting these rows takes with it by cascade, per row: a session's messages, a
+    user's sessions and messages (read in the delete's transaction, before it)."""
+    if model is ConversationSession:
+        rows = (
+            await Message.filter(session_id__in=keys)
+            .group_by("session_id")
+            .annotate(n=Count("id"))
+            .values("session_id", "n")
+        )
+        return {pk: {"messages": 0} for pk in keys} | {
+            r["session_id"]: {"messages": r["n"]} for r in rows
+        }
+    if model is User:
+        sessions = await ConversationSession.filter(user_id__in=keys).values(
+            "user_id", "total_messages"
+        )
+        counts = {pk: {"sessions": 0, "messages": 0} for pk in keys}
+        for row in sessions:
+            counts[row["user_id"]]["sessions"] += 1
+            counts[row["user_id"]]["messages"] += row["total_messages"]
+        return counts
+    return {}
+
+
+async def record_deletes(
+    request: Request,
+    model: type[Model],
+    rows: list[dict[str, Any]],
+    cascaded: dict[int, dict[str, int]] | None = None,
+) -> None:
+    """Deleted rows, with their last values (read before the delete, same transaction), and
+    how many rows went with each by cascade (`"messages": [12, 0]`)."""
     owners = await subjects(model, rows)
     for row in rows:
         values = {k: _plain(v) for k, v in row.items() if k not in NOT_RECORDED}
         changes: dict[str, Any] = {name: [value, None] for name, value in values.items()}
+        for what, count in (cascaded or {}).get(row["id"], {}).items():
+            changes[what] = [count, 0]
         if model is User:
             changes["password"] = "deleted"
         await record(request, AuditAction.DELETE, model, row["id"], owners[row["id"]], changes)
@@ -306,6 +340,7 @@ async def erase(request: Request, pk: str) -> Response:
         done = await privacy.erase_user_in(
             conn, user.email, f"studio: {staff.email}", actor=(staff.pk, staff.email)
         )
+    await forget_login_failures(request, [user.email])
     return RedirectResponse(
         f"{request.app.admin_path}/user/list?erased={done.receipt_id}",
         status_code=HTTP_303_SEE_OTHER,

@@ -12,7 +12,7 @@ import asyncpg
 from coach_db import MessageRole, User, add_message
 from coach_db.models import AuditEvent, ErasureReceipt
 from tests.factories import make_message, make_session, make_user
-from tests.studio import delete, post
+from tests.studio import csrf, delete, post
 
 
 async def events(**filters: Any) -> list[AuditEvent]:
@@ -80,6 +80,24 @@ async def test_message_deletes_and_edits_are_recorded_about_the_sessions_owner(
     assert {e.subject_id for e in trail} == {session.user_id}
     assert trail[1].changes == {"content": ["first words", "second words"]}
     assert (trail[2].changes or {})["content"] == ["second words", None]
+
+
+async def test_deleting_a_session_records_how_many_messages_went_with_it(staff: Any) -> None:
+    """Issue 18: the cascade is in the session's delete row, written in the same transaction."""
+    session, empty = await make_session(), await make_session()
+    for i in range(3):
+        await add_message(session, MessageRole.USER, f"turn {i}")
+    user = await session.user
+    gone = await delete(staff, f"/admin/conversationsession/delete?ids={session.pk},{empty.pk}")
+    assert gone.status_code == 200, gone.text
+    rows = await events(model="conversationsession", action="delete")
+    assert {e.row_id: (e.changes or {})["messages"] for e in rows} == {
+        session.pk: [3, 0],
+        empty.pk: [0, 0],
+    }
+    assert (await delete(staff, f"/admin/user/delete/{user.pk}")).status_code == 200
+    [removed] = await events(model="user", action="delete")
+    assert (removed.changes or {})["sessions"] == [0, 0]  # its one session had gone already
 
 
 async def test_reading_a_transcript_is_recorded_as_who_read_whose_conversation(
@@ -181,9 +199,11 @@ async def test_audit_rows_have_no_edit_or_delete_route(staff: Any, raw: asyncpg.
         ("POST", "/admin/audit"),
         ("DELETE", "/admin/audit"),
     ):
-        headers = {"X-CSRF-Token": staff.cookies.get("csrf") or ""}
+        # A valid token: the request must get past the CSRF check to the routes (a refusal
+        # there, 403, would prove nothing about them).
+        headers = {"X-CSRF-Token": await csrf(staff)}
         response = await staff.request(method, url, headers=headers)
-        assert response.status_code in {403, 404, 405}, (method, url, response.status_code)
+        assert response.status_code in {404, 405}, (method, url, response.status_code)
     assert await raw.fetchval("SELECT count(*) FROM audit_event") == 1
 
 
