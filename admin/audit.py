@@ -110,6 +110,57 @@ async def record(
     )
 
 
+async def record_message_reads(request: Request, message_ids: list[int], via: str) -> None:
+    """Messages a page showed (a list, filtered or searched): one `view` row per conversation
+    they belong to, about its person, as the transcript records (issue 18)."""
+    if not message_ids:
+        return
+    shown = (
+        await Message.filter(id__in=message_ids)
+        .group_by("session_id", "session__user_id")
+        .annotate(n=Count("id"))
+        .values("session_id", "session__user_id", "n")
+    )
+    await _record_views(
+        request,
+        [
+            (model_name(ConversationSession), r["session_id"], r["session__user_id"], r["n"])
+            for r in shown
+        ],
+        via,
+    )
+
+
+async def record_trail_reads(request: Request, events: list[AuditEvent], via: str) -> None:
+    """Audit rows a page showed that hold a message's content (its edits, its deletion): one
+    `view` row per message, about its person."""
+    seen: dict[int, tuple[str, int, int | None, int]] = {}
+    for event in events:
+        if event.model == "message" and event.row_id and "content" in (event.changes or {}):
+            seen.setdefault(event.row_id, ("message", event.row_id, event.subject_id, 1))
+    await _record_views(request, list(seen.values()), via)
+
+
+async def _record_views(
+    request: Request, views: list[tuple[str, int, int | None, int]], via: str
+) -> None:
+    staff: User | None = request.state.admin
+    await AuditEvent.bulk_create(
+        [
+            AuditEvent(
+                actor_id=staff.pk if staff else None,
+                actor_email=staff.email if staff else None,
+                action=AuditAction.VIEW,
+                model=model,
+                row_id=row_id,
+                subject_id=subject_id,
+                changes={"via": via, "messages": count},
+            )
+            for model, row_id, subject_id, count in views
+        ]
+    )
+
+
 async def record_save(
     request: Request,
     obj: Model,
@@ -239,6 +290,7 @@ async def audit_list(request: Request, resources: Sidebar) -> Response:
     except params.BadValue as exc:
         raise _bad(str(exc)) from None
     events, next_before = await _page(request, filters, _cursor(query.get("before")))
+    await record_trail_reads(request, events, "audit trail")
     context = {
         "resources": resources,
         "resource_label": "Audit trail",
@@ -267,6 +319,7 @@ async def history(
         raise HTTPException(status_code=HTTP_404_NOT_FOUND) from None
     filters = {"model": resource, "row_id": key}
     events, next_before = await _page(request, filters, _cursor(request.query_params.get("before")))
+    await record_trail_reads(request, events, "history")
     row = await model.get_or_none(pk=key)
     context = {
         "resources": resources,

@@ -276,6 +276,8 @@ async def list_view(
             f"This page link is not valid ({exc}). Start again from the list's first page.",
         ) from None
     rows = page.rows
+    if model is Message:  # its content column: who read whose conversation (issue 18)
+        await audit.record_message_reads(request, [row["id"] for row in rows], "message list")
     total_text = await pages.count_text(
         request,
         model,

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from coach_db import MessageRole, User, add_message
+from coach_db import Message, MessageRole, User, add_message
 from coach_db.models import AuditEvent, ErasureReceipt
 from tests.factories import make_message, make_session, make_user
 from tests.studio import csrf, delete, post
@@ -115,6 +115,55 @@ async def test_reading_a_transcript_is_recorded_as_who_read_whose_conversation(
         session.user_id,
     )
     assert view.actor_id == staff.staff_user.pk
+
+
+async def test_every_page_showing_a_conversations_content_records_who_read_it(
+    staff: Any,
+) -> None:
+    """Issue 18: the message list (filtered to a session, searched, or not), a message's
+    History and the audit trail showing its edits write a `view` about the person whose
+    conversation it is; pages without conversation content write none."""
+    session, other = await make_session(), await make_session()
+    for i in range(3):
+        await add_message(session, MessageRole.USER, f"secret words {i}")
+    await add_message(other, MessageRole.USER, "another secret")
+    me = staff.staff_user
+
+    async def views_after(url: str) -> list[AuditEvent]:
+        before = await AuditEvent.filter(action="view").count()
+        assert (await staff.get(url)).status_code == 200, url
+        found = await events(action="view")
+        assert {(e.actor_id, e.actor_email) for e in found[before:]} <= {(me.pk, me.email)}
+        return found[before:]
+
+    listed = await views_after(f"/admin/message/list?session_id={session.pk}&page_size=200")
+    assert [(e.model, e.row_id, e.subject_id) for e in listed] == [
+        ("conversationsession", session.pk, session.user_id)
+    ]
+    assert (listed[0].changes or {})["messages"] == 3
+    everything = await views_after("/admin/message/list")
+    assert {(e.row_id, e.subject_id) for e in everything} == {
+        (session.pk, session.user_id),
+        (other.pk, other.user_id),
+    }
+    searched = await views_after("/admin/message/list?q=another")
+    assert [(e.row_id, e.subject_id) for e in searched] == [(other.pk, other.user_id)]
+    message = await Message.filter(session_id=session.pk).first()
+    assert message is not None
+    await post(
+        staff,
+        f"/admin/message/update/{message.pk}",
+        {"session_id": session.pk, "role": "user", "content": "edited", "metadata": "{}"},
+    )
+    for url in (f"/admin/message/history/{message.pk}", "/admin/audit?model=message"):
+        [read] = await views_after(url)
+        assert (read.model, read.row_id, read.subject_id) == (
+            "message",
+            message.pk,
+            session.user_id,
+        )
+    for url in ("/admin/conversationsession/list", "/admin/user/list", "/admin/"):
+        assert await views_after(url) == [], url
 
 
 async def test_history_pages_a_rows_events_newest_first_and_reaches_every_one(
