@@ -288,6 +288,20 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def uvicorn_config(settings: StudioSettings, **uvicorn_options: Any) -> uvicorn.Config:
+    """The server of the studio: X-Forwarded-For/-Proto are believed only from the configured
+    proxies (STUDIO_TRUSTED_PROXIES), from nobody when there are none."""
+    proxies = settings.studio_trusted_proxies.strip()
+    return uvicorn.Config(
+        create_app(settings),
+        host=settings.studio_host,
+        port=settings.studio_port,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
+        **uvicorn_options,
+    )
+
+
 async def serve(
     settings: StudioSettings | None = None, *, announce: bool = True, **uvicorn_options: Any
 ) -> None:
@@ -305,15 +319,7 @@ async def serve(
         await _ping(redis, settings.redis_url)
     finally:
         await redis.aclose()
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.studio_host,
-        port=settings.studio_port,
-        # X-Forwarded-For/-Proto from these addresses give the client IP and the https scheme.
-        proxy_headers=True,
-        forwarded_allow_ips=settings.studio_trusted_proxies,
-        **uvicorn_options,
-    )
+    config = uvicorn_config(settings, **uvicorn_options)
     if announce:
         where = f"http://{settings.studio_host}:{settings.studio_port}{ADMIN_PATH}/"
         print(f"Studio: {where}", flush=True)

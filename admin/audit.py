@@ -23,10 +23,11 @@ from starlette.status import (
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 from tortoise import connections
+from tortoise.functions import Count
 from tortoise.models import Model
 
 from admin import params
-from admin.auth import require_staff
+from admin.auth import forget_login_failures, require_staff
 from admin.roles import require_role
 from admin.templating import render
 from coach_db import privacy
@@ -123,6 +124,57 @@ async def record(
     )
 
 
+async def record_message_reads(request: Request, message_ids: list[int], via: str) -> None:
+    """Messages a page showed (a list, filtered or searched): one `view` row per conversation
+    they belong to, about its person, as the transcript records (issue 18)."""
+    if not message_ids:
+        return
+    shown = (
+        await Message.filter(id__in=message_ids)
+        .group_by("session_id", "session__user_id")
+        .annotate(n=Count("id"))
+        .values("session_id", "session__user_id", "n")
+    )
+    await _record_views(
+        request,
+        [
+            (model_name(ConversationSession), r["session_id"], r["session__user_id"], r["n"])
+            for r in shown
+        ],
+        via,
+    )
+
+
+async def record_trail_reads(request: Request, events: list[AuditEvent], via: str) -> None:
+    """Audit rows a page showed that hold a message's content (its edits, its deletion): one
+    `view` row per message, about its person."""
+    seen: dict[int, tuple[str, int, int | None, int]] = {}
+    for event in events:
+        if event.model == "message" and event.row_id and "content" in (event.changes or {}):
+            seen.setdefault(event.row_id, ("message", event.row_id, event.subject_id, 1))
+    await _record_views(request, list(seen.values()), via)
+
+
+async def _record_views(
+    request: Request, views: list[tuple[str, int, int | None, int]], via: str
+) -> None:
+    staff: User | None = request.state.admin
+    await AuditEvent.bulk_create(
+        [
+            AuditEvent(
+                actor_id=staff.pk if staff else None,
+                actor_email=staff.email if staff else None,
+                action=AuditAction.VIEW,
+                model=model,
+                row_id=row_id,
+                subject_id=subject_id,
+                changes={"via": via, "messages": count},
+            )
+            for model, row_id, subject_id, count in views
+        ]
+    )
+
+
 async def record_save(
     request: Request,
     obj: Model,
@@ -141,12 +193,45 @@ async def record_save(
     await record(request, action, type(obj), obj.pk, subject, changes)
 
 
-async def record_deletes(request: Request, model: type[Model], rows: list[dict[str, Any]]) -> None:
-    """Deleted rows, with their last values (read before the delete, same transaction)."""
+async def cascade_counts(model: type[Model], keys: list[int]) -> dict[int, dict[str, int]]:
+    """What deleting these rows takes with it by cascade, per row: a session's messages, a
+    user's sessions and messages (read in the delete's transaction, before it)."""
+    if model is ConversationSession:
+        rows = (
+            await Message.filter(session_id__in=keys)
+            .group_by("session_id")
+            .annotate(n=Count("id"))
+            .values("session_id", "n")
+        )
+        return {pk: {"messages": 0} for pk in keys} | {
+            r["session_id"]: {"messages": r["n"]} for r in rows
+        }
+    if model is User:
+        sessions = await ConversationSession.filter(user_id__in=keys).values(
+            "user_id", "total_messages"
+        )
+        counts = {pk: {"sessions": 0, "messages": 0} for pk in keys}
+        for row in sessions:
+            counts[row["user_id"]]["sessions"] += 1
+            counts[row["user_id"]]["messages"] += row["total_messages"]
+        return counts
+    return {}
+
+
+async def record_deletes(
+    request: Request,
+    model: type[Model],
+    rows: list[dict[str, Any]],
+    cascaded: dict[int, dict[str, int]] | None = None,
+) -> None:
+    """Deleted rows, with their last values (read before the delete, same transaction), and
+    how many rows went with each by cascade (`"messages": [12, 0]`)."""
     owners = await subjects(model, rows)
     for row in rows:
         values = {k: _plain(v) for k, v in row.items() if k not in NOT_RECORDED}
         changes: dict[str, Any] = {name: [value, None] for name, value in values.items()}
+        for what, count in (cascaded or {}).get(row["id"], {}).items():
+            changes[what] = [count, 0]
         if model is User:
             changes["password"] = "deleted"
         await record(request, AuditAction.DELETE, model, row["id"], owners[row["id"]], changes)
@@ -219,6 +304,7 @@ async def audit_list(request: Request, resources: Sidebar) -> Response:
     except params.BadValue as exc:
         raise _bad(str(exc)) from None
     events, next_before = await _page(request, filters, _cursor(query.get("before")))
+    await record_trail_reads(request, events, "audit trail")
     context = {
         "resources": resources,
         "resource_label": "Audit trail",
@@ -247,6 +333,7 @@ async def history(
         raise HTTPException(status_code=HTTP_404_NOT_FOUND) from None
     filters = {"model": resource, "row_id": key}
     events, next_before = await _page(request, filters, _cursor(request.query_params.get("before")))
+    await record_trail_reads(request, events, "history")
     row = await model.get_or_none(pk=key)
     context = {
         "resources": resources,
@@ -332,6 +419,7 @@ async def erase(request: Request, pk: str) -> Response:
             )
     except CoachDbError as exc:  # e.g. no erasure key configured: nothing was changed
         raise HTTPException(status_code=HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from None
+    await forget_login_failures(request, [user.email])
     return RedirectResponse(
         f"{request.app.admin_path}/user/list?erased={done.receipt_id}",
         status_code=HTTP_303_SEE_OTHER,

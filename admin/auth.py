@@ -44,6 +44,10 @@ logger = logging.getLogger("admin.auth")
 # port of a host, so two studios on one host would otherwise sign each other out.
 SESSION_COOKIE_PREFIX = "studio_session_"
 CSRF_COOKIE_PREFIX = "studio_csrf_"
+# A browser that signed in before carries a device cookie (OWASP's "device cookies"): failures
+# from elsewhere do not lock it out. A year (365 days * 24 h * 3600 s); renewed at each sign-in.
+DEVICE_COOKIE_PREFIX = "studio_device_"
+DEVICE_COOKIE_SECONDS = 365 * 24 * 3600
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -81,6 +85,66 @@ def cookie_names(settings: StudioSettings) -> tuple[str, str]:
     """The (session, CSRF) cookie names of this studio."""
     port = settings.public_port
     return f"{SESSION_COOKIE_PREFIX}{port}", f"{CSRF_COOKIE_PREFIX}{port}"
+
+
+def device_cookie_name(settings: StudioSettings) -> str:
+    return f"{DEVICE_COOKIE_PREFIX}{settings.public_port}"
+
+
+async def studio_key(request: Request) -> bytes:
+    """The studio's secret: STUDIO_SECRET_KEY, else a random key made once in Redis (SET NX, so
+    every studio process on that Redis agrees). Cached for the app's life."""
+    key: bytes | None = getattr(request.app.state, "studio_key", None)
+    if key is None:
+        settings = settings_of(request)
+        if settings.studio_secret_key is not None:
+            key = settings.studio_secret_key.get_secret_value().encode()
+        else:
+            name = f"{settings.redis_prefix}secret-key"
+            redis = redis_of(request)
+            await redis.set(name, secrets.token_hex(32), nx=True)
+            key = str(await redis.get(name)).encode()
+        request.app.state.studio_key = key
+    return key
+
+
+def account_digest(key: bytes, email: str) -> str:
+    """How Redis names an account: an HMAC, so a key confirms no guessed e-mail without the
+    studio's secret."""
+    message = b"account:" + email.encode("utf-8", "surrogatepass")
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
+
+
+def _device_signature(key: bytes, account: str, nonce: str) -> str:
+    return hmac.new(key, f"device:{account}:{nonce}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def new_device_cookie(key: bytes, email: str) -> str:
+    nonce = secrets.token_urlsafe(16)
+    return f"{nonce}.{_device_signature(key, account_digest(key, email), nonce)}"
+
+
+def known_device(request: Request, key: bytes, email: str) -> str | None:
+    """The device's nonce when the browser carries a device cookie signed for this e-mail."""
+    value = request.cookies.get(device_cookie_name(settings_of(request)), "")
+    nonce, _, signature = value.partition(".")
+    if not nonce or len(value) > 128:
+        return None
+    expected = _device_signature(key, account_digest(key, email), nonce)
+    return nonce if hmac.compare_digest(signature, expected) else None
+
+
+async def forget_login_failures(request: Request, emails: list[str]) -> None:
+    """Delete the lock-out counters of accounts that are going (deleted or erased)."""
+    settings = settings_of(request)
+    redis = redis_of(request)
+    key = await studio_key(request)
+    prefix = f"{settings.redis_prefix}login-failures"
+    for email in emails:
+        account = account_digest(key, email.strip().lower())
+        keys = [f"{prefix}:account:{account}"]
+        keys += [k async for k in redis.scan_iter(match=f"{prefix}:account-ip:{account}:*")]
+        await redis.delete(*keys)
 
 
 def _session_key(settings: StudioSettings, token: str) -> str:
@@ -175,21 +239,29 @@ return 0
 
 
 class LoginRateLimit:
-    """Failed sign-ins per (e-mail, client IP), per e-mail and per client IP, in Redis.
+    """Failed sign-ins in Redis: from a known device (a valid device cookie for the e-mail), per
+    device only; from unknown devices, per (e-mail, client IP), per e-mail and per client IP.
 
     Every attempt is counted *before* its password is checked and refunded when it succeeds,
     so the limits bound the argon2 verifications under any concurrency. The e-mail is stored
-    as a digest: a key's size does not depend on what a client sends.
+    as an HMAC with the studio's secret: a key's size does not depend on what a client sends,
+    and a key does not confirm a guessed e-mail.
     """
 
-    def __init__(self, redis: Redis, settings: StudioSettings) -> None:
+    def __init__(self, redis: Redis, settings: StudioSettings, key: bytes) -> None:
         self.redis = redis
         self.settings = settings
+        self.key = key
 
-    def _keys(self, email: str, ip: str) -> tuple[list[str], list[int]]:
+    def _keys(self, email: str, ip: str, device: str | None) -> tuple[list[str], list[int]]:
         prefix = f"{self.settings.redis_prefix}login-failures"
-        account = hashlib.sha256(email.encode("utf-8", "surrogatepass")).hexdigest()[:32]
         settings = self.settings
+        if device is not None:
+            digest = hashlib.sha256(device.encode()).hexdigest()[:32]
+            return [f"{prefix}:device:{digest}"], [
+                settings.studio_login_failures_per_account_and_ip
+            ]
+        account = account_digest(self.key, email)
         return (
             [
                 f"{prefix}:account-ip:{account}:{ip}",
@@ -203,15 +275,15 @@ class LoginRateLimit:
             ],
         )
 
-    async def attempt(self, email: str, ip: str) -> int:
+    async def attempt(self, email: str, ip: str, device: str | None = None) -> int:
         """Count an attempt; the seconds to wait instead when a limit is reached (then no count)."""
-        keys, limits = self._keys(email, ip)
+        keys, limits = self._keys(email, ip, device)
         args = [*limits, self.settings.studio_login_window_seconds]
         wait = await self.redis.eval(_COUNT_ATTEMPT, len(keys), *keys, *args)
         return int(wait)
 
-    async def succeeded(self, email: str, ip: str) -> None:
-        keys, _ = self._keys(email, ip)
+    async def succeeded(self, email: str, ip: str, device: str | None = None) -> None:
+        keys, _ = self._keys(email, ip, device)
         await self.redis.eval(_REFUND_ATTEMPT, len(keys), *keys)
 
 
@@ -270,12 +342,14 @@ async def login(request: Request) -> Response:
     email = str(form.get("email", "")).strip().lower()
     password = str(form.get("password", ""))
     target = str(form.get("next", ""))
-    limit = LoginRateLimit(redis_of(request), settings)
+    key = await studio_key(request)
+    limit = LoginRateLimit(redis_of(request), settings, key)
     ip = request.client.host if request.client else "unknown"
     usable = _usable_email(email)
     shown_email = email if usable else ""
+    device = known_device(request, key, email)
 
-    wait = await limit.attempt(email, ip)
+    wait = await limit.attempt(email, ip, device)
     if wait:
         minutes = -(-wait // 60)
         logger.warning("studio sign-in refused (rate limit) for %s from %s", _excerpt(email), ip)
@@ -299,7 +373,7 @@ async def login(request: Request) -> Response:
             email=shown_email,
             next=target,
         )
-    await limit.succeeded(email, ip)
+    await limit.succeeded(email, ip, device)
 
     session_cookie, _ = cookie_names(settings)
     token = await start_session(redis_of(request), settings, user)
@@ -308,6 +382,15 @@ async def login(request: Request) -> Response:
         session_cookie,
         token,
         max_age=settings.studio_session_seconds,
+        path=request.app.admin_path or "/",
+        httponly=True,
+        samesite="lax",
+        secure=is_secure(request),
+    )
+    response.set_cookie(
+        device_cookie_name(settings),
+        new_device_cookie(key, email),
+        max_age=DEVICE_COOKIE_SECONDS,
         path=request.app.admin_path or "/",
         httponly=True,
         samesite="lax",
@@ -344,7 +427,7 @@ async def change_password(request: Request, user: StaffUser, resources: Sidebar)
     """
     form = await request.form()
     old, new, again = (str(form.get(k, "")) for k in ("old_password", "new_password", "again"))
-    limit = LoginRateLimit(redis_of(request), settings_of(request))
+    limit = LoginRateLimit(redis_of(request), settings_of(request), await studio_key(request))
     ip = request.client.host if request.client else "unknown"
     error, status = None, HTTP_422_UNPROCESSABLE_CONTENT
     if wait := await limit.attempt(user.email, ip):

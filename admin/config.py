@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from coach_db.config import Settings
 
@@ -30,8 +30,12 @@ class StudioSettings(Settings):
     # Secure when it is https, and the cookie names carry its port.
     studio_public_url: str | None = None
     # Comma-separated proxy addresses (or "*") whose X-Forwarded-For/-Proto uvicorn believes: the
-    # client IP of the sign-in rate limit and the https scheme come from them.
-    studio_trusted_proxies: str = "127.0.0.1"
+    # client IP of the sign-in rate limit and the https scheme come from them. None by default:
+    # the studio listens on 127.0.0.1, where any local process could otherwise forge addresses.
+    studio_trusted_proxies: str = ""
+    # Signs device cookies and keys the sign-in lock-out counters in Redis (HMAC). Unset: a
+    # random key kept in Redis under <prefix>secret-key, shared by every studio process.
+    studio_secret_key: SecretStr | None = Field(default=None, repr=False)
     # Failed sign-ins allowed within the window (15 minutes), counted before the password is
     # checked: per e-mail from one client IP (the hard limit, as django-axes does), per e-mail
     # from anywhere (bounds an attacker who rotates addresses, high enough that one attacker

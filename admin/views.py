@@ -35,7 +35,7 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from admin import audit, lookup, pages, params, roles, search, widgets
-from admin.auth import require_staff
+from admin.auth import forget_login_failures, require_staff
 from admin.resources import StudioModel
 from admin.templating import render
 from coach_db import conversations
@@ -287,6 +287,8 @@ async def list_view(
             f"This page link is not valid ({exc}). Start again from the list's first page.",
         ) from None
     rows = page.rows
+    if model is Message:  # its content column: who read whose conversation (issue 18)
+        await audit.record_message_reads(request, [row["id"] for row in rows], "message list")
     count_note = None
     if walked is not None and page.complete:
         total_text = f"{len(rows):,}"
@@ -477,10 +479,13 @@ async def _delete(request: Request, model: type[Model], keys: list[int]) -> Resp
     try:
         async with in_transaction("default"):  # named: replicas are connections too
             rows = await model.filter(pk__in=keys).values()
+            cascaded = await audit.cascade_counts(model, keys)  # before they go
             deleted = await model.filter(pk__in=keys).delete()
-            await audit.record_deletes(request, model, rows)
+            await audit.record_deletes(request, model, rows, cascaded)
     except IntegrityError as exc:
         return JSONResponse({"error": _refused_delete(model, exc)}, HTTP_409_CONFLICT)
+    if model is User:
+        await forget_login_failures(request, [row["email"] for row in rows])
     await _committed(model)
     return JSONResponse({"deleted": deleted})
 

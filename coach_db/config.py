@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import traceback
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -313,7 +314,7 @@ _URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]*")
 
 
 def remember_secrets(url: str) -> None:
-    """Note `url`'s password, so that SecretsFilter scrubs it from log records.
+    """Note `url`'s password, so that every log record is scrubbed of it (install_log_scrubbing).
 
     Passwords shorter than MIN_SCRUBBED are not noted: replacing every "x" or "pw" in every log
     line would garble the logs, and such a password protects nothing anyway.
@@ -336,6 +337,49 @@ def scrub(text: str) -> str:
             text = text.replace(f"{secret[: len(secret) // 3]}***", "***")
         text = text.replace(secret, "***")
     return text
+
+
+def scrub_record(record: logging.LogRecord) -> None:
+    """Take passwords out of a record's message, traceback and stack, in place.
+
+    A traceback that held one is kept as scrubbed text only (`exc_text`, which formatters print
+    as it is) and its `exc_info` dropped, so no formatter can print the original.
+    """
+    try:
+        message = record.getMessage()
+    except Exception:  # bad arguments: logging reports them when the record is emitted
+        return
+    clean = scrub(message)
+    if clean != message:
+        record.msg, record.args = clean, None
+    if record.exc_info and record.exc_info[1] is not None:
+        text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+        clean = scrub(text)
+        if clean != text:
+            record.exc_info, record.exc_text = None, clean
+    elif record.exc_text:
+        record.exc_text = scrub(record.exc_text)
+    if record.stack_info:
+        record.stack_info = scrub(record.stack_info)
+
+
+def install_log_scrubbing() -> None:
+    """Scrub every log record of the process where it is made: a record factory
+    (`logging.setLogRecordFactory`, the stdlib's hook for every record) wrapping the current
+    one. Unlike a filter, which acts on its own logger's records only (not a child's
+    propagating to a service's handlers), it sees every record of every logger, whatever
+    handlers and formatters a service configures. Idempotent."""
+    current = logging.getLogRecordFactory()
+    if getattr(current, "coach_db_scrubs", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = current(*args, **kwargs)
+        scrub_record(record)
+        return record
+
+    factory.coach_db_scrubs = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
 
 
 class SecretsFilter(logging.Filter):

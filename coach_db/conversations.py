@@ -234,6 +234,9 @@ _USER_HISTORY = """
     FROM "user" u WHERE u."id" = $1"""
 
 
+_INT4_MAX, _INT8_MAX = 2**31 - 1, 2**63 - 1  # the id columns' ranges
+
+
 async def start_session(
     user: User | int, scenario: Scenario | int, *, idempotency_key: str | None = None
 ) -> ConversationSession:
@@ -243,7 +246,7 @@ async def start_session(
     session that one started instead of a second session; IdempotencyKeyReused if the earlier
     call named another scenario.
     """
-    user_id, scenario_id = _pk(user), _pk(scenario)
+    user_id, scenario_id = _pk(user, "User"), _pk(scenario, "Scenario")
     key = _checked_key(idempotency_key)
     db = _db()
     try:
@@ -287,7 +290,7 @@ async def add_message(
     then nothing is written. The `session`
     object passed in is not refreshed: read `total_messages` again if you need it.
     """
-    session_id = _pk(session)
+    session_id = _pk(session, "Session")
     role, metadata_json = _checked(role, content, metadata)
     key = _checked_key(idempotency_key)
     db = _db()
@@ -352,7 +355,7 @@ async def end_session(
     Idempotent: ending it again with the same status returns it unchanged. Ending it again with
     the other status raises SessionAlreadyEnded. Returns the session as stored.
     """
-    session_id = _pk(session)
+    session_id = _pk(session, "Session")
     status = SessionStatus(status)
     if status is SessionStatus.ACTIVE:
         raise ValueError("end_session() ends a session: status must be completed or abandoned")
@@ -394,7 +397,7 @@ async def transcript(
         raise ValueError(f"limit must be between 1 and {MAX_TRANSCRIPT_PAGE}, not {limit}")
     if after is not None and before is not None:
         raise ValueError("give after or before, not both")
-    session_id = _pk(session)
+    session_id = _pk(session, "Session")
     if after is not None:
         query, args = _NEXT_PAGE, [session_id, *_cursor(after), limit]
     elif before is not None:
@@ -419,8 +422,8 @@ async def user_history(
     whose `total_messages` exceeds its `len(messages)` continues with
     `transcript(session.id, after=messages[-1])`. NotFound if `before` is not a session of the user.
     """
-    user_id = _pk(user)
-    before_id = None if before is None else _pk(before)
+    user_id = _pk(user, "User")
+    before_id = None if before is None else _pk(before, "Session")
     args = [user_id, before_id, MAX_HISTORY_SESSIONS, MAX_HISTORY_MESSAGES]
     rows = await _run(_db(), "user_history", _USER_HISTORY, args, read_only=True)
     if not rows:
@@ -488,12 +491,20 @@ async def _fetch(db: BaseDBAsyncClient, query: str, args: list[Any], read_only: 
     return await db.execute_query_dict(query, args)
 
 
-def _pk(obj: User | Scenario | ConversationSession | int) -> int:
-    return obj if isinstance(obj, int) else int(obj.pk)
+def _pk(obj: User | Scenario | ConversationSession | int, what: str) -> int:
+    """The primary key, or NotFound before any query when no row can have it: the columns are
+    int4, and PostgreSQL refuses a larger parameter with a raw error (issue 18)."""
+    pk = obj if isinstance(obj, int) else int(obj.pk)
+    if not 1 <= pk <= _INT4_MAX:
+        raise NotFound(what, pk)
+    return pk
 
 
 def _cursor(at: Message | MessageRead | tuple[datetime, int]) -> tuple[datetime, int]:
-    return at if isinstance(at, tuple) else (at.timestamp, at.id)
+    at = at if isinstance(at, tuple) else (at.timestamp, at.id)
+    if not 1 <= at[1] <= _INT8_MAX:  # message ids are int8
+        raise NotFound("Message", at[1])
+    return at
 
 
 async def _not_active(db: BaseDBAsyncClient, session_id: int) -> Exception:

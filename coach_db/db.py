@@ -27,9 +27,9 @@ from tortoise.transactions import in_transaction
 
 from coach_db.cache import close_cache, open_cache
 from coach_db.config import (
-    SecretsFilter,
     database_url,
     get_settings,
+    install_log_scrubbing,
     mask_url,
     redact,
     replica_urls,
@@ -45,11 +45,11 @@ from coach_db.errors import (
 )
 
 logger = logging.getLogger("coach_db")
-# Tortoise logs its connection settings (the URL with the password) at DEBUG; the others may
-# log an error message that quotes a URL. (A filter acts on its own logger's records only.)
-for _name in ("tortoise", "coach_db", "aerich", "admin", "uvicorn.error"):
-    if not any(isinstance(f, SecretsFilter) for f in logging.getLogger(_name).filters):
-        logging.getLogger(_name).addFilter(SecretsFilter())
+# Tortoise logs its connection settings (the URL with the password) at DEBUG, from child
+# loggers such as tortoise.db_client; error messages and tracebacks may quote a URL. Every
+# record of the process is scrubbed where it is made (a filter would see only its own
+# logger's records, and not the traceback text).
+install_log_scrubbing()
 
 TABLES = ("user", "scenario", "scenario_version", "conversation_session", "message")
 

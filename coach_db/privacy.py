@@ -396,8 +396,10 @@ async def export_transcripts(
     scrubber: Callable[[str], str] = scrub,
 ) -> dict[str, int]:
     """One JSON line per session: scenario slug and version, a pseudonym of its user (HMAC with
-    a key made for this export and never stored), status, times, and the messages in order with
-    PII scrubbed from their content. `progress(total, sessions_done)` is called along the way."""
+    a key made for this export and never stored), status, the month it started, its duration,
+    and the messages in order (offsets in seconds from its start) with PII scrubbed from their
+    content. No database id or exact time is written. `progress(total, sessions_done)` is
+    called along the way."""
     key = secrets.token_bytes(32)
     conn = await connect_raw(url, application_name="coach-db export-transcripts")
     counts = {"sessions": 0, "messages": 0}
@@ -457,16 +459,20 @@ async def _write_batch(
     current: int | None = None
     first = True
 
+    started: datetime | None = None
+
     def open_session(session: asyncpg.Record) -> None:
+        nonlocal started
+        # No database id and no exact time leave (issue 18): the month the session started,
+        # its length and each message's offset in whole seconds from its start.
         pseudonym = hmac.new(key, str(session["user_id"]).encode(), hashlib.sha256).hexdigest()
+        started = session["started_at"]
         head = {
-            "session": session["id"],
             "scenario": session["slug"],
             "scenario_version": session["scenario_version"],
             "participant": pseudonym[:32],
             "status": session["status"],
-            "started_at": session["started_at"],
-            "ended_at": session["ended_at"],
+            "started_month": started.strftime("%Y-%m") if started else None,
             "duration_seconds": session["duration_seconds"],
         }
         out.write(dumps(head)[:-1] + ',"messages":[')
@@ -483,10 +489,13 @@ async def _write_batch(
                     break
                 out.write("]}\n")
             current, first = row["session_id"], True
+        offset = None
+        if started is not None and row["timestamp"] is not None:
+            offset = round((row["timestamp"] - started).total_seconds())
         message = {
             "role": row["role"],
             "content": scrubber(row["content"]),
-            "timestamp": row["timestamp"],
+            "offset_seconds": offset,
         }
         out.write(("" if first else ",") + dumps(message))
         first = False

@@ -168,8 +168,9 @@ def export_transcripts(
     """Transcripts for research: one JSON line per session, no identity, PII scrubbed.
 
     Each user is a pseudonym (HMAC of the user id with a key made for this export and never
-    stored: two exports cannot be linked); e-mails, URLs, IPs and phone numbers in messages
-    become [email], [url], [ip], [phone].
+    stored: two exports share no key); no database id or exact time is written (the month a
+    session started, message offsets in seconds); e-mails, URLs, IPs, phone numbers, card
+    numbers, IBANs and SSNs in messages become placeholders.
     """
     filters = privacy.TranscriptFilter(
         scenario=scenario, since=_date(since) if since else None, status=status

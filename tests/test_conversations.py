@@ -847,3 +847,27 @@ def test_lost_connections_are_told_apart_from_other_errors(
     wrapped.__cause__ = exc
     for error in (exc, wrapped):
         assert (connection_lost(error), never_sent(error)) == (lost, unsent and lost)
+
+
+@pytest.mark.parametrize("bad", [2**31, 2**63, -1, 0])
+async def test_ids_outside_the_columns_range_are_not_found_not_a_driver_error(bad: int) -> None:
+    """Issue 18: an id no row can have is NotFound before any query (not tortoise's raw
+    OperationalError "value out of int32 range"), and nothing is written."""
+    session = await make_session()
+    calls = {
+        "Session": [
+            lambda: add_message(bad, MessageRole.USER, "hi"),
+            lambda: end_session(bad),
+            lambda: transcript(bad),
+            lambda: user_history(session.user_id, before=bad),  # type: ignore[attr-defined]
+        ],
+        "User": [lambda: start_session(bad, session.scenario_id), lambda: user_history(bad)],  # type: ignore[attr-defined]
+        "Scenario": [lambda: start_session(session.user_id, bad)],  # type: ignore[attr-defined]
+        "Message": [lambda: transcript(session, after=(datetime.now(UTC), 2**63))],
+    }
+    for what, tries in calls.items():
+        for call in tries:
+            with pytest.raises(NotFound, match=f"^{what} -?\\d+ does not exist"):
+                await call()
+    assert await Message.all().count() == 0
+    assert await ConversationSession.all().count() == 1

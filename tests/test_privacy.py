@@ -7,7 +7,7 @@ import io
 import json
 import re
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +17,17 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from coach_db import (
     ConversationSession,
+    Message,
     MessageRole,
     Scenario,
     SessionStatus,
     User,
     add_message,
+    end_session,
     privacy,
 )
 from coach_db.errors import CoachDbError
-from tests.factories import make_message, make_scenario, make_session, make_user
+from tests.factories import backfill, make_message, make_scenario, make_session, make_user
 from tests.processes import coach_db_cmd
 
 
@@ -394,7 +396,7 @@ async def test_export_transcripts_writes_a_line_per_session_pseudonymised_and_sc
     for i in range(3):
         await add_message(sessions[3], MessageRole.USER, f"turn {i}")
     lines = await _export(database_url)
-    assert [line["session"] for line in lines] == [s.id for s in sessions]
+    assert len(lines) == len(sessions)
     assert [m["content"] for m in lines[0]["messages"]] == [
         "I am [email], call [phone]",
         "It costs $45.00 on 2026-11-26.",
@@ -423,24 +425,73 @@ async def test_export_transcripts_filters_by_scenario_status_and_date(database_u
     done = await make_session(scenario=scenario, status=SessionStatus.COMPLETED)
     active = await make_session(scenario=scenario)
     elsewhere = await make_session(scenario=other, status=SessionStatus.COMPLETED)
-    by = {
-        "scenario": [done.id, old.id, active.id],
-        "completed": [done.id, old.id, elsewhere.id],
-        "since": [done.id, active.id, elsewhere.id],
-    }
-    assert sorted(s["session"] for s in await _export(database_url, scenario=scenario.slug)) == (
-        sorted(by["scenario"])
+    # The export carries no session id: each session is recognised by its one message.
+    for name, session in {"old": old, "done": done, "active": active, "else": elsewhere}.items():
+        async with backfill():
+            at = session.started_at + timedelta(minutes=1)
+            await Message.create(session=session, role=MessageRole.USER, content=name, timestamp=at)
+
+    async def names(**filters: Any) -> list[str]:
+        lines = await _export(database_url, **filters)
+        return sorted(line["messages"][0]["content"] for line in lines)
+
+    assert await names(scenario=scenario.slug) == ["active", "done", "old"]
+    assert await names(status=SessionStatus.COMPLETED) == ["done", "else", "old"]
+    assert await names(since=date(2025, 1, 1)) == ["active", "done", "else"]
+    both = await names(
+        scenario=scenario.slug, status=SessionStatus.COMPLETED, since=date(2025, 1, 1)
     )
-    completed = await _export(database_url, status=SessionStatus.COMPLETED)
-    assert sorted(s["session"] for s in completed) == sorted(by["completed"])
-    since = await _export(database_url, since=date(2025, 1, 1))
-    assert sorted(s["session"] for s in since) == sorted(by["since"])
-    both = await _export(
-        database_url, scenario=scenario.slug, status=SessionStatus.COMPLETED, since=date(2025, 1, 1)
-    )
-    assert [s["session"] for s in both] == [done.id]
+    assert both == ["done"]
     with pytest.raises(CoachDbError, match="No scenario with the slug 'nope'"):
         await _export(database_url, scenario="nope")
+
+
+async def test_two_research_exports_share_no_key_and_carry_no_database_id_or_time(
+    database_url: str, raw: asyncpg.Connection
+) -> None:
+    """Issue 18: nothing in an export equals a database id or a stored time, and the two
+    exports of the same data have no pseudonym or other key in common."""
+    # Ids far from any small number an export may hold (offsets, durations, versions).
+    for sequence in ("user_id_seq", "conversation_session_id_seq", "message_id_seq"):
+        await raw.execute(f"SELECT setval('{sequence}', 7654321)")
+    scenario = await make_scenario()
+    people = [await make_user(), await make_user()]
+    for person in people * 2:
+        session = await make_session(user=person, scenario=scenario)
+        for i in range(3):
+            await add_message(session, MessageRole.USER, f"turn {i}")
+        await end_session(session)
+    first, second = await _export(database_url), await _export(database_url)
+    assert len(first) == len(second) == 4
+    ids = [
+        *(await raw.fetch('SELECT id FROM "user"')),
+        *(await raw.fetch("SELECT id FROM conversation_session")),
+        *(await raw.fetch("SELECT id FROM message")),
+    ]
+    times = await raw.fetch(
+        "SELECT started_at AS t FROM conversation_session UNION ALL"
+        " SELECT ended_at FROM conversation_session UNION ALL SELECT timestamp FROM message"
+    )
+    text = json.dumps(first) + json.dumps(second)
+    for row in ids:
+        assert str(row[0]) not in text
+    for row in times:
+        for shown in (row[0].isoformat(), row[0].strftime("%Y-%m-%dT%H:%M:%S"), str(row[0])):
+            assert shown not in text
+    assert str(int(times[0][0].timestamp())) not in text  # nor as epoch seconds
+
+    def keys(lines: list[dict[str, Any]]) -> set[str]:
+        shared = {"scenario", "scenario_version", "status", "started_month", "duration_seconds"}
+        values = set()
+        for line in lines:
+            assert set(line) == shared | {"participant", "messages"}
+            values.add(line["participant"])
+        return values
+
+    assert not keys(first) & keys(second)
+    assert [m["offset_seconds"] for m in first[0]["messages"]] == sorted(
+        m["offset_seconds"] for m in first[0]["messages"]
+    )
 
 
 def test_export_transcripts_command_writes_the_file_or_nothing(

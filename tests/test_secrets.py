@@ -30,6 +30,7 @@ from coach_db.config import (
 from coach_db.db import connection_errors
 from coach_db.errors import CoachDbError
 from tests.processes import ROOT, free_port, subprocess_env
+from tests.throwaway import ThrowawayPostgres
 
 CreateDatabase = Callable[[], Awaitable[str]]
 
@@ -275,28 +276,76 @@ def test_the_studio_never_prints_a_redis_password(tmp_path: Path, database_url: 
         assert_no_piece(output, password)
 
 
-async def test_an_encoded_password_works_and_never_shows(
-    tmp_path: Path, create_database: CreateDatabase
-) -> None:
-    """The same password percent-encoded is accepted; neither form shows, even at DEBUG."""
+def test_an_encoded_password_works_and_never_shows(tmp_path: Path) -> None:
+    """The same password percent-encoded is accepted by a server that checks it (scram, not
+    the shared server's trust), a wrong one is refused; neither form shows, even at DEBUG."""
     password = "Kq/?#@:%[]+ Zv"
-    url = with_password(await create_database(), password)
+    with ThrowawayPostgres(password=password) as server:
+        url = with_password(server.url, password)
+        env = base_env(tmp_path, DATABASE_URL=url)
+        cli = [sys.executable, "-m", "coach_db"]
+        script = (
+            "import asyncio, logging, coach_db\n"
+            "logging.basicConfig(level=logging.DEBUG)\n"
+            "async def main():\n"
+            "    async with coach_db.connect():\n"
+            "        pass\n"
+            "asyncio.run(main())\n"
+        )
+        deployed = run([*cli, "deploy"], env)
+        assert deployed.returncode == 0, deployed.stderr
+        # The server checks it: a wrong password is refused (status exits 0 when it connects).
+        wrong = run([*cli, "status"], {**env, "DATABASE_URL": with_password(server.url, "Kq")})
+        assert wrong.returncode != 0 and "password" in (wrong.stdout + wrong.stderr).lower()
+        runs = (deployed, run([*cli, "status"], env), run([sys.executable, "-c", script], env))
+        for result in runs:
+            output = result.stdout + result.stderr
+            assert result.returncode == 0, output
+            assert_no_piece(output, password, quote(password, safe=""))
+
+
+SERVICE_LOGGING = """
+import asyncio, logging, logging.config, sys
+import coach_db
+
+logging.config.dictConfig({
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(name)s %(levelname)s %(message)s"}},
+    "handlers": {"out": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout",
+                         "formatter": "plain"}},
+    "root": {"level": "DEBUG", "handlers": ["out"]},
+})
+password, url = sys.argv[1], sys.argv[2]
+
+async def main():
+    async with coach_db.connect():  # tortoise.db_client logs its settings at DEBUG
+        pass
+    logging.getLogger("tortoise.db_client").debug("child logger: %s", password)
+    try:
+        raise RuntimeError(f"cannot reach {url} with {password}")
+    except RuntimeError:
+        logging.getLogger("service.jobs").exception("job failed")
+    logging.getLogger("service").info("done")
+
+asyncio.run(main())
+"""
+
+
+def test_a_services_own_logging_set_up_never_prints_a_password(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Issue 18: a service's dictConfig (its own handler, root at DEBUG) gets child loggers'
+    records and `logger.exception` tracebacks scrubbed too."""
+    password = "Zq/#@?%:Wv"
+    url = with_password(database_url, password)  # the shared server ignores it (trust)
     env = base_env(tmp_path, DATABASE_URL=url)
-    cli = [sys.executable, "-m", "coach_db"]
-    script = (
-        "import asyncio, logging, coach_db\n"
-        "logging.basicConfig(level=logging.DEBUG)\n"
-        "async def main():\n"
-        "    async with coach_db.connect():\n"
-        "        pass\n"
-        "asyncio.run(main())\n"
-    )
-    deployed = run([*cli, "deploy"], env)
-    assert deployed.returncode == 0, deployed.stderr
-    for result in (deployed, run([*cli, "status"], env), run([sys.executable, "-c", script], env)):
-        output = result.stdout + result.stderr
-        assert result.returncode == 0, output
-        assert_no_piece(output, password, quote(password, safe=""))
+    result = run([sys.executable, "-c", SERVICE_LOGGING, password, url], env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    for shown in ("tortoise.db_client DEBUG", "child logger: ***", "job failed", "Traceback"):
+        assert shown in output, output  # the records were printed, scrubbed
+    assert_no_piece(output, password, quote(password, safe=""))
 
 
 def test_short_passwords_do_not_garble_the_logs(caplog: pytest.LogCaptureFixture) -> None:

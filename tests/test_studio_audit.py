@@ -9,10 +9,10 @@ from typing import Any
 
 import asyncpg
 
-from coach_db import MessageRole, User, add_message
+from coach_db import Message, MessageRole, User, add_message
 from coach_db.models import AuditEvent, ErasureReceipt
 from tests.factories import make_message, make_session, make_user
-from tests.studio import delete, post
+from tests.studio import csrf, delete, post
 
 
 async def events(**filters: Any) -> list[AuditEvent]:
@@ -82,6 +82,24 @@ async def test_message_deletes_and_edits_are_recorded_about_the_sessions_owner(
     assert (trail[2].changes or {})["content"] == ["second words", None]
 
 
+async def test_deleting_a_session_records_how_many_messages_went_with_it(staff: Any) -> None:
+    """Issue 18: the cascade is in the session's delete row, written in the same transaction."""
+    session, empty = await make_session(), await make_session()
+    for i in range(3):
+        await add_message(session, MessageRole.USER, f"turn {i}")
+    user = await session.user
+    gone = await delete(staff, f"/admin/conversationsession/delete?ids={session.pk},{empty.pk}")
+    assert gone.status_code == 200, gone.text
+    rows = await events(model="conversationsession", action="delete")
+    assert {e.row_id: (e.changes or {})["messages"] for e in rows} == {
+        session.pk: [3, 0],
+        empty.pk: [0, 0],
+    }
+    assert (await delete(staff, f"/admin/user/delete/{user.pk}")).status_code == 200
+    [removed] = await events(model="user", action="delete")
+    assert (removed.changes or {})["sessions"] == [0, 0]  # its one session had gone already
+
+
 async def test_reading_a_transcript_is_recorded_as_who_read_whose_conversation(
     staff: Any,
 ) -> None:
@@ -97,6 +115,55 @@ async def test_reading_a_transcript_is_recorded_as_who_read_whose_conversation(
         session.user_id,
     )
     assert view.actor_id == staff.staff_user.pk
+
+
+async def test_every_page_showing_a_conversations_content_records_who_read_it(
+    staff: Any,
+) -> None:
+    """Issue 18: the message list (filtered to a session, searched, or not), a message's
+    History and the audit trail showing its edits write a `view` about the person whose
+    conversation it is; pages without conversation content write none."""
+    session, other = await make_session(), await make_session()
+    for i in range(3):
+        await add_message(session, MessageRole.USER, f"secret words {i}")
+    await add_message(other, MessageRole.USER, "another secret")
+    me = staff.staff_user
+
+    async def views_after(url: str) -> list[AuditEvent]:
+        before = await AuditEvent.filter(action="view").count()
+        assert (await staff.get(url)).status_code == 200, url
+        found = await events(action="view")
+        assert {(e.actor_id, e.actor_email) for e in found[before:]} <= {(me.pk, me.email)}
+        return found[before:]
+
+    listed = await views_after(f"/admin/message/list?session_id={session.pk}&page_size=200")
+    assert [(e.model, e.row_id, e.subject_id) for e in listed] == [
+        ("conversationsession", session.pk, session.user_id)
+    ]
+    assert (listed[0].changes or {})["messages"] == 3
+    everything = await views_after("/admin/message/list")
+    assert {(e.row_id, e.subject_id) for e in everything} == {
+        (session.pk, session.user_id),
+        (other.pk, other.user_id),
+    }
+    searched = await views_after("/admin/message/list?q=another")
+    assert [(e.row_id, e.subject_id) for e in searched] == [(other.pk, other.user_id)]
+    message = await Message.filter(session_id=session.pk).first()
+    assert message is not None
+    await post(
+        staff,
+        f"/admin/message/update/{message.pk}",
+        {"session_id": session.pk, "role": "user", "content": "edited", "metadata": "{}"},
+    )
+    for url in (f"/admin/message/history/{message.pk}", "/admin/audit?model=message"):
+        [read] = await views_after(url)
+        assert (read.model, read.row_id, read.subject_id) == (
+            "message",
+            message.pk,
+            session.user_id,
+        )
+    for url in ("/admin/conversationsession/list", "/admin/user/list", "/admin/"):
+        assert await views_after(url) == [], url
 
 
 async def test_history_pages_a_rows_events_newest_first_and_reaches_every_one(
@@ -181,9 +248,11 @@ async def test_audit_rows_have_no_edit_or_delete_route(staff: Any, raw: asyncpg.
         ("POST", "/admin/audit"),
         ("DELETE", "/admin/audit"),
     ):
-        headers = {"X-CSRF-Token": staff.cookies.get("csrf") or ""}
+        # A valid token: the request must get past the CSRF check to the routes (a refusal
+        # there, 403, would prove nothing about them).
+        headers = {"X-CSRF-Token": await csrf(staff)}
         response = await staff.request(method, url, headers=headers)
-        assert response.status_code in {403, 404, 405}, (method, url, response.status_code)
+        assert response.status_code in {404, 405}, (method, url, response.status_code)
     assert await raw.fetchval("SELECT count(*) FROM audit_event") == 1
 
 

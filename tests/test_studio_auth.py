@@ -23,9 +23,11 @@ from tests.studio import (
     STAFF_PASSWORD,
     client_for,
     csrf,
+    delete,
     make_staff,
     post,
     sign_in,
+    studio_of,
     studio_with,
 )
 
@@ -569,3 +571,90 @@ async def test_guessing_the_current_password_on_the_password_page_is_limited(
     assert blocked.status_code == 429 and "Too many wrong passwords" in blocked.text
     await staff.staff_user.refresh_from_db()
     assert verify_password(STAFF_PASSWORD, staff.staff_user.password_hash)
+
+
+async def test_forged_failures_from_many_addresses_do_not_lock_out_a_known_device(
+    studio_settings: Any,
+) -> None:
+    """Issue 18 (OWASP's device cookies): failures from 10 addresses lock the account for
+    unknown devices only; a browser that signed in before still signs in, from anywhere."""
+    user = await make_staff()
+    limits = {"studio_login_failures_per_account_and_ip": 5, "studio_login_failures_per_account": 8}
+    async with studio_with(studio_settings, **limits) as app:
+        async with client_for(app, client_ip="198.51.100.20") as owner:
+            assert (await sign_in(owner, user.email)).status_code == 303
+            device = {c.name: c.value for c in owner.cookies.jar if "device" in c.name}
+            assert len(device) == 1
+        for i in range(10):
+            async with client_for(app, client_ip=f"203.0.113.{i + 1}") as attacker:
+                for _ in range(5):
+                    assert (await sign_in(attacker, user.email, "wrong")).status_code in {401, 429}
+        async with client_for(app, client_ip="192.0.2.5") as stranger:
+            assert (await sign_in(stranger, user.email)).status_code == 429
+        async with client_for(app, client_ip="192.0.2.6") as travelling_owner:
+            travelling_owner.cookies.update(device)
+            assert (await sign_in(travelling_owner, user.email)).status_code == 303
+        (name, value), other = next(iter(device.items())), await make_staff()
+        forged = value[:-1] + ("0" if value[-1] != "0" else "1")
+        for cookie, email in ((forged, user.email), (value, other.email)):
+            async with client_for(app, client_ip="192.0.2.7") as thief:
+                thief.cookies.set(name, cookie)
+                for _ in range(8):  # an unknown device for this e-mail: the account limit
+                    await sign_in(thief, email, "wrong")
+                assert (await sign_in(thief, email)).status_code == 429
+        async with client_for(app, client_ip="192.0.2.8") as stolen:  # a known device is
+            stolen.cookies.update(device)  # itself limited, and only itself
+            for _ in range(5):
+                assert (await sign_in(stolen, user.email, "wrong")).status_code == 401
+            assert (await sign_in(stolen, user.email)).status_code == 429
+
+
+async def test_lock_out_keys_are_keyed_with_a_secret_and_go_with_the_user(
+    studio_settings: Any, redis_url: str
+) -> None:
+    """Issue 18: no Redis key is a plain digest of the e-mail, and deleting or erasing the
+    user in the studio deletes their counters."""
+    import hashlib
+
+    admin = await make_staff()
+    doomed, erased = await make_staff(), await make_staff()
+    async with studio_with(studio_settings) as app:
+        prefix = studio_of(app).state.settings.redis_prefix
+        redis = Redis.from_url(redis_url, decode_responses=True)
+
+        async def counters(email: str) -> list[str]:
+            from admin.auth import account_digest
+
+            key = (await redis.get(f"{prefix}secret-key")).encode()
+            digest = account_digest(key, email)
+            return [k async for k in redis.scan_iter(match=f"{prefix}login-failures:*{digest}*")]
+
+        async with client_for(app, client_ip="203.0.113.4") as attacker:
+            for person in (doomed, erased):
+                assert (await sign_in(attacker, person.email, "wrong")).status_code == 401
+        plain = hashlib.sha256(doomed.email.encode()).hexdigest()[:32]
+        assert not [k async for k in redis.scan_iter(match=f"*{plain}*")]
+        assert len(await counters(doomed.email)) == 2 and len(await counters(erased.email)) == 2
+        async with client_for(app) as studio:
+            assert (await sign_in(studio, admin.email)).status_code == 303
+            gone = await delete(studio, f"/admin/user/delete/{doomed.pk}")
+            assert gone.status_code == 200, gone.text
+            confirm = {"confirm": erased.email}
+            assert (
+                await post(studio, f"/admin/user/erase/{erased.pk}", confirm)
+            ).status_code == 303
+        assert await counters(doomed.email) == [] and await counters(erased.email) == []
+        await redis.aclose()
+
+
+def test_forwarded_for_is_believed_from_no_proxy_unless_configured(studio_settings: Any) -> None:
+    """Issue 18: by default X-Forwarded-For is believed from nobody (the studio listens on
+    127.0.0.1, where any local process could forge it); only from STUDIO_TRUSTED_PROXIES."""
+    from admin.app import uvicorn_config
+
+    assert StudioSettings.model_fields["studio_trusted_proxies"].default == ""
+    default = uvicorn_config(studio_settings.model_copy(update={"studio_trusted_proxies": ""}))
+    assert default.proxy_headers is False
+    behind = studio_settings.model_copy(update={"studio_trusted_proxies": "10.0.0.2"})
+    config = uvicorn_config(behind)
+    assert config.proxy_headers is True and config.forwarded_allow_ips == "10.0.0.2"

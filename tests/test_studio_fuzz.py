@@ -18,13 +18,14 @@ from urllib.parse import quote
 import httpx
 import pytest
 import uvicorn
+from redis.asyncio import Redis
 
-from admin.auth import CSRF_COOKIE_PREFIX
+from admin.auth import CSRF_COOKIE_PREFIX, cookie_names, start_session
 from admin.resources import RESOURCES
 from coach_db.limits import MAX_CONTENT_CHARS, MAX_METADATA_BYTES, MAX_METADATA_DEPTH
 from tests.factories import make_message
 from tests.processes import free_port
-from tests.studio import studio_routes
+from tests.studio import make_staff, studio_routes
 
 # Values that crashed (or may crash) a parser, a driver or the database: NUL, numbers beyond
 # int4/int8, non-ASCII digits, out-of-range dates, SQL and LIKE fragments, huge text.
@@ -224,7 +225,7 @@ def _fill(template: str, resource: str, pk: str) -> str:
 
 
 async def test_fuzz_every_studio_route_gives_no_5xx_and_keeps_the_connection(
-    staff: Any, studio_app: Any, served: str
+    staff: Any, studio_app: Any, served: str, redis_url: str, studio_settings: Any
 ) -> None:
     forms, pks = await valid_forms(staff)
     resources = [r.model.__name__.lower() for r in RESOURCES]
@@ -232,8 +233,17 @@ async def test_fuzz_every_studio_route_gives_no_5xx_and_keeps_the_connection(
     routes = sorted(studio_routes(studio_app), key=lambda route: route[1] == "/logout")
     tally = Tally()
     cookies = httpx.Cookies()
-    for cookie in staff.cookies.jar:
-        cookies.set(cookie.name, cookie.value, path=cookie.path)
+    # Signed in as a staff member whose id no fuzzed value names: the fuzzed bulk deletes
+    # removed the fixture's staff user (a low id) and the rest of the routes were fuzzed signed
+    # out, unnoticed until the check below.
+    fuzzer = await make_staff(id=2_000_000_000)
+    redis = Redis.from_url(redis_url)
+    cookies.set(
+        cookie_names(studio_settings)[0],
+        await start_session(redis, studio_settings, fuzzer),
+        path="/admin",
+    )
+    await redis.aclose()
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     async with httpx.AsyncClient(base_url=served, cookies=cookies, limits=limits) as client:
         await client.get("/admin/login")  # the CSRF cookie
@@ -257,6 +267,10 @@ async def test_fuzz_every_studio_route_gives_no_5xx_and_keeps_the_connection(
                 else:
                     url = _fill(template, resource, pk)
                     await _fuzz_form(fuzz, method, url, forms.get(resource, {}))
+            # Still signed in (sign-out comes last): the routes were fuzzed past the sign-in
+            # check, not answered by a redirect to the sign-in page.
+            home = await client.get("/admin/")
+            assert (home.status_code == 200) is (template != "/logout"), (method, template)
     # Oversized bodies, on a client of their own: the server may close a connection whose body
     # it did not read, which is right, so they do not count against the keep-alive check.
     async with httpx.AsyncClient(base_url=served, cookies=cookies) as client:

@@ -2,7 +2,8 @@
 
 nginx with its defaults: it sends `Host: 127.0.0.1:<studio port>` and no X-Forwarded-Proto, so
 only STUDIO_PUBLIC_URL tells the studio which origin its pages have. It passes the client's
-address in X-Forwarded-For (as the README asks), which the studio believes from 127.0.0.1.
+address in X-Forwarded-For (as the README asks), which the studio believes from nginx's
+address only because STUDIO_TRUSTED_PROXIES names it (the default believes nobody).
 """
 
 from __future__ import annotations
@@ -117,6 +118,7 @@ def behind_nginx(
         REDIS_URL=redis_url,
         REDIS_PREFIX=f"{studio_settings.redis_prefix}proxy:",
         STUDIO_PUBLIC_URL=public,
+        STUDIO_TRUSTED_PROXIES="127.0.0.1",  # nginx's address: its X-Forwarded-For is believed
     )
     log = (tmp / "studio.log").open("w")
     studio = subprocess.Popen(

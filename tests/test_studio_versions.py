@@ -11,7 +11,7 @@ import pytest
 from admin.versions import diff
 from coach_db import StaffRole, start_session
 from tests.factories import make_scenario, make_user
-from tests.studio import client_for, make_staff, sign_in
+from tests.studio import client_for, csrf, make_staff, sign_in
 
 
 async def test_the_versions_page_lists_every_version_newest_first(
@@ -103,13 +103,45 @@ async def test_the_transcript_links_the_version_the_session_ran_with(
     assert "Prompt version 1 (what it ran with)" in form.text
 
 
-async def test_a_viewer_reads_versions_and_nobody_can_write_them(studio_app: Any) -> None:
-    viewer = await make_staff(role=StaffRole.VIEWER)
+async def test_a_viewer_reads_versions_and_nobody_can_write_them(
+    studio_app: Any, raw: asyncpg.Connection
+) -> None:
+    """Versions are no studio resource: no list, form, save or delete route reaches them, for
+    any role, with a valid CSRF token (so the refusal is the route's, not the CSRF check's)."""
     scenario = await make_scenario()
-    async with client_for(studio_app) as client:
-        assert (await sign_in(client, viewer.email)).status_code == 303
-        assert (await client.get(f"/admin/scenario/{scenario.pk}/versions/1")).status_code == 200
-    # Versions are no studio resource: no list, form or delete route reaches them.
+    stored = "SELECT row_to_json(v)::text FROM scenario_version v ORDER BY id"
+    before = await raw.fetch(stored)
+    assert len(before) == 1
+    version_id = await raw.fetchval("SELECT id FROM scenario_version")
+    attempts = [
+        ("POST", f"/admin/scenario/{scenario.pk}/versions/1"),
+        ("DELETE", f"/admin/scenario/{scenario.pk}/versions/1"),
+        ("PUT", f"/admin/scenario/{scenario.pk}/versions"),
+        ("GET", "/admin/scenarioversion/list"),
+        ("GET", f"/admin/scenarioversion/update/{version_id}"),
+        ("POST", f"/admin/scenarioversion/update/{version_id}"),
+        ("POST", "/admin/scenarioversion/create"),
+        ("DELETE", f"/admin/scenarioversion/delete/{version_id}"),
+        ("DELETE", f"/admin/scenarioversion/delete?ids={version_id}"),
+    ]
+    for role in StaffRole:
+        person = await make_staff(role=role)
+        async with client_for(studio_app) as client:
+            assert (await sign_in(client, person.email)).status_code == 303
+            page = await client.get(f"/admin/scenario/{scenario.pk}/versions/1")
+            assert page.status_code == 200
+            headers = {"X-CSRF-Token": await csrf(client)}
+            for method, url in attempts:
+                data = {"csrf_token": headers["X-CSRF-Token"], "coach_model": "forged"}
+                response = await client.request(method, url, headers=headers, data=data)
+                refused = (role, method, url, response.status_code)
+                if response.status_code == 403:  # the role check, never the CSRF check
+                    assert "This needs the" in response.text
+                    assert "security token" not in response.text
+                    assert role is StaffRole.VIEWER, refused
+                else:
+                    assert response.status_code in {404, 405}, refused
+    assert await raw.fetch(stored) == before
 
 
 def test_diff_pieces_keep_every_character_and_bound_long_texts() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import pytest
 
@@ -72,20 +73,39 @@ CHECKERS = {
 }
 
 
+@dataclass
+class Checked:
+    """The checker's output and exit status over the correct files, and over the wrong one."""
+
+    correct: subprocess.CompletedProcess[str]
+    wrong: subprocess.CompletedProcess[str]
+
+
 @pytest.fixture(scope="module", params=sorted(CHECKERS))
-def checked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One run of the checker over both snippets and examples/service.py: its output."""
+def checked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Checked:
+    """Two runs of the checker: the correct snippet with examples/service.py (must exit 0),
+    and the wrong snippet alone (must exit 1, errors at its lines): a checker that crashes or
+    checks nothing fails the tests instead of printing no error lines."""
     folder = tmp_path_factory.mktemp("typing")
     (folder / "correct_use.py").write_text(CORRECT)
     (folder / "wrong_use.py").write_text(WRONG)
-    files = [str(folder / "correct_use.py"), str(folder / "wrong_use.py"), str(EXAMPLE)]
-    result = subprocess.run(
-        [*CHECKERS[request.param], *files],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+
+    def run(*files: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*CHECKERS[request.param], *files],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    return Checked(
+        correct=run(str(folder / "correct_use.py"), str(EXAMPLE)),
+        wrong=run(str(folder / "wrong_use.py")),
     )
+
+
+def _output(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout + result.stderr
 
 
@@ -94,17 +114,23 @@ def _error_lines(output: str, name: str) -> set[int]:
     return {int(m.group(1)) for m in pattern.finditer(output)}
 
 
-def test_correct_consumer_code_type_checks(checked: str) -> None:
-    assert _error_lines(checked, "correct_use.py") == set(), checked
+def test_correct_consumer_code_type_checks(checked: Checked) -> None:
+    output = _output(checked.correct)
+    assert checked.correct.returncode == 0, output
+    assert _error_lines(output, "correct_use.py") == set(), output
 
 
-def test_each_mistake_is_reported_at_its_line(checked: str) -> None:
-    assert _error_lines(checked, "wrong_use.py") == _wrong_lines(), checked
+def test_each_mistake_is_reported_at_its_line(checked: Checked) -> None:
+    output = _output(checked.wrong)
+    assert checked.wrong.returncode == 1, output  # errors found (2 would be a crash/usage)
+    assert _error_lines(output, "wrong_use.py") == _wrong_lines(), output
 
 
-def test_the_example_service_type_checks(checked: str) -> None:
-    assert _error_lines(checked, "service.py") == set(), checked
-    assert "service.py" not in checked, checked
+def test_the_example_service_type_checks(checked: Checked) -> None:
+    output = _output(checked.correct)
+    assert checked.correct.returncode == 0, output
+    assert _error_lines(output, "service.py") == set(), output
+    assert "service.py" not in output, output
 
 
 def test_models_py_itself_type_checks() -> None:

