@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -491,23 +492,69 @@ async def test_the_package_and_createstaff_work_on_the_adopted_database(
     assert row["is_staff"] and verify_password("new-pass-99", row["password_hash"])
 
 
+SIGN_IN_SCRIPT = """
+import asyncio, json, coach_db
+from coach_db.passwords import authenticate
+
+async def main():
+    async with coach_db.connect():
+        wrong = await authenticate("test@example.com", "password124")
+        right = await authenticate("TEST@example.com", "password123")
+        print(json.dumps({"wrong": wrong is None, "right": right is not None and right.id}))
+
+asyncio.run(main())
+"""
+
+
+async def test_the_node_apps_bcrypt_password_signs_in_through_the_package_after_adoption(
+    create_database: CreateDatabase,
+) -> None:
+    """The test user's `$2a$` hash, written by the Node app, survives adoption byte for byte,
+    signs in with password123 through `coach_db.passwords.authenticate` and becomes argon2id."""
+    url = await prisma_database(create_database, prisma.Variant(), fix=True)
+    await adopt(url)
+    query = "SELECT id, password_hash FROM \"user\" WHERE email = 'test@example.com'"
+    before = (await fetch(url, query))[0]
+    assert before["password_hash"] == prisma.TEST_USER_HASH
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", SIGN_IN_SCRIPT],
+        cwd=ROOT,
+        env=subprocess_env(url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"wrong": True, "right": before["id"]}
+    after = (await fetch(url, query))[0]["password_hash"]
+    assert after.startswith("$argon2id$") and verify_password("password123", after)
+
+
 @pytest.mark.once
 async def test_a_staff_member_whose_prisma_email_had_capitals_signs_in_to_the_studio(
     create_database: CreateDatabase, redis_url: str, tmp_path: Path
 ) -> None:
-    """The studio on the adopted database: createstaff (the password, until bcrypt hashes
-    verify) and a sign-in with the e-mail as the Prisma package stored it."""
+    """The studio on the adopted database: the staff member signs in with the password the
+    Node app hashed (bcrypt `$2b$`), by the e-mail as the Prisma package stored it, and their
+    hash becomes argon2id."""
     url = await prisma_database(create_database, prisma.Variant(enums=True), fix=True)
     await adopt(url)
-    staff = run_cli(
-        url, "createstaff", prisma.STAFF_EMAIL, "--password-stdin", stdin="new-pass-99\n"
+    # The Prisma package had no staff flag: an operator grants it, the password stays the Node
+    # app's bcrypt hash.
+    await execute(
+        url,
+        "UPDATE \"user\" SET is_staff = true, role = 'admin'"
+        " WHERE email = 'coach.admin@example.com'",
     )
-    assert staff.returncode == 0, staff.stderr
     port = free_port()
     studio = await asyncio.create_subprocess_exec(
         *[sys.executable, "-m", "coach_db", "studio", "--no-migrate", "--port", str(port)],
         cwd=ROOT,
-        env=subprocess_env(url, home=tmp_path, REDIS_URL=redis_url),
+        # A Redis prefix of its own: sign-in failures of other runs never lock this one out.
+        env=subprocess_env(
+            url, home=tmp_path, REDIS_URL=redis_url, REDIS_PREFIX=f"adopt-{uuid.uuid4().hex[:8]}:"
+        ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         stdin=subprocess.DEVNULL,
@@ -524,10 +571,13 @@ async def test_a_staff_member_whose_prisma_email_had_capitals_signs_in_to_the_st
             assert studio.returncode is None
             wrong = await sign_in(client, prisma.STAFF_EMAIL, "not-the-password")
             assert wrong.status_code != 303
-            done = await sign_in(client, prisma.STAFF_EMAIL, "new-pass-99")
+            done = await sign_in(client, prisma.STAFF_EMAIL, "staff-pass-42")
             assert done.status_code == 303, done.text[:300]
             home = await client.get("/admin/")
             assert home.status_code == 200 and "coach.admin@example.com" in home.text
+        query = "SELECT password_hash FROM \"user\" WHERE email = 'coach.admin@example.com'"
+        stored = (await fetch(url, query))[0]["password_hash"]
+        assert stored.startswith("$argon2id$") and verify_password("staff-pass-42", stored)
     finally:
         studio.terminate()
         await asyncio.wait_for(studio.wait(), 30)
