@@ -185,6 +185,21 @@ async def test_dry_run_recognises_the_variant_and_each_invariant(
     assert not plan.ok
 
 
+async def run_script(url: str, script: str) -> object:
+    """Run `script` as a service would (its own process, DATABASE_URL = url); its JSON output."""
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=subprocess_env(url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
 def run_cli(url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "coach_db", *args],
@@ -466,17 +481,7 @@ async def test_the_package_and_createstaff_work_on_the_adopted_database(
 ) -> None:
     url = await prisma_database(create_database, prisma.Variant(), fix=True)
     await adopt(url)
-    result = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-c", PACKAGE_SCRIPT],
-        cwd=ROOT,
-        env=subprocess_env(url),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {
+    assert await run_script(url, PACKAGE_SCRIPT) == {
         "id": 6,
         "total": 2,
         "lines": ["After the move", "Still here"],
@@ -516,17 +521,7 @@ async def test_the_node_apps_bcrypt_password_signs_in_through_the_package_after_
     query = "SELECT id, password_hash FROM \"user\" WHERE email = 'test@example.com'"
     before = (await fetch(url, query))[0]
     assert before["password_hash"] == prisma.TEST_USER_HASH
-    result = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-c", SIGN_IN_SCRIPT],
-        cwd=ROOT,
-        env=subprocess_env(url),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"wrong": True, "right": before["id"]}
+    assert await run_script(url, SIGN_IN_SCRIPT) == {"wrong": True, "right": before["id"]}
     after = (await fetch(url, query))[0]["password_hash"]
     assert after.startswith("$argon2id$") and verify_password("password123", after)
 
