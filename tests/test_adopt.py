@@ -9,6 +9,7 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -31,7 +32,7 @@ async def prisma_database(create_database: CreateDatabase, v: prisma.Variant, fi
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         await conn.execute(
-            f"ALTER DATABASE \"{url.rsplit('/', 1)[1]}\" SET TimeZone = '{NEW_YORK}'"
+            f"ALTER DATABASE \"{urlsplit(url).path.lstrip('/')}\" SET TimeZone = '{NEW_YORK}'"
         )
         await prisma.create_schema(conn, v)
         await prisma.fill(conn, v)
@@ -234,7 +235,7 @@ async def test_adoption_keeps_every_row_byte_for_byte_and_every_instant(
     url = await prisma_database(create_database, v, fix=True)
     before = {k: [tuple(r) for r in await fetch(url, q)] for k, q in BEFORE.items()}
     # The session's own TimeZone differs from the database's too.
-    done = await adopt(url + "?TimeZone=Asia%2FKathmandu")
+    done = await adopt(url + ("&" if "?" in url else "?") + "TimeZone=Asia%2FKathmandu")
     assert done.rows == {"scenario": 2, "user": 4, "conversation_session": 5, "message": 8}
     after = {k: [tuple(r) for r in await fetch(url, q)] for k, q in AFTER.items()}
     assert after == before

@@ -36,10 +36,11 @@ HASH = "a" * 64
 
 
 def _as_role(url: str, role: str) -> str:
+    """The same server and database as `role`: only the user changes (the embedded server's URL
+    names its socket in the query string, `?host=/tmp/...`, and has no host part)."""
     parts = urlsplit(url)
-    host = parts.hostname or "127.0.0.1"
-    netloc = f"{role}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    where = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{role}@{where}"))
 
 
 @pytest.fixture(scope="module")
