@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import textwrap
 from pathlib import Path
@@ -16,7 +15,7 @@ from coach_db import ConversationSession, Message, ScenarioVersion, User
 from coach_db.passwords import authenticate
 from coach_db.prisma_schema import OMITTED, camel, configured_schema, prisma_drift, render
 from tests.node import PRISMA, node, prisma_packages
-from tests.processes import coach_db_cmd
+from tests.processes import coach_db_cmd, subprocess_env
 
 TSC = PRISMA.parent / "typescript" / "node_modules" / "typescript" / "bin" / "tsc"
 SCRIPT = PRISMA / "client-check.mjs"
@@ -31,7 +30,7 @@ def client_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert result.returncode == 0, result.stderr
     (folder / "node_modules").symlink_to(prisma_packages() / "node_modules")
     (folder / SCRIPT.name).write_text(SCRIPT.read_text())
-    env = {**os.environ, "PRISMA_SCHEMA_ENGINE_BINARY": "/bin/true", "CHECKPOINT_DISABLE": "1"}
+    env = subprocess_env(PRISMA_SCHEMA_ENGINE_BINARY="/bin/true", CHECKPOINT_DISABLE="1")
     cli = str(folder / "node_modules" / "prisma" / "build" / "index.js")
     generate = node([cli, "generate", "--schema", "schema.prisma"], folder, env)
     assert generate.returncode == 0, generate.stdout + generate.stderr
@@ -43,8 +42,7 @@ async def test_prisma_client_writes_go_through_coach_db_rules(
 ) -> None:
     """Nested writes and the README's nested include through Prisma Client; coach-db then reads
     exact counters, the recorded prompt version and the bcryptjs hash, which it upgrades."""
-    env = {**os.environ, "DATABASE_URL": database_url}
-    result = node([SCRIPT.name], client_dir, env)
+    result = node([SCRIPT.name], client_dir, subprocess_env(database_url))
     assert result.returncode == 0, result.stderr
     out: dict[str, Any] = json.loads(result.stdout)
 

@@ -26,7 +26,11 @@ from tests.processes import ROOT, free_port, processes_under, subprocess_env
 
 
 def env_without_urls(home: Path) -> dict[str, str]:
-    return subprocess_env(home=home, SEED_ADMIN_PASSWORD="studio-test-password")
+    """As on a developer's machine: no server URLs and no erasure key (the suite sets one)."""
+    env = subprocess_env(home=home, SEED_ADMIN_PASSWORD="studio-test-password")
+    env.pop("COACH_DB_ERASURE_KEY", None)
+    env.pop("COACH_DB_ERASURE_KEY_FILE", None)
+    return env
 
 
 def start_studio(home: Path, port: int) -> subprocess.Popen[str]:

@@ -20,7 +20,10 @@ from tests.processes import IN_CI, ROOT, free_port, needs, subprocess_env
 
 UV = shutil.which("uv")
 # The migrations the wheel must carry, by name.
-MIGRATIONS = sorted(p.name for p in (ROOT / "migrations" / "models").glob("[0-9]*_*.py"))
+MIGRATIONS = sorted(
+    (p.name for p in (ROOT / "migrations" / "models").glob("[0-9]*_*.py")),
+    key=lambda name: int(name.split("_")[0]),  # in the order they apply: 9 before 10
+)
 EXCLUDE_NEWER = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]["exclude-newer"]
 
 pytestmark = [pytest.mark.once, needs(None if UV else "uv is not on PATH")]
