@@ -155,8 +155,16 @@ _START_SESSION = """
     SELECT $1, "id", $3 FROM "scenario" WHERE "id" = $2 AND "is_active"
     ON CONFLICT ("user_id", "idempotency_key") WHERE "idempotency_key" IS NOT NULL DO NOTHING
     RETURNING *"""
+# A retry's read-back of the row an earlier call stored locks it (FOR KEY SHARE, the weakest
+# lock: it blocks no insert or counter update). A lock takes a transaction id, so the read's
+# commit waits for the synchronous standby like a write, and a standby refuses it as read-only:
+# the row is acknowledged only from a primary that has it replicated. (PostgreSQL commits locally
+# when a synchronous wait is cancelled, and a demoted primary keeps such rows until it is
+# rewound: without the lock, a primary cut off from its standby answered a retry with a row the
+# new primary never got — tests/test_patroni.py's partition test.)
 _KEYED_SESSION = """
-    SELECT * FROM "conversation_session" WHERE "user_id" = $1 AND "idempotency_key" = $2"""
+    SELECT * FROM "conversation_session" WHERE "user_id" = $1 AND "idempotency_key" = $2
+    FOR KEY SHARE"""
 _ADD_MESSAGE = """
     INSERT INTO "message" ("session_id", "role", "content", "metadata", "idempotency_key")
     SELECT "id", $2, $3, $4::jsonb, $5 FROM "conversation_session"
@@ -168,7 +176,8 @@ _KEYED_MESSAGE = """
     SELECT "id", "role", "content", "timestamp", "audio_url", "metadata"::text AS "metadata",
            "role" = $3 AS "same_role", "content" = $4 AS "same_content",
            "metadata" = $5::jsonb AS "same_metadata"
-    FROM "message" WHERE "session_id" = $1 AND "idempotency_key" = $2"""
+    FROM "message" WHERE "session_id" = $1 AND "idempotency_key" = $2
+    FOR KEY SHARE"""
 # ended_at and duration_seconds come from the trigger: the database clock, after the row lock.
 _END_SESSION = """
     UPDATE "conversation_session" SET "status" = $2
