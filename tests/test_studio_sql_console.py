@@ -11,13 +11,13 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 
 from admin import sql_runner
-from coach_db import StaffRole
+from coach_db import StaffRole, console_role
 from coach_db.console_role import drop, is_secret, provision
 from coach_db.models import AuditEvent
 from tests.factories import make_message
@@ -27,9 +27,8 @@ from tests.test_studio_roles import signed_in_as
 
 
 def _as(url: str, role: str, password: str) -> str:
-    parts = urlsplit(url)
-    netloc = f"{role}:{password}@{parts.hostname}:{parts.port or 5432}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The URL `coach-db console-role` prints (it keeps the embedded server's ?host=socket)."""
+    return console_role.console_url(url, role, password)
 
 
 @pytest.fixture(scope="module")
