@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
@@ -257,22 +258,66 @@ def url_hosts(url: str) -> list[tuple[str, int]]:
     return hosts
 
 
+# A host that did not answer within its connect timeout is tried after the others for this long
+# (seconds): while a node is cut off, each new connection does not first wait it out again.
+UNANSWERED_HOST_LAST_FOR = 30.0
+
+
 @dataclass(frozen=True)
 class MultiHostConnect:
     """asyncpg.connect for a pool over several hosts (asyncpg.create_pool's `connect=` hook).
 
-    Tortoise passes a single host and port to the pool; asyncpg itself takes lists and tries
-    the hosts in order, keeping the first that matches target_session_attrs. The pool calls
-    this for every new connection, so after a failover the replacement of a dropped connection
-    goes to whichever host is the primary now.
+    Tortoise passes a single host and port to the pool. The hosts are tried in order, keeping
+    the first that matches target_session_attrs, each within its own connect `timeout`, as
+    libpq's connect_timeout does: asyncpg's own host list shares one timeout among all hosts,
+    so a host that never answers (cut off by the network: no refusal, no reply) used it all
+    and the hosts after it were never tried. A host that timed out goes last for
+    UNANSWERED_HOST_LAST_FOR seconds. The pool calls this for every new connection, so after
+    a failover the replacement of a dropped connection goes to whichever host is the primary
+    now.
     """
 
     hosts: tuple[str, ...]
     ports: tuple[int, ...]
+    # Host index -> time.monotonic() of its last timeout.
+    unanswered: dict[int, float] = field(default_factory=dict, compare=False)
 
     async def __call__(self, *args: Any, **kwargs: Any) -> asyncpg.Connection:
-        kwargs["host"], kwargs["port"] = list(self.hosts), list(self.ports)
-        return await asyncpg.connect(*args, **kwargs)
+        timeout = kwargs.pop("timeout", 60)
+        target = kwargs.pop("target_session_attrs", None)
+        recently = time.monotonic() - UNANSWERED_HOST_LAST_FOR
+        order = sorted(range(len(self.hosts)), key=lambda i: self.unanswered.get(i, 0) > recently)
+        # prefer-standby: a standby if any answers, else any host that answered.
+        passes = ["standby", "any"] if target == "prefer-standby" else [target]
+        answered: list[int] = []
+        last_error: BaseException | None = None
+        for attrs in passes:
+            for i in order if attrs == passes[0] else answered:
+                options = {**kwargs, "host": self.hosts[i], "port": self.ports[i]}
+                if attrs is not None:
+                    options["target_session_attrs"] = attrs
+                try:
+                    connection: asyncpg.Connection = await asyncpg.connect(
+                        *args, timeout=timeout, **options
+                    )
+                except TimeoutError as exc:
+                    self.unanswered[i] = time.monotonic()
+                    last_error = exc
+                except asyncpg.exceptions.TargetServerAttributeNotMatched as exc:
+                    answered.append(i)
+                    last_error = exc
+                except (OSError, asyncpg.CannotConnectNowError) as exc:
+                    # Refused, unknown, or starting up / shutting down (a failover under way).
+                    last_error = exc
+                else:
+                    self.unanswered.pop(i, None)
+                    return connection
+        if answered:  # the most telling reason: hosts answered, none of the kind asked for
+            raise asyncpg.exceptions.TargetServerAttributeNotMatched(
+                f"none of the hosts match the target attribute requirement {target!r}"
+            )
+        assert last_error is not None
+        raise last_error
 
 
 def tortoise_connection(url: str) -> str | dict[str, Any]:

@@ -339,8 +339,11 @@ class PatroniCluster:
         )
         raise RuntimeError(f"the cluster did not become healthy: {self.members()}\n{logs}")
 
-    def url(self, **query: str) -> str:
-        hosts = ",".join(f"{n.address}:5432" for n in self.nodes)
+    def url(self, first: Node | None = None, **query: str) -> str:
+        """The multi-host URL of the nodes, `first` first (a node a test will cut off: the worst
+        place for it, since every new connection tries it before the others)."""
+        nodes = sorted(self.nodes, key=lambda n: n is not first)
+        hosts = ",".join(f"{n.address}:5432" for n in nodes)
         extra = "&".join(f"{k}={v}" for k, v in query.items())
         return f"postgres://postgres:{PASSWORD}@{hosts}/coach" + (f"?{extra}" if extra else "")
 

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from tortoise import connections
 
 import coach_db
 from coach_db import DatabaseConnectionLost, DatabaseUnreachable, add_message
+from coach_db.db import forget_pooled_connections
 from tests.conftest import run_aerich
 from tests.factories import make_session
 from tests.failover_load import Load, check_nothing_lost_or_doubled, run_writers
@@ -35,8 +37,8 @@ class Pair:
 
     def url(self, *servers: ThrowawayPostgres, **query: str) -> str:
         hosts = ",".join(f"127.0.0.1:{s.port}" for s in servers)
-        extra = "".join(f"&{k}={v}" for k, v in query.items())
-        return f"postgres://postgres@{hosts}/coach?timeout=3{extra}"
+        extra = "&".join(f"{k}={v}" for k, v in {"timeout": "3", **query}.items())
+        return f"postgres://postgres@{hosts}/coach?{extra}"
 
 
 def coach(server: ThrowawayPostgres) -> str:
@@ -125,6 +127,53 @@ async def test_a_multi_host_url_writes_to_the_primary_past_a_dead_host_and_a_sta
     assert stored == message.id
     with pytest.raises(DatabaseUnreachable, match="target_session_attrs=read-write"):
         await coach_db.init_db(connected.url(connected.standby, connected.standby))
+
+
+class SilentHost:
+    """A TCP port that accepts connections and never says a word: a host cut off by the network
+    as a client sees it (no refusal, no reply), without root. Counts the connections it got."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self._server: asyncio.Server | None = None
+
+    async def _silent(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        await reader.read()  # until the client gives up
+        writer.close()
+
+    async def __aenter__(self) -> int:
+        self._server = await asyncio.start_server(self._silent, "127.0.0.1", 0)
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+
+async def test_a_host_that_never_answers_does_not_keep_the_pool_from_the_primary(
+    pair: Pair, package_url: str
+) -> None:
+    """libpq's connect_timeout is per host; asyncpg's covered the whole host list, so a silent
+    first host (a node cut off) used it all and the pool never reached the primary. Each host
+    has its own timeout now, and a host that timed out is tried last for a while."""
+    silent = SilentHost()
+    async with silent as port:
+        url = pair.url(pair.standby, pair.primary, timeout="1").replace(
+            "@", f"@127.0.0.1:{port},", 1
+        )
+        await coach_db.init_db(url)
+        try:
+            session = await make_session()
+            first = await add_message(session, "user", "past a silent host", idempotency_key="s")
+            # Every new connection of the pool: the silent host is not waited for again.
+            await forget_pooled_connections(connections.get("default"))
+            again = await add_message(session, "user", "once more", idempotency_key="t")
+        finally:
+            await coach_db.init_db(package_url)
+    assert first.id != again.id
+    assert silent.connections == 1
 
 
 async def test_writers_with_keys_survive_a_standby_promoted_by_hand(connected: Pair) -> None:
