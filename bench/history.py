@@ -32,7 +32,7 @@ from typing import Any
 import asyncpg
 
 from coach_db.config import mask_url
-from coach_db.conversations import _ADD_MESSAGE, _FIRST_PAGE, _NEXT_PAGE, _USER_HISTORY
+from coach_db.conversations import _ADD_MESSAGE, _FIRST_PAGE, _NEXT_PAGE, _history_rows
 
 # The server is shared (max_connections 100): 16 or 64 clients share a pool of 16 connections,
 # as a service's requests share its pool.
@@ -105,7 +105,8 @@ async def bench(url: str, samples: int, seconds: float) -> list[str]:
             await pool.fetch(_NEXT_PAGE, picks[i], page[-1]["timestamp"], page[-1]["id"], 50)
 
     async def history(i: int) -> None:
-        await pool.fetchrow(_USER_HISTORY, users[i % len(users)], None, 50, 200)
+        async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+            await _history_rows(conn, users[i % len(users)], None)
 
     async def add(i: int) -> None:
         await pool.fetchrow(_ADD_MESSAGE, active[i % len(active)], "user", "Hi", METADATA)

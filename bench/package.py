@@ -56,7 +56,7 @@ from coach_db import (
     transcript,
     user_history,
 )
-from coach_db.limits import MAX_HISTORY_MESSAGES, MAX_HISTORY_SESSIONS
+from coach_db.conversations import _history_rows
 from coach_db.types import MessageRead, UserWithSessions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -298,14 +298,13 @@ async def workloads(
 
         return sample
 
-    history_sql = _user_history_sql()
-
     async def raw_user_history() -> UserWithSessions:
-        row = await pool.fetchrow(
-            history_sql, reader.id, None, MAX_HISTORY_SESSIONS, MAX_HISTORY_MESSAGES
-        )
-        assert row is not None
-        return UserWithSessions.model_validate_json(row["doc"])
+        # The package's own statements and validation, on a plain asyncpg connection.
+        async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+            doc = await _history_rows(conn, reader.id, None)
+        assert doc is not None
+        doc.pop("cursor_found")
+        return UserWithSessions.model_validate(doc)
 
     async def raw_history() -> Any:
         return (await raw_user_history()).model_dump()
@@ -485,13 +484,6 @@ def message_filters(
             package_messages(session),
         ),
     ]
-
-
-def _user_history_sql() -> str:
-    """The package's own JSON query: raw asyncpg runs exactly the same SQL."""
-    from coach_db import conversations
-
-    return str(conversations._USER_HISTORY)
 
 
 # --- running ----------------------------------------------------------------------------------

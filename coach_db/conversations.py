@@ -93,11 +93,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
+import asyncpg
 from asyncpg import CheckViolationError, ForeignKeyViolationError
-from pydantic import TypeAdapter
+from asyncpg.pool import PoolConnectionProxy
+from pydantic import BaseModel, TypeAdapter
 from pydantic_core import from_json
 from tortoise import connections
 from tortoise.backends.asyncpg.client import TransactionWrapper
@@ -135,14 +138,17 @@ from coach_db.models import (
     SessionStatus,
     User,
 )
-from coach_db.types import MessageRead, UserWithSessions
+from coach_db.types import MessageRead, ScenarioRead, SessionWithHistory, UserWithSessions
 
 # The trigger's error for a message after its session's end (see the module docstring).
 _AFTER_END = "message_not_after_session_end"
+_T = TypeVar("_T")
 _ROLES = ", ".join(repr(role.value) for role in MessageRole)
 _ROLE_BY_VALUE: Final = {role.value: role for role in MessageRole}
 # transcript()'s pages: pydantic-core validates the rows in one call, no ORM objects.
 _MESSAGE_PAGE: Final = TypeAdapter(list[MessageRead])
+# The fields of a session in user_history() that come from other tables.
+_NESTED = ("scenario", "messages")
 
 # Each operation is a single statement; the WHERE clauses make the refusals atomic with the
 # write (a session ending or a scenario being deactivated concurrently cannot slip between a
@@ -214,33 +220,35 @@ _PREVIOUS_PAGE = f"""
 # are the models' Meta.ordering. Times carry the server's TimeZone offset: the same instants
 # as the ORM's UTC datetimes. Bounded: the newest $3 sessions (older than the session $2 when
 # given), each with its first $4 messages, so the document never grows with the history.
-_USER_HISTORY = """
-    SELECT json_build_object(
-        'id', u."id", 'email', u."email", 'username', u."username", 'is_staff', u."is_staff",
-        'role', u."role", 'created_at', u."created_at", 'updated_at', u."updated_at",
-        'sessions', coalesce((
-            SELECT json_agg(json_build_object(
-                'id', s."id", 'user_id', s."user_id", 'status', s."status",
-                'started_at', s."started_at", 'ended_at', s."ended_at",
-                'total_messages', s."total_messages", 'duration_seconds', s."duration_seconds",
-                'scenario_version_id', s."scenario_version_id",
-                'idempotency_key', s."idempotency_key",
-                'scenario', (
-                    SELECT row_to_json(c) FROM "scenario" c WHERE c."id" = s."scenario_id"),
-                'messages', coalesce((
-                    SELECT json_agg(m ORDER BY m."timestamp", m."id") FROM (
-                        SELECT * FROM "message" WHERE "session_id" = s."id"
-                        ORDER BY "timestamp", "id" LIMIT $4) m), '[]'))
-                ORDER BY s."started_at" DESC, s."id" DESC)
-            FROM (
-                SELECT * FROM "conversation_session"
-                WHERE "user_id" = u."id" AND ($2::int IS NULL OR ("started_at", "id") < (
-                    SELECT "started_at", "id" FROM "conversation_session" WHERE "id" = $2))
-                ORDER BY "started_at" DESC, "id" DESC LIMIT $3) s), '[]'))::text AS doc,
-        $2::int IS NULL OR EXISTS (
-            SELECT FROM "conversation_session" WHERE "id" = $2 AND "user_id" = u."id"
-        ) AS cursor_found
+
+
+def _columns(model: type[BaseModel], alias: str, *skip: str) -> str:
+    """The columns of a generated type's fields, in its order (the types follow the models)."""
+    return ", ".join(f'{alias}."{name}"' for name in model.model_fields if name not in skip)
+
+
+# user_history() in three statements on one snapshot: the user, the sessions with their
+# scenario (a join), the first messages of each (one LATERAL query). Rows to dicts to one
+# pydantic-core validation: as cheap as a hand-written asyncpg version (bench/shapes.py);
+# building the document as JSON in PostgreSQL (json_agg) cost 3x as much.
+_HISTORY_USER = f"""
+    SELECT {_columns(UserWithSessions, "u", "sessions")},
+           $2::int IS NULL OR EXISTS (
+               SELECT FROM "conversation_session" WHERE "id" = $2 AND "user_id" = u."id"
+           ) AS "cursor_found"
     FROM "user" u WHERE u."id" = $1"""
+_SESSION_FIELDS: Final = [n for n in SessionWithHistory.model_fields if n not in _NESTED]
+_SCENARIO_FIELDS: Final = list(ScenarioRead.model_fields)
+_HISTORY_SESSIONS = f"""
+    SELECT {_columns(SessionWithHistory, "s", *_NESTED)}, {_columns(ScenarioRead, "c")}
+    FROM "conversation_session" s JOIN "scenario" c ON c."id" = s."scenario_id"
+    WHERE s."user_id" = $1 AND ($2::int IS NULL OR (s."started_at", s."id") < (
+        SELECT "started_at", "id" FROM "conversation_session" WHERE "id" = $2))
+    ORDER BY s."started_at" DESC, s."id" DESC LIMIT $3"""
+_HISTORY_MESSAGES = f"""
+    SELECT m.* FROM unnest($1::int[]) AS s("id"), LATERAL (
+        SELECT {_columns(MessageRead, "message")} FROM "message"
+        WHERE "session_id" = s."id" ORDER BY "timestamp", "id" LIMIT $2) m"""
 
 
 _INT4_MAX, _INT8_MAX = 2**31 - 1, 2**63 - 1  # the id columns' ranges
@@ -433,13 +441,49 @@ async def user_history(
     """
     user_id = _pk(user, "User")
     before_id = None if before is None else _pk(before, "Session")
-    args = [user_id, before_id, MAX_HISTORY_SESSIONS, MAX_HISTORY_MESSAGES]
-    rows = await _run(_db(), "user_history", _USER_HISTORY, args, read_only=True)
-    if not rows:
+    db = _db()
+    doc = await _run_call(db, "user_history", lambda: _read_history(db, user_id, before_id))
+    if doc is None:
         raise NotFound("User", user_id)
-    if not rows[0]["cursor_found"]:
+    if not doc.pop("cursor_found"):
         raise NotFound("Session", before_id or 0)
-    return UserWithSessions.model_validate_json(rows[0]["doc"])
+    return UserWithSessions.model_validate(doc)
+
+
+async def _read_history(
+    db: BaseDBAsyncClient, user_id: int, before_id: int | None
+) -> dict[str, Any] | None:
+    """user_history()'s rows as one document of dicts, read on one snapshot."""
+    async with db.acquire_connection() as conn:
+        if isinstance(db, TransactionWrapper):  # the caller's transaction is the snapshot
+            return await _history_rows(conn, user_id, before_id)
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            return await _history_rows(conn, user_id, before_id)
+
+
+async def _history_rows(
+    conn: asyncpg.Connection | PoolConnectionProxy, user_id: int, before_id: int | None
+) -> dict[str, Any] | None:
+    found = await conn.fetchrow(_HISTORY_USER, user_id, before_id)
+    if found is None:
+        return None
+    doc = dict(found)
+    if not doc["cursor_found"]:
+        return doc
+    split = len(_SESSION_FIELDS)
+    sessions, by_id = [], {}
+    for row in await conn.fetch(_HISTORY_SESSIONS, user_id, before_id, MAX_HISTORY_SESSIONS):
+        values = tuple(row)
+        session = dict(zip(_SESSION_FIELDS, values[:split], strict=True))
+        session["scenario"] = dict(zip(_SCENARIO_FIELDS, values[split:], strict=True))
+        session["messages"] = []
+        sessions.append(session)
+        by_id[session["id"]] = session["messages"]
+    if by_id:
+        for m in await conn.fetch(_HISTORY_MESSAGES, list(by_id), MAX_HISTORY_MESSAGES):
+            by_id[m["session_id"]].append({**m, "metadata": from_json(m["metadata"])})
+    doc["sessions"] = sessions
+    return doc
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -465,15 +509,25 @@ async def _run(
     demoted) wrote nothing; a statement past the URL's command_timeout (a node cut off) may
     have. Both make the pool drop its connections, so new ones find the current primary.
     """
+    return await _run_call(db, operation, lambda: _fetch(db, query, args, read_only), read_only)
+
+
+async def _run_call(
+    db: BaseDBAsyncClient,
+    operation: str,
+    call: Callable[[], Awaitable[_T]],
+    read_only: bool = True,
+) -> _T:
+    """`call()` with _run's handling of a lost connection (see _run)."""
     try:
-        return await _fetch(db, query, args, read_only)
+        return await call()
     except Exception as exc:
         if not connection_lost(exc) and not _timed_out(exc):
             raise
         first = exc
     if read_only and not isinstance(db, TransactionWrapper) and not _timed_out(first):
         try:
-            return await _fetch(db, query, args, read_only)
+            return await call()
         except Exception as exc:
             if not connection_lost(exc):
                 raise

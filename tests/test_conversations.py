@@ -11,7 +11,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from tortoise.backends.asyncpg.client import AsyncpgDBClient, TransactionWrapper
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
@@ -59,13 +58,13 @@ async def assert_counters_exact(raw: asyncpg.Connection) -> None:
 
 @pytest.fixture
 def queries(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every SQL statement sent through Tortoise's connections while the test runs."""
+    """Every SQL statement sent to PostgreSQL while the test runs (BEGIN and COMMIT included):
+    asyncpg's public methods, through which Tortoise and the package's own reads send them."""
     sent: list[str] = []
-    names = ("execute_query", "execute_query_dict", "execute_insert", "execute_many")
-    for cls in (AsyncpgDBClient, TransactionWrapper):
-        for name in names:
-            if name in vars(cls):
-                monkeypatch.setattr(cls, name, _recording(vars(cls)[name], sent))
+    for name in ("fetch", "fetchrow", "fetchval", "execute", "executemany"):
+        monkeypatch.setattr(
+            asyncpg.Connection, name, _recording(getattr(asyncpg.Connection, name), sent)
+        )
     yield sent
 
 
@@ -702,10 +701,12 @@ async def test_user_history_is_what_the_orm_nesting_gives() -> None:
     assert [m["content"] for m in dumped["sessions"][-1]["messages"]] == ["s0 m0", "s0 m1", "s0 m2"]
 
 
-async def test_user_history_takes_one_query_however_many_sessions_and_messages(
+async def test_user_history_takes_the_same_few_statements_however_long_the_history(
     queries: list[str],
 ) -> None:
-    """No N+1: 1 query for 1 session or 12 sessions x 10 messages (the ORM nesting takes 3)."""
+    """No N+1: the user, the sessions with their scenario, their messages, in one read-only
+    snapshot (BEGIN … COMMIT), for 1 session or 12 sessions x 10 messages; without sessions
+    no message query. (The ORM's nesting takes 3 queries on no common snapshot.)"""
     counts = []
     for sessions, messages in [(0, 0), (1, 1), (12, 10)]:
         user_id = await _user_with_history(sessions, messages)
@@ -713,11 +714,33 @@ async def test_user_history_takes_one_query_however_many_sessions_and_messages(
         history = await user_history(user_id)
         counts.append(len(queries))
         assert len(history.model_dump()["sessions"]) == sessions
-    assert counts == [1, 1, 1]
+        assert queries[0].upper().startswith("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        assert queries[-1].upper().startswith("COMMIT")
+    assert counts == [4, 5, 5]
     user = await User.get(id=user_id)
     queries.clear()
     await UserWithSessions.from_tortoise_orm(user)
     assert len(queries) == 3
+
+
+async def test_user_history_in_a_callers_transaction_sees_its_own_writes() -> None:
+    """Inside in_transaction() the caller's transaction is the snapshot (no second BEGIN):
+    a message it added and has not committed is in the history; a rollback takes it away."""
+    session = await make_session()
+    user_id, session_id = session.user_id, session.id
+    await add_message(session_id, "user", "committed")
+
+    class Rollback(Exception):
+        pass
+
+    with pytest.raises(Rollback):
+        async with in_transaction():
+            await add_message(session_id, "user", "uncommitted")
+            history = await user_history(user_id)
+            assert [m.content for m in history.sessions[0].messages][-1] == "uncommitted"
+            raise Rollback
+    contents = [m.content for m in (await user_history(user_id)).sessions[0].messages]
+    assert contents == ["committed"]
 
 
 async def test_user_history_of_a_missing_user_raises_not_found() -> None:
