@@ -430,7 +430,10 @@ async def transcript(
 async def user_history(
     user: User | int, before: ConversationSession | int | None = None
 ) -> UserWithSessions:
-    """The user with their newest sessions, each with its scenario and first messages: 1 query.
+    """The user with their newest sessions, each with its scenario and first messages.
+
+    Three statements (user, sessions with scenario, messages) on one read-only snapshot,
+    however long the history: no N+1.
 
     Bounded, so its memory does not grow with the history: at most MAX_HISTORY_SESSIONS
     sessions (newest first) and at most MAX_HISTORY_MESSAGES messages per session (the first
