@@ -581,14 +581,10 @@ async def test_summary_counts_rows_per_kind_and_shows_the_password_only_once() -
 
 
 async def test_two_seeds_started_together_both_succeed_without_duplicates(
-    create_database: Callable[[], Awaitable[str]], tmp_path: Path
+    create_migrated_database: Callable[[], Awaitable[str]], tmp_path: Path
 ) -> None:
     """Two containers or terminals seeding at once take turns (advisory lock)."""
-    url = await create_database()
-    deployed = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "coach_db", "deploy", env=subprocess_env(url)
-    )
-    assert await deployed.wait() == 0
+    url = await create_migrated_database()
     runs = await asyncio.gather(*(run_cli(url=url, tmp_path=tmp_path) for _ in range(2)))
     assert [r.returncode for r in runs] == [0, 0], [r.stderr for r in runs]
     conn = await asyncpg.connect(url)
