@@ -28,9 +28,31 @@ TEST_ERASURE_KEY = "test-erasure-key-" + "k" * 32
 GENESIS = "0" * 64
 
 
+# Modules whose tests must never run at the same time as each other's, under pytest-xdist:
+# the Patroni cluster tests (each starts a three-node cluster and cuts its network).
+SERIAL_GROUPS = {"test_patroni.py": "patroni-cluster", "test_failover.py": "patroni-cluster"}
+
+
+def _module_scoped_fixtures(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    fixturedefs = info.name2fixturedefs.values() if info is not None else []
+    return any(d.scope == "module" for defs in fixturedefs for d in defs)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """`@pytest.mark.once` tests run in CI's first pass only: the second pass (embedded servers)
-    checks the package against another server, not the slow topology/scale tests again."""
+    checks the package against another server, not the slow topology/scale tests again.
+
+    Under `pytest -n N --dist loadgroup` a module with module-scoped fixtures (a server, a
+    studio process, a built wheel) runs on one worker, so they start once; SERIAL_GROUPS share
+    one worker; every other test goes to whichever worker is free."""
+    for item in items:
+        module = item.path.name
+        if module in SERIAL_GROUPS:
+            item.add_marker(pytest.mark.xdist_group(SERIAL_GROUPS[module]))
+        elif _module_scoped_fixtures(item):
+            item.add_marker(pytest.mark.xdist_group(module))
     if os.environ.get("COACH_DB_TEST_SERVER") != "embedded":
         return
     skip = pytest.mark.skip(reason="marked once: runs in the local-servers pass")
