@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import subprocess
@@ -33,26 +34,40 @@ GENESIS = "0" * 64
 SERIAL_GROUPS = {"test_patroni.py": "patroni-cluster", "test_failover.py": "patroni-cluster"}
 
 
-def _module_scoped_fixtures(item: pytest.Item) -> bool:
-    info = getattr(item, "_fixtureinfo", None)
-    fixturedefs = info.name2fixturedefs.values() if info is not None else []
-    return any(d.scope == "module" for defs in fixturedefs for d in defs)
+@functools.cache
+def _has_module_fixtures(module: str) -> bool:
+    """Whether tests/<module> defines a module-scoped fixture (a server, a studio process, a
+    built wheel: what its tests share)."""
+    path = ROOT / "tests" / module
+    return path.is_file() and 'scope="module"' in path.read_text()
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """`pytest -n N --dist loadgroup` (.ci/run): a module with module-scoped fixtures runs on
+    one worker, so they start once; SERIAL_GROUPS share one worker; every other test goes to
+    whichever worker is free.
+
+    (pytest-xdist's own loadgroup reads `xdist_group` marks by renaming the test ids, which
+    pytest 9 no longer allows: the marks would be ignored, so the groups are made here.)
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            name = Path(module).name
+            if name in SERIAL_GROUPS:
+                return SERIAL_GROUPS[name]
+            return module if _has_module_fixtures(name) else nodeid
+
+    return ModuleFixtureScheduling(config, log)  # type: ignore[arg-type]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """`@pytest.mark.once` tests run in CI's first pass only: the second pass (embedded servers)
-    checks the package against another server, not the slow topology/scale tests again.
-
-    Under `pytest -n N --dist loadgroup` a module with module-scoped fixtures (a server, a
-    studio process, a built wheel) runs on one worker, so they start once; SERIAL_GROUPS share
-    one worker; every other test goes to whichever worker is free."""
-    for item in items:
-        module = item.path.name
-        if module in SERIAL_GROUPS:
-            item.add_marker(pytest.mark.xdist_group(SERIAL_GROUPS[module]))
-        elif _module_scoped_fixtures(item):
-            item.add_marker(pytest.mark.xdist_group(module))
+    checks the package against another server, not the slow topology/scale tests again."""
     if os.environ.get("COACH_DB_TEST_SERVER") != "embedded":
         return
     skip = pytest.mark.skip(reason="marked once: runs in the local-servers pass")
