@@ -1,7 +1,8 @@
-"""Test database: a fresh PostgreSQL database built by applying migrations/ with Aerich."""
+"""Test databases: copies of one database per run built by applying migrations/ with Aerich."""
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import subprocess
@@ -26,6 +27,42 @@ LOCAL_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
 APPEND_ONLY = ("audit_event", "erasure_receipt")
 TEST_ERASURE_KEY = "test-erasure-key-" + "k" * 32
 GENESIS = "0" * 64
+
+
+# Modules whose tests must never run at the same time as each other's, under pytest-xdist:
+# the Patroni cluster tests (each starts a three-node cluster and cuts its network).
+SERIAL_GROUPS = {"test_patroni.py": "patroni-cluster", "test_failover.py": "patroni-cluster"}
+
+
+@functools.cache
+def _has_module_fixtures(module: str) -> bool:
+    """Whether tests/<module> defines a module-scoped fixture (a server, a studio process, a
+    built wheel: what its tests share)."""
+    path = ROOT / "tests" / module
+    return path.is_file() and 'scope="module"' in path.read_text()
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """`pytest -n N --dist loadgroup` (.ci/run): a module with module-scoped fixtures runs on
+    one worker, so they start once; SERIAL_GROUPS share one worker; every other test goes to
+    whichever worker is free.
+
+    (pytest-xdist's own loadgroup reads `xdist_group` marks by renaming the test ids, which
+    pytest 9 no longer allows: the marks would be ignored, so the groups are made here.)
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            name = Path(module).name
+            if name in SERIAL_GROUPS:
+                return SERIAL_GROUPS[name]
+            return module if _has_module_fixtures(name) else nodeid
+
+    return ModuleFixtureScheduling(config, log)  # type: ignore[arg-type]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -104,14 +141,16 @@ def run_aerich(*args: str, url: str, cwd: Path = ROOT) -> subprocess.CompletedPr
 
 @pytest.fixture(scope="session")
 async def create_database(server_url: str) -> AsyncIterator[object]:
-    """A factory of empty databases on the test server, all dropped at the end."""
+    """A factory of databases on the test server, all dropped at the end: empty, or with
+    `template=` a copy of that database."""
     created: list[str] = []
 
-    async def create() -> str:
+    async def create(template: str | None = None) -> str:
         name = f"coach_test_{uuid.uuid4().hex[:12]}"
         conn = await asyncpg.connect(server_url)
         try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
+            copy = f' TEMPLATE "{template}"' if template else ""
+            await conn.execute(f'CREATE DATABASE "{name}"{copy}')
         finally:
             await conn.close()
         created.append(name)
@@ -134,11 +173,55 @@ def _planned_schema_sql() -> str | None:
 
 
 @pytest.fixture(scope="session")
-async def database_url(create_database: object) -> str:
-    """The suite's database, its schema built only by `aerich upgrade`."""
-    url: str = await create_database()  # type: ignore[operator]
-    result = run_aerich("upgrade", url=url)
-    assert result.returncode == 0, result.stdout + result.stderr
+async def migrated_template(server_url: str) -> AsyncIterator[str]:
+    """The name of a database migrated once per run by `aerich upgrade` (the real migrations),
+    from which the suite's databases are copied (CREATE DATABASE ... TEMPLATE): a copy takes
+    a fraction of a second, a migration several. Its own name per run (parallel runs share
+    the server); nobody connects to it after the upgrade (a template with a connection cannot
+    be copied), and it is dropped at the end."""
+    name = f"coach_template_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    try:
+        result = run_aerich("upgrade", url=_with_database(server_url, name))
+        assert result.returncode == 0, result.stdout + result.stderr
+        conn = await asyncpg.connect(server_url)
+        try:
+            # No stray connection (a tool, a test) can block the copies.
+            await conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        finally:
+            await conn.close()
+        yield name
+    finally:
+        conn = await asyncpg.connect(server_url)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def create_migrated_database(
+    server_url: str, migrated_template: str, create_database: object
+) -> AsyncIterator[object]:
+    """A factory of databases at the newest migration, copied from the run's migrated template
+    (for tests whose subject is not the migrations; tests/test_migrations.py runs them)."""
+
+    async def create() -> str:
+        url: str = await create_database(template=migrated_template)  # type: ignore[operator]
+        return url
+
+    yield create
+
+
+@pytest.fixture(scope="session")
+async def database_url(create_migrated_database: object) -> str:
+    """The suite's database, a copy of the run's template, whose schema was built only by
+    `aerich upgrade`."""
+    url: str = await create_migrated_database()  # type: ignore[operator]
     if extra := _planned_schema_sql():
         conn = await asyncpg.connect(url)
         try:

@@ -440,14 +440,13 @@ async def test_adoption_is_refused_while_a_deploy_holds_the_lock(
 
 
 async def test_adoption_is_refused_on_a_coach_db_an_adopted_or_an_empty_database(
-    create_database: CreateDatabase,
+    create_database: CreateDatabase, create_migrated_database: CreateDatabase
 ) -> None:
     url = await prisma_database(create_database, prisma.Variant(), fix=True)
     await adopt(url)
     with pytest.raises(AdoptRefused, match="schema prisma_archive already exists"):
         await adopt(url)
-    fresh = await create_database()
-    assert run_cli(fresh, "deploy").returncode == 0
+    fresh = await create_migrated_database()
     with pytest.raises(AdoptRefused, match="already coach-db's"):
         await adopt(fresh)
     empty = await create_database()

@@ -126,9 +126,10 @@ def test_reset_refuses_a_remote_host_even_with_yes() -> None:
     assert "s3cret" not in result.stderr
 
 
-async def test_reset_erases_data_and_migrates_again(create_database: CreateDatabase) -> None:
-    url = await create_database()
-    assert coach_db_cmd("deploy", url=url).returncode == 0
+async def test_reset_erases_data_and_migrates_again(
+    create_migrated_database: CreateDatabase,
+) -> None:
+    url = await create_migrated_database()
     conn = await asyncpg.connect(url)
     try:
         await conn.execute("INSERT INTO \"user\" (email, username) VALUES ('x@example.com', 'X')")

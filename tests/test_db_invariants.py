@@ -256,14 +256,13 @@ async def test_raw_sql_e_mail_not_lower_case_and_trimmed_is_refused(
     assert refused.value.constraint_name == "user_email_lower_trimmed"
 
 
-async def migrate_to_2_then(create_database: Any, before_3: str) -> tuple[str, Any]:
+async def migrate_to_2_then(create_migrated_database: Any, before_3: str) -> tuple[str, Any]:
     """A database at migration 2 with `before_3` run on it, then `aerich upgrade` to 3."""
     from tests.conftest import run_aerich
 
-    url = await create_database()
+    url = await create_migrated_database()  # a copy of the run's `aerich upgrade`
     migrations = ROOT / "migrations" / "models"
     third = next(migrations.glob("3_*.py"))
-    assert run_aerich("upgrade", url=url).returncode == 0
     # back to 2 (-v 3 reverts 3 itself, and whatever came after it)
     assert run_aerich("downgrade", "-v", "3", "--yes", url=url).returncode == 0
     conn = await asyncpg.connect(url)
@@ -275,10 +274,10 @@ async def migrate_to_2_then(create_database: Any, before_3: str) -> tuple[str, A
 
 
 async def test_the_migration_lower_cases_e_mails_and_stops_on_a_clash(
-    create_database: Any,
+    create_migrated_database: Any,
 ) -> None:
     url, upgraded, _ = await migrate_to_2_then(
-        create_database,
+        create_migrated_database,
         "INSERT INTO \"user\" (email, username) VALUES ('Boss@Example.COM', 'Boss');",
     )
     assert upgraded.returncode == 0, upgraded.stderr
@@ -289,7 +288,7 @@ async def test_the_migration_lower_cases_e_mails_and_stops_on_a_clash(
         await conn.close()
 
     url, upgraded, _ = await migrate_to_2_then(
-        create_database,
+        create_migrated_database,
         "INSERT INTO \"user\" (email, username) VALUES ('Boss@Example.com', 'A'),"
         " ('ann@example.com', 'Ann');"
         # A clash the lower(email) unique index of migration 1 cannot see: trailing space,

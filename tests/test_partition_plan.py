@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.conftest import ROOT, run_aerich
+from tests.conftest import ROOT
 from tests.processes import subprocess_env
 
 PLAN = ROOT / "docs" / "partition-message.sql"
@@ -28,10 +28,9 @@ def small_ranges(tmp_path: Path) -> Path:
 
 
 async def test_the_plan_partitions_message_keeping_names_and_triggers(
-    create_database: object, tmp_path: Path
+    create_migrated_database: object, tmp_path: Path
 ) -> None:
-    url: str = await create_database()  # type: ignore[operator]
-    assert run_aerich("upgrade", url=url).returncode == 0
+    url: str = await create_migrated_database()  # type: ignore[operator]
     conn = await asyncpg.connect(url)
     try:
         async with conn.transaction():

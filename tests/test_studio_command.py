@@ -201,14 +201,13 @@ def test_studio_starts_again_after_its_process_group_was_killed(
 
 
 async def test_studio_without_migrating_refuses_a_database_behind_the_migrations(
-    create_database: Any, redis_url: str, tmp_path: Path
+    create_migrated_database: Any, redis_url: str, tmp_path: Path
 ) -> None:
     """--no-migrate on a database at migration 2: one line naming the pending ones, no studio
     whose pages would fail on the columns the models expect."""
     from tests.conftest import run_aerich
 
-    url = await create_database()
-    assert run_aerich("upgrade", url=url).returncode == 0
+    url = await create_migrated_database()
     assert run_aerich("downgrade", "-v", "3", "--yes", url=url).returncode == 0
     done = _studio_no_migrate(url, redis_url, tmp_path)
     assert done.returncode != 0
