@@ -62,7 +62,7 @@ def studio(
     )
     _check_port_free(settings.studio_host, settings.studio_port)
     if assets.missing():
-        console.print("Installing the studio's pinned CSS and JS (npm ci, needed once) ...")
+        console.print("Building the studio's pinned CSS and JS (npm ci, needed once) ...")
         try:
             assets.ensure()
         except assets.AssetsMissing as exc:

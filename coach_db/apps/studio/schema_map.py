@@ -1,7 +1,7 @@
 """The schema map at /admin/schema: the live schema read from pg_catalog, drawn by mermaid.
 
 Tables with their columns (type, nullability, primary and foreign keys) and the relations
-between them, as a mermaid erDiagram the browser draws (admin/node_modules, no CDN); each
+between them, as a mermaid erDiagram the browser draws (the built assets, no CDN); each
 table's indexes and CHECK constraints are listed under the map, opened on demand.
 """
 
