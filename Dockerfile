@@ -5,13 +5,15 @@ FROM python:3.11-slim
 # resolution as every developer's (uv.lock is not committed: it records download URLs).
 RUN pip install --no-cache-dir uv==0.13.9
 ENV UV_PROJECT_ENVIRONMENT=/opt/venv UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy \
-    PATH=/opt/venv/bin:$PATH
+    PATH=/opt/venv/bin:$PATH \
+    COACH_DB_HOME=/app/.coach-db
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY coach_db ./coach_db
 RUN uv lock && uv sync --locked --no-dev --extra studio --no-install-project
 COPY . .
+# The studio's CSS/JS are built into COACH_DB_HOME/cache, which the `coach` user owns below.
 RUN uv sync --locked --no-dev --extra studio \
     && python -m admin.assets
 

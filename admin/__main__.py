@@ -1,39 +1,7 @@
-"""`python -m admin [--host H] [--port P]`: serve the studio (default http://127.0.0.1:5555).
+"""`python -m admin [--host H] [--port P]` in a checkout: `python -m coach_db.apps.studio`."""
 
-The studio has no sign-up page: `coach-db createstaff EMAIL` makes the first staff member.
-`coach-db studio` does more: embedded servers when no URLs are set, migrations, seed.
-"""
-
-from __future__ import annotations
-
-import argparse
-import asyncio
 import sys
 
-from admin.app import serve
-from admin.assets import AssetsMissing
-from admin.config import get_studio_settings
-from coach_db import CoachDbError
+from coach_db.apps.studio.__main__ import main
 
-
-def main(argv: list[str] | None = None) -> int:
-    settings = get_studio_settings()
-    parser = argparse.ArgumentParser(prog="python -m admin", description=__doc__)
-    parser.add_argument("--host", default=settings.studio_host, help="default: STUDIO_HOST")
-    parser.add_argument(
-        "--port", type=int, default=settings.studio_port, help="default: STUDIO_PORT"
-    )
-    args = parser.parse_args(argv)
-    settings = settings.model_copy(update={"studio_host": args.host, "studio_port": args.port})
-    try:
-        asyncio.run(serve(settings))
-    except (CoachDbError, AssetsMissing) as exc:
-        print(f"studio: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        pass
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+sys.exit(main())

@@ -19,7 +19,7 @@ import time
 
 import asyncpg
 
-from coach_db.adoption.convert import adopt, dry_run
+from coach_db.tools.adoption.convert import adopt, dry_run
 from tests.prisma_package import Variant, create_schema
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"

@@ -15,16 +15,14 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+from scratch import add_server_option, migrated_database  # bench/scratch.py
 from tortoise.expressions import Q
 
 import coach_db
@@ -251,41 +249,14 @@ async def bench(url: str, reps: int) -> None:
         await coach_db.close_db()
 
 
-async def admin(server: str, sql: str) -> str:
-    conn = await asyncpg.connect(server)
-    try:
-        await conn.execute(sql)
-        return str(await conn.fetchval("SHOW server_version"))
-    finally:
-        await conn.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument(
-        "--server",
-        default=os.environ.get("BENCH_SERVER_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
-        help="a PostgreSQL server the benchmark may create a database on",
-    )
+    add_server_option(parser)
     args = parser.parse_args()
-    name = f"coach_bench_{uuid.uuid4().hex[:8]}"
-    url = urlunsplit(urlsplit(args.server)._replace(path=f"/{name}"))
-    version = asyncio.run(admin(args.server, f'CREATE DATABASE "{name}"'))
-    try:
-        upgrade = subprocess.run(
-            [sys.executable, "-m", "aerich", "upgrade"],
-            cwd=ROOT,
-            env={**os.environ, "DATABASE_URL": url},
-            capture_output=True,
-            text=True,
-        )
-        if upgrade.returncode:
-            raise SystemExit(upgrade.stdout + upgrade.stderr)
+    with migrated_database(args.server) as (url, version):
         print(f"PostgreSQL {version}, {os.cpu_count()} cores, pools of {POOL}")
         asyncio.run(bench(url, args.reps))
-    finally:
-        asyncio.run(admin(args.server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":

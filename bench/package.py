@@ -39,11 +39,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from pydantic import TypeAdapter
 from pydantic_core import from_json
+from scratch import add_server_option, migrated_database  # bench/scratch.py
 
 import coach_db
 from coach_db import (
@@ -614,23 +614,10 @@ def table(results: list[tuple[Workload, Outcome]], reps: int) -> str:
     return "\n".join(lines)
 
 
-async def admin(server: str, sql: str) -> str:
-    conn = await asyncpg.connect(server)
-    try:
-        await conn.execute(sql)
-        return str(await conn.fetchval("SHOW server_version"))
-    finally:
-        await conn.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=9)
-    parser.add_argument(
-        "--server",
-        default=os.environ.get("BENCH_SERVER_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
-        help="a PostgreSQL server the benchmark may create a database on",
-    )
+    add_server_option(parser)
     parser.add_argument("--out", type=Path, help="also write the table to this file")
     parser.add_argument("--png", type=Path, help="also draw the ratios as a chart (PNG)")
     parser.add_argument("--only", help="run only the workloads whose name contains this")
@@ -638,23 +625,9 @@ def main() -> None:
         "--db-prefix", default="coach_bench_pkg_", help="name prefix of the throw-away database"
     )
     args = parser.parse_args()
-    name = f"{args.db_prefix}{uuid.uuid4().hex[:8]}"
     load_before = os.getloadavg()[0]
-    url = urlunsplit(urlsplit(args.server)._replace(path=f"/{name}"))
-    version = asyncio.run(admin(args.server, f'CREATE DATABASE "{name}"'))
-    try:
-        deploy = subprocess.run(
-            [sys.executable, "-m", "coach_db", "deploy"],
-            cwd=ROOT,
-            env={**os.environ, "DATABASE_URL": url},
-            capture_output=True,
-            text=True,
-        )
-        if deploy.returncode:
-            raise SystemExit(deploy.stdout + deploy.stderr)
+    with migrated_database(args.server, args.db_prefix) as (url, version):
         results = asyncio.run(bench(url, args.reps, args.only))
-    finally:
-        asyncio.run(admin(args.server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     commit = subprocess.run(
         ["git", "log", "-1", "--format=%h %s"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()

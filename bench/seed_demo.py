@@ -17,9 +17,8 @@ from tortoise.transactions import in_transaction
 
 import coach_db
 from coach_db import CoachDbError, ConversationSession, Message, Scenario, User
-from coach_db.config import database_url
-from seed import data, seed
-from seed.demo import (
+from coach_db.apps.seed import data, seed
+from coach_db.apps.seed.demo import (
     DemoSession,
     copy_rows,
     delete_sessions,
@@ -29,6 +28,7 @@ from seed.demo import (
     reserve_session_ids,
     to_rows,
 )
+from coach_db.config import database_url
 
 POOL_OPTIONS = {"minsize", "maxsize", "statement_cache_size", "timeout"}
 USAGE = """\

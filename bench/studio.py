@@ -38,7 +38,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 STAFF_EMAIL = "bench-staff@example.com"
-PAGE_SIZE = 20  # the studio's list page size (admin/resources.py)
+PAGE_SIZE = 20  # the studio's list page size (coach_db/apps/studio/resources.py)
 CONCURRENCY = 8
 
 

@@ -41,8 +41,8 @@ import asyncpg
 import httpx
 from studio import SIZES, STAFF_EMAIL, Studio, _cli, _url, sign_in  # bench/studio.py
 
-from admin import search, widgets
-from admin.resources import RESOURCES, StudioModel
+from coach_db.apps.studio import search, widgets
+from coach_db.apps.studio.resources import RESOURCES, StudioModel
 
 HAMMER_CLIENTS = 8
 BIG_SESSION = 2000

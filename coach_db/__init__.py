@@ -1,6 +1,7 @@
 """coach-db: the shared async database layer of Conversation Coach."""
 
-from coach_db.cache import active_scenarios, invalidate_scenarios, scenario_by_slug
+from typing import TYPE_CHECKING, Any
+
 from coach_db.conversations import (
     add_message,
     end_session,
@@ -37,6 +38,21 @@ from coach_db.models import (
     StaffRole,
     User,
 )
+
+if TYPE_CHECKING:
+    from coach_db.cache import active_scenarios, invalidate_scenarios, scenario_by_slug
+
+# The scenario cache needs Redis: imported on first use, so `import coach_db` loads no redis.
+_CACHE_NAMES = {"active_scenarios", "invalidate_scenarios", "scenario_by_slug"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CACHE_NAMES:
+        from coach_db import cache
+
+        return getattr(cache, name)
+    raise AttributeError(f"module 'coach_db' has no attribute {name!r}")
+
 
 __all__ = [
     "CoachDbError",

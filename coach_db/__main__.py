@@ -1,5 +1,5 @@
 """`python -m coach_db`: the same as the `coach-db` command."""
 
-from coach_db.cli import main
+from coach_db.tools.cli import main
 
 main()

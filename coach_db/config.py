@@ -14,8 +14,8 @@ import asyncpg
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from coach_db.embedded import running_state
 from coach_db.errors import DatabaseUrlInvalid, DatabaseUrlMissing
+from coach_db.home import running_state
 
 MODELS_MODULE = "coach_db.models"
 APP_LABEL = "models"

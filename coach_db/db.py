@@ -9,6 +9,7 @@ import itertools
 import logging
 import re
 import socket
+import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
@@ -16,7 +17,7 @@ from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 from tortoise import Tortoise, connections
@@ -25,7 +26,6 @@ from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import DBConnectionError
 from tortoise.transactions import in_transaction
 
-from coach_db.cache import close_cache, open_cache
 from coach_db.config import (
     database_url,
     get_settings,
@@ -417,7 +417,10 @@ async def init_db(
     except BaseException:
         await close_db()
         raise
-    await open_cache()
+    if get_settings().coach_db_cache_url:
+        from coach_db.cache import open_cache  # Redis is loaded only when a cache is set
+
+        await open_cache()
     logger.info("coach_db connected to %s", mask_url(url))
     for replica in replicas:
         logger.info("coach_db reads from replica %s", mask_url(replica))
@@ -429,7 +432,8 @@ async def close_db() -> None:
     if _monitor is not None:
         await _monitor.stop()
         _monitor = None
-    await close_cache()
+    if "coach_db.cache" in sys.modules:  # opened only by a cache-enabled init_db()
+        await sys.modules["coach_db.cache"].close_cache()
     await Tortoise.close_connections()
 
 
@@ -451,3 +455,29 @@ async def lifespan(app: Any) -> AsyncIterator[None]:
     """FastAPI/Starlette lifespan: `FastAPI(lifespan=coach_db.lifespan)`."""
     async with connect():
         yield
+
+
+# Pool settings, and asyncpg keyword arguments its DSN parser would send as server settings.
+_TORTOISE_PARAMS = {"minsize", "maxsize", "statement_cache_size", "timeout", "command_timeout"}
+
+
+def asyncpg_dsn(url: str) -> str:
+    """A URL from database_url() as plain asyncpg accepts it."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in _TORTOISE_PARAMS]
+    return urlunsplit(parts._replace(scheme="postgresql", query=urlencode(query)))
+
+
+async def connect_raw(url: str, application_name: str | None = None) -> asyncpg.Connection:
+    """A plain asyncpg connection, with the same clear errors as coach_db.connect().
+
+    It keeps the URL's statement_cache_size (0 behind PgBouncer in transaction mode, where
+    named prepared statements of one transaction are unknown in the next).
+    """
+    query = dict(parse_qsl(urlsplit(url).query))
+    cache = int(query.get("statement_cache_size", 100))
+    settings = {"application_name": application_name} if application_name else None
+    with connection_errors(url):
+        return await asyncpg.connect(
+            asyncpg_dsn(url), statement_cache_size=cache, server_settings=settings
+        )

@@ -24,9 +24,9 @@ from typing import IO, Any
 import asyncpg
 
 from coach_db.config import get_settings, remember_secret
+from coach_db.db import connect_raw
 from coach_db.errors import CoachDbError
 from coach_db.models import SessionStatus
-from coach_db.schema import connect_raw
 from coach_db.scrub import scrub
 
 EXPORT_FORMAT = "coach-db user export"

@@ -1,7 +1,7 @@
-"""`python -m seed`: load the development data (options in seed/cli.py, or --help)."""
+"""`python -m seed` in a checkout: `python -m coach_db.apps.seed` (or `coach-db seed`)."""
 
 import sys
 
-from seed.cli import main
+from coach_db.apps.seed.cli import main
 
 sys.exit(main())

@@ -334,7 +334,7 @@ def redis_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def studio_settings(database_url: str, redis_url: str) -> object:
-    from admin.config import StudioSettings
+    from coach_db.apps.studio.config import StudioSettings
 
     # A prefix of its own: the suite never touches other keys of a shared Redis.
     return StudioSettings(
@@ -349,7 +349,7 @@ async def studio_app(studio_settings: object, db: None) -> AsyncIterator[object]
     """The studio app with its lifespan run, on the suite's database connection."""
     from asgi_lifespan import LifespanManager
 
-    from admin.app import create_app
+    from coach_db.apps.studio.app import create_app
 
     app = create_app(studio_settings, connect_db=False)  # type: ignore[arg-type]
     async with LifespanManager(app):
@@ -384,7 +384,7 @@ async def staff(anonymous: object, redis_url: str, studio_settings: object) -> o
     """
     from redis.asyncio import Redis
 
-    from admin.auth import cookie_names, start_session
+    from coach_db.apps.studio.auth import cookie_names, start_session
     from tests.studio import make_staff
 
     user = await make_staff()

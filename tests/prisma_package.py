@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from seed.data import SCENARIOS, TEST_USER_PASSWORD
+from coach_db.apps.seed.data import SCENARIOS, TEST_USER_PASSWORD
 
 # bcrypt hashes as the Node app wrote them (cost 10); made once with Python's bcrypt.
 TEST_USER_HASH = "$2a$10$TQKNy.BzhXw/kvKtHPsX7emiZpL/oiFDYsKU1Plcz0hPG6Qf34/Za"  # password123

@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # COACH_DB_HOME for every command the suite starts: no studio runs there (tests that start one
 # pass a home of their own), so a command without DATABASE_URL never finds the studio a
-# developer has open in .coach-db/ or in their own COACH_DB_HOME (and never seeds over it).
+# developer has open in their data folder or their own COACH_DB_HOME (and never seeds over it).
 NO_STUDIO_HOME = Path(tempfile.gettempdir()) / f"coach-db-tests-no-studio-{os.getpid()}"
 # CI sets CI=true: there a test whose tool is missing must fail, never skip.
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}

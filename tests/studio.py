@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 from starlette.routing import Mount
 
-from admin.auth import CSRF_COOKIE_PREFIX
 from coach_db import StaffRole, User
+from coach_db.apps.studio.auth import CSRF_COOKIE_PREFIX
 from coach_db.passwords import hash_password
 from tests.factories import make_user
 
@@ -79,7 +79,7 @@ def _hash(password: str) -> str:
 
 
 async def make_staff(password: str = STAFF_PASSWORD, **overrides: Any) -> User:
-    """A staff user; an admin unless `role` says otherwise (admin/roles.py)."""
+    """A staff user; an admin unless `role` says otherwise (coach_db/apps/studio/roles.py)."""
     overrides.setdefault("role", StaffRole.ADMIN)
     return await make_user(password_hash=_hash(password), is_staff=True, **overrides)
 
@@ -102,7 +102,7 @@ async def studio_with(settings: Any, **overrides: Any) -> AsyncIterator[Any]:
     from redis.asyncio import Redis
     from redis.exceptions import RedisError
 
-    from admin.app import create_app
+    from coach_db.apps.studio.app import create_app
 
     prefix = f"{settings.redis_prefix}{uuid.uuid4().hex[:6]}:"
     own = settings.model_copy(update={"redis_prefix": prefix, **overrides})

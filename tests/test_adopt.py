@@ -15,9 +15,10 @@ import asyncpg
 import httpx
 import pytest
 
-from coach_db.adoption.convert import AdoptRefused, adopt, dry_run
+from coach_db.db import asyncpg_dsn
+from coach_db.migrations import DEPLOY_LOCK_KEY, migration_status
 from coach_db.passwords import verify_password
-from coach_db.schema import DEPLOY_LOCK_KEY, asyncpg_dsn, migration_status
+from coach_db.tools.adoption.convert import AdoptRefused, adopt, dry_run
 from tests import prisma_package as prisma
 from tests.processes import ROOT, free_port, subprocess_env
 from tests.studio import sign_in

@@ -1,7 +1,7 @@
 """Issue 18: the audit trail's hash chain (migration 8) tells when even the owner changed it.
 
 Tampering here is done as the owner (the suite's role) with the guards switched off, as an
-owner or a superuser could; `coach_db.audit_chain.verify` must name what happened.
+owner or a superuser could; `coach_db.tools.audit_chain.verify` must name what happened.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from coach_db import audit_chain, privacy
-from coach_db.audit_chain import Checkpoint
+from coach_db import privacy
+from coach_db.tools import audit_chain
+from coach_db.tools.audit_chain import Checkpoint
 from tests.factories import make_user
 from tests.processes import coach_db_cmd
 

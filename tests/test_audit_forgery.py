@@ -21,14 +21,14 @@ from coach_db import (
     MessageRole,
     User,
     add_message,
-    audit_chain,
     end_session,
     privacy,
-    runtime_role,
     start_session,
     transcript,
     user_history,
 )
+from coach_db.tools import audit_chain
+from coach_db.tools.roles import runtime as runtime_role
 from tests.factories import make_scenario, make_user
 from tests.studio import make_staff, post
 

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from coach_db import StaffRole, User
+from coach_db.migrations import migration_files
 from coach_db.passwords import verify_password
-from coach_db.schema import migration_files
 from tests.processes import coach_db_cmd, subprocess_env
 
 CreateDatabase = Callable[[], Awaitable[str]]

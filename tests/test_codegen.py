@@ -14,8 +14,9 @@ import pytest
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from coach_db import codegen, types
-from coach_db.typespec import reference_types
+from coach_db import types
+from coach_db.tools import codegen
+from coach_db.tools.codegen.reference import reference_types
 from tests.conftest import ROOT
 from tests.processes import subprocess_env
 

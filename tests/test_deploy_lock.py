@@ -16,7 +16,8 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from coach_db.schema import DEPLOY_LOCK_KEY, asyncpg_dsn, migration_files
+from coach_db.db import asyncpg_dsn
+from coach_db.migrations import DEPLOY_LOCK_KEY, migration_files
 from tests.processes import IN_CI, ROOT, subprocess_env
 from tests.throwaway import PGBOUNCER, ThrowawayPgBouncer
 

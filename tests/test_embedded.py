@@ -9,8 +9,9 @@ from pathlib import Path
 
 import asyncpg
 
-from coach_db.embedded import EmbeddedServers, running_state
-from coach_db.schema import asyncpg_dsn
+from coach_db.db import asyncpg_dsn
+from coach_db.home import running_state
+from coach_db.tools.embedded import EmbeddedServers
 from tests.processes import coach_db_cmd, processes_under
 
 

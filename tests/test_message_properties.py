@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coach_db import ConversationSession, InvalidMessage, Message, add_message, transcript
-from coach_db.conversations import metadata_json
 from coach_db.limits import MAX_CONTENT_CHARS, MAX_METADATA_BYTES, MAX_METADATA_DEPTH
+from coach_db.validation import metadata_json
 from tests.factories import make_session
 
 # Truncation runs once per test function, not per example, so every example writes to a session

@@ -13,9 +13,9 @@ import asyncpg
 import pytest
 from typer.testing import CliRunner
 
-from coach_db import cli
 from coach_db.errors import MigrationsMissing
-from coach_db.schema import check_drift, deploy, migration_status
+from coach_db.migrations import check_drift, deploy, migration_status
+from coach_db.tools import cli
 from tests.conftest import ROOT, run_aerich
 from tests.processes import subprocess_env
 
@@ -398,7 +398,7 @@ EXISTING_TRAIL = """
 
 
 async def _trail_upgraded(conn: asyncpg.Connection, url: str) -> None:
-    from coach_db import audit_chain
+    from coach_db.tools import audit_chain
 
     report = await audit_chain.verify(url)
     assert report.problem is None and report.rows == 3, report
@@ -484,7 +484,7 @@ def test_coach_db_check_with_stale_generated_files_says_so_coherently(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Not "Drift: …" twice, then "No drift", then exit 1: one line per check, then why."""
-    from coach_db import codegen
+    from coach_db.tools import codegen
 
     stale = [ROOT / "coach_db" / "types.py", ROOT / "coach_db" / "models.pyi"]
     monkeypatch.setattr(codegen, "drift", lambda: stale)
@@ -506,7 +506,9 @@ def test_coach_db_check_on_drift_shows_the_sql_difference_only(
     """Not Aerich's whole file (its base64 MODELS_STATE was ~40 of 45 lines): the SQL."""
     config = drifted_models(tmp_path)
     monkeypatch.setattr(
-        cli, "check_drift", functools.partial(check_drift, tortoise_orm=config, pythonpath=tmp_path)
+        cli.migrations,
+        "check_drift",
+        functools.partial(check_drift, tortoise_orm=config, pythonpath=tmp_path),
     )
     result = CliRunner().invoke(cli.app, ["check"])
     assert result.exit_code == 1

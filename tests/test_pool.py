@@ -103,7 +103,7 @@ async def test_coach_db_leaves_no_session_state_on_pooled_connections() -> None:
         async with in_transaction():
             await start_session(user, scenario)
             raise RuntimeError("rolled back")
-    from seed import seed
+    from coach_db.apps.seed import seed
 
     await seed(demo=2)
     states = await session_state()

@@ -13,7 +13,7 @@ import pytest
 
 from coach_db import ConversationSession, Message, ScenarioVersion, User
 from coach_db.passwords import authenticate
-from coach_db.prisma_schema import OMITTED, camel, configured_schema, prisma_drift, render
+from coach_db.tools.codegen.prisma import OMITTED, camel, configured_schema, prisma_drift, render
 from tests.node import PRISMA, node, prisma_packages
 from tests.processes import coach_db_cmd, subprocess_env
 

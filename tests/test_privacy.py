@@ -333,7 +333,7 @@ def test_erasures_on_an_80_column_terminal_shows_whole_dates(
 
     from rich.console import Console
 
-    from coach_db import privacy_cli
+    from coach_db.tools.cli import privacy as privacy_cli
 
     email = f"{uuid.uuid4().hex[:8]}@example.com"
     asyncio.run(_user_in_subprocess_db(database_url, email))

@@ -288,8 +288,8 @@ async def test_the_studio_lists_from_the_replica_and_edits_and_saves_on_the_prim
     """Signing in, a list, an edit form and a save, all through PgBouncer."""
     from asgi_lifespan import LifespanManager
 
-    from admin.app import create_app
-    from admin.config import StudioSettings
+    from coach_db.apps.studio.app import create_app
+    from coach_db.apps.studio.config import StudioSettings
 
     await routed()
     staff = await make_staff()

@@ -13,13 +13,13 @@ import pytest
 from typer.testing import CliRunner
 
 from coach_db import add_message
-from coach_db.cli import app
 from coach_db.retention import (
     cutoff_for,
     delete_idle,
     delete_sessions,
     idle_session_batches,
 )
+from coach_db.tools.cli import app
 from tests.factories import make_scenario, make_user
 from tests.processes import ROOT, coach_db_cmd, subprocess_env
 

@@ -10,8 +10,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from admin import search
 from coach_db import Message
+from coach_db.apps.studio import search
 from tests.factories import make_session
 from tests.test_studio_pages import ids_in, pager_link
 
@@ -92,7 +92,7 @@ async def test_search_pages_are_stable_and_the_count_stops_at_the_limit(
     assert f"more than {search.COUNT_LIMIT:,}</p>" in first.text
     seen: list[int] = []
     next_url: str | None = url
-    while next_url is not None:  # the keyset pages' "next" links (admin/pages.py)
+    while next_url is not None:  # the keyset pages' "next" links (coach_db/apps/studio/pages.py)
         html = (await staff.get(next_url)).text
         seen += ids_in(html)
         next_url = pager_link(html, "next")

@@ -17,8 +17,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from admin.app import RedisUnreachable, RedisUrlInvalid, redis_client
-from admin.config import StudioSettings
+from coach_db.apps.studio.app import RedisUnreachable, RedisUrlInvalid, redis_client
+from coach_db.apps.studio.config import StudioSettings
 from coach_db.config import (
     SecretsFilter,
     Settings,

@@ -20,13 +20,13 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from coach_db import passwords
-from coach_db.cli import app
+from coach_db.apps.seed import Action, SeedError, SeedResult, data, demo, seed
+from coach_db.apps.seed.cli import print_summary
+from coach_db.apps.seed.demo import generate
 from coach_db.db import TABLES
 from coach_db.models import SLUG_PATTERN
 from coach_db.passwords import verify_password
-from seed import Action, SeedError, SeedResult, data, demo, seed
-from seed.cli import print_summary
-from seed.demo import generate
+from coach_db.tools.cli import app
 from tests.conftest import ROOT
 from tests.factories import make_message, make_session, make_user
 from tests.processes import subprocess_env

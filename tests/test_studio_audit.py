@@ -322,7 +322,7 @@ async def test_an_admin_erasing_their_own_account_leaves_a_pseudonym_not_their_e
     """Issue 18: an erased actor stays `actor_id` #id (a user id nobody has any more) in the
     trail and `studio: staff #id` in the receipt; their e-mail is nowhere. What they did to
     others stays readable."""
-    from coach_db import audit_chain
+    from coach_db.tools import audit_chain
 
     me = staff.staff_user
     other = await make_user(username="Before")

@@ -13,9 +13,9 @@ import pytest
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from admin.auth import SESSION_COOKIE_PREFIX, cookie_names
-from admin.config import StudioSettings
 from coach_db import User
+from coach_db.apps.studio.auth import SESSION_COOKIE_PREFIX, cookie_names
+from coach_db.apps.studio.config import StudioSettings
 from coach_db.passwords import hash_password, verification_count, verify_password
 from tests.factories import make_user
 from tests.processes import coach_db_cmd, subprocess_env
@@ -623,7 +623,7 @@ async def test_lock_out_keys_are_keyed_with_a_secret_and_go_with_the_user(
         redis = Redis.from_url(redis_url, decode_responses=True)
 
         async def counters(email: str) -> list[str]:
-            from admin.auth import account_digest
+            from coach_db.apps.studio.auth import account_digest
 
             key = (await redis.get(f"{prefix}secret-key")).encode()
             digest = account_digest(key, email)
@@ -650,7 +650,7 @@ async def test_lock_out_keys_are_keyed_with_a_secret_and_go_with_the_user(
 def test_forwarded_for_is_believed_from_no_proxy_unless_configured(studio_settings: Any) -> None:
     """Issue 18: by default X-Forwarded-For is believed from nobody (the studio listens on
     127.0.0.1, where any local process could forge it); only from STUDIO_TRUSTED_PROXIES."""
-    from admin.app import uvicorn_config
+    from coach_db.apps.studio.app import uvicorn_config
 
     assert StudioSettings.model_fields["studio_trusted_proxies"].default == ""
     default = uvicorn_config(studio_settings.model_copy(update={"studio_trusted_proxies": ""}))

@@ -18,7 +18,7 @@ import asyncpg
 import httpx
 import pytest
 
-from coach_db.console_role import drop, provision
+from coach_db.tools.roles.console import drop, provision
 from tests.factories import make_message, make_scenario, make_session, make_user
 from tests.processes import free_port, needs, subprocess_env
 from tests.studio import STAFF_PASSWORD, make_staff

@@ -19,8 +19,8 @@ import asyncpg
 import httpx
 import pytest
 
-from admin import audit, search
 from coach_db import MessageRole
+from coach_db.apps.studio import audit, search
 from tests.factories import make_message, make_session, make_user
 from tests.processes import IN_CI, ROOT, free_port, subprocess_env
 from tests.studio import STAFF_PASSWORD, make_staff

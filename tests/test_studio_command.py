@@ -20,8 +20,8 @@ import asyncpg
 import psutil
 import pytest
 
-from coach_db.embedded import running_state
-from seed import data
+from coach_db.apps.seed import data
+from coach_db.home import running_state
 from tests.processes import ROOT, free_port, processes_under, subprocess_env
 
 

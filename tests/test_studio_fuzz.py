@@ -20,8 +20,8 @@ import pytest
 import uvicorn
 from redis.asyncio import Redis
 
-from admin.auth import CSRF_COOKIE_PREFIX, cookie_names, start_session
-from admin.resources import RESOURCES
+from coach_db.apps.studio.auth import CSRF_COOKIE_PREFIX, cookie_names, start_session
+from coach_db.apps.studio.resources import RESOURCES
 from coach_db.limits import MAX_CONTENT_CHARS, MAX_METADATA_BYTES, MAX_METADATA_DEPTH
 from tests.factories import make_message
 from tests.processes import free_port
@@ -345,8 +345,8 @@ async def _fuzz_form(fuzz: Fuzzer, method: str, url: str, valid: dict[str, str])
 
 def test_enumerated_routes_include_every_page() -> None:
     """The fuzz sees the routes of views.py, auth.py and fastapi-admin's own."""
-    from admin.app import create_app
-    from admin.config import StudioSettings
+    from coach_db.apps.studio.app import create_app
+    from coach_db.apps.studio.config import StudioSettings
 
     app = create_app(StudioSettings(database_url="postgres://u@127.0.0.1/x"), connect_db=False)
     routes = set(studio_routes(app))

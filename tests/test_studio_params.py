@@ -1,4 +1,4 @@
-"""Properties (hypothesis) of admin/params.py: for any text, each parser returns a value the
+"""Properties (hypothesis) of studio/params.py: for any text, each parser returns a value the
 database takes or raises BadValue, never another exception (which would be a 500)."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from admin import params
 from coach_db import ConversationSession, Message
+from coach_db.apps.studio import params
 from coach_db.limits import MAX_METADATA_DEPTH
 
 PROPERTIES = settings(

@@ -1,4 +1,4 @@
-"""The studio's queries view (admin/queries_view.py): pg_stat_statements' top statements where
+"""The studio's queries view (studio/queries_view.py): pg_stat_statements' top statements where
 the server loads it, a clear word where it does not; admins only (texts may hold literals)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from admin.queries_view import statistics
 from coach_db import StaffRole
+from coach_db.apps.studio.queries_view import statistics
 from tests.test_studio_roles import signed_in_as
 from tests.throwaway import ThrowawayPostgres
 

@@ -1,4 +1,4 @@
-"""Studio roles (admin/roles.py): a viewer changes nothing, whatever route it tries; an editor
+"""Studio roles (studio/roles.py): a viewer changes nothing, whatever route it tries; an editor
 changes content but not accounts; a role change ends the user's sessions."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 from fastapi import HTTPException
 from starlette.requests import Request
 
-from admin.roles import ROLES, SELF_SERVICE, require_role
 from coach_db import StaffRole, User
+from coach_db.apps.studio.roles import ROLES, SELF_SERVICE, require_role
 from tests.factories import make_message, make_scenario
 from tests.studio import (
     client_for,

@@ -12,8 +12,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from admin.widgets import FOREIGN_KEY_SUGGESTIONS, RELATED_COUNT_LIMIT
 from coach_db import Message
+from coach_db.apps.studio.widgets import FOREIGN_KEY_SUGGESTIONS, RELATED_COUNT_LIMIT
 from tests.factories import make_message, make_scenario, make_session, make_user
 from tests.studio import client_for, make_staff, post, sign_in, studio_with
 from tests.test_studio_pages import ids_in, pager_link

