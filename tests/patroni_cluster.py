@@ -23,9 +23,9 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
+from coach_db.tools.embedded.processes import Server
 from tests.processes import free_port
 
 PATRONI = shutil.which("patroni") or "/usr/bin/patroni"
@@ -184,7 +184,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-class PatroniCluster:
+class PatroniCluster(Server):
     """`with PatroniCluster() as cluster:` three nodes and etcd; everything gone after."""
 
     def __init__(self) -> None:
@@ -198,25 +198,9 @@ class PatroniCluster:
         self.nodes = [Node(self, n) for n in (1, 2, 3)]
         self._namespaces: list[str] = []
 
-    # --- set-up and teardown ---------------------------------------------------------------
+    # --- set-up and teardown (`with` from Server: a failed start is stopped too) ---------------
 
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> None:
+    def start(self) -> Self:
         self._network()
         entry = pwd.getpwnam("postgres")
         self.folder.chmod(0o755)
@@ -243,6 +227,7 @@ class PatroniCluster:
         for node in self.nodes:
             node.start()
         self.wait_healthy(timeout=180)
+        return self
 
     def _network(self) -> None:
         _ip("netns", "add", self.switch)

@@ -61,6 +61,23 @@ def test_importing_the_library_loads_no_optional_part() -> None:
     assert "coach_db.models" in loaded and not unwanted, unwanted
 
 
+def test_the_cli_with_its_app_commands_loads_no_studio_code_until_one_runs() -> None:
+    """`coach-db` registers `studio` and `seed` through their entry points without loading
+    fastapi-admin or Redis (each `coach-db …` process paid ~1 s for them): they load when
+    `coach-db studio` runs."""
+    code = (
+        "import json, sys\n"
+        "from coach_db.tools.cli import app\n"
+        "names = [c.name or c.callback.__name__ for c in app.registered_commands]\n"
+        "print(json.dumps([names, sorted(sys.modules)]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    commands, loaded = json.loads(done.stdout)
+    assert {"studio", "seed"} <= set(commands), commands
+    heavy = [name for name in loaded if name.split(".")[0] in ("fastapi_admin", "redis", "uvicorn")]
+    assert heavy == []
+
+
 def test_every_import_points_down() -> None:
     """Library modules import no tools or apps; tools import no apps (function-level too)."""
     upward = [

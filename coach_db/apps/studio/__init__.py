@@ -1,6 +1,10 @@
-"""The studio: a fastapi-admin data browser for the coach-db tables (`coach-db studio`)."""
+"""The studio: a fastapi-admin data browser for the coach-db tables (`coach-db studio`).
 
-import contextlib
+Importing this package loads nothing of fastapi-admin, so that the CLI can register
+`coach-db studio` (command.py) cheaply, and say what to install when the `studio` extra is
+missing. Each module that imports fastapi_admin imports compat first: its shims must run
+before fastapi_admin's first import.
+"""
 
 # Modules of the `studio` extra; without them, `coach-db studio` says what to install.
 STUDIO_MODULES = ("fastapi_admin", "fastapi", "uvicorn", "redis", "multipart", "babel")
@@ -13,10 +17,3 @@ def studio_not_installed(what: str) -> str:
         "Install coach-db[studio], e.g. `pip install 'coach-db[studio]'` or "
         "`uv add 'coach-db[studio]'`."
     )
-
-
-# compat's shims must run before anything imports fastapi_admin. Without the `studio` extra the
-# package still imports, so that `coach-db studio` (command.py) can say what to install; the
-# modules that need the extra fail on their own import.
-with contextlib.suppress(ModuleNotFoundError):
-    from coach_db.apps.studio import compat  # noqa: F401

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+# compat's shims run before fastapi_admin is first imported (see compat).
+from coach_db.apps.studio import compat  # noqa: F401
+
+# isort: split
+
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager

@@ -7,6 +7,11 @@ change itself (both happen or neither); the trail is append-only in the database
 
 from __future__ import annotations
 
+# compat's shims run before fastapi_admin is first imported (see compat).
+from coach_db.apps.studio import compat  # noqa: F401
+
+# isort: split
+
 import json
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal

@@ -6,6 +6,11 @@ one hasher (`coach_db.passwords`), so there is no separate admin table and no op
 
 from __future__ import annotations
 
+# compat's shims run before fastapi_admin is first imported (see compat).
+from coach_db.apps.studio import compat  # noqa: F401
+
+# isort: split
+
 import hashlib
 import hmac
 import logging

@@ -1,6 +1,6 @@
 """The smallest shims that make fastapi-admin 1.0.4 run on Python 3.11, Starlette 1.x and redis 8.
 
-Imported by `__init__.py` before anything touches fastapi_admin. Each shim names the
+Imported first by every studio module that imports fastapi_admin. Each shim names the
 upstream issue it works around; tests/test_studio_compat.py covers each one.
 """
 

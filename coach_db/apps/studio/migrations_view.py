@@ -7,6 +7,11 @@ someone presses the button, one at a time, its last answer kept and shown with i
 
 from __future__ import annotations
 
+# compat's shims run before fastapi_admin is first imported (see compat).
+from coach_db.apps.studio import compat  # noqa: F401
+
+# isort: split
+
 import asyncio
 import re
 import subprocess

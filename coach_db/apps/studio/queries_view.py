@@ -8,6 +8,11 @@ hold personal data.
 
 from __future__ import annotations
 
+# compat's shims run before fastapi_admin is first imported (see compat).
+from coach_db.apps.studio import compat  # noqa: F401
+
+# isort: split
+
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+# compat's shims run before fastapi_admin is first imported (see compat).
+from coach_db.apps.studio import compat  # noqa: F401
+
+# isort: split
+
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email

@@ -7,6 +7,11 @@ table's indexes and CHECK constraints are listed under the map, opened on demand
 
 from __future__ import annotations
 
+# compat's shims run before fastapi_admin is first imported (see compat).
+from coach_db.apps.studio import compat  # noqa: F401
+
+# isort: split
+
 import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any

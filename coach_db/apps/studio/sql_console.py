@@ -3,6 +3,11 @@ a plan or a CSV file. How a statement is checked and run is coach_db/apps/studio
 
 from __future__ import annotations
 
+# compat's shims run before fastapi_admin is first imported (see compat).
+from coach_db.apps.studio import compat  # noqa: F401
+
+# isort: split
+
 from typing import Annotated, Any
 
 import asyncpg

@@ -5,6 +5,11 @@ Versions are written by the database (migration 6) and are read-only here for ev
 
 from __future__ import annotations
 
+# compat's shims run before fastapi_admin is first imported (see compat).
+from coach_db.apps.studio import compat  # noqa: F401
+
+# isort: split
+
 import difflib
 import re
 from datetime import timedelta

@@ -7,6 +7,11 @@ value or constraint violation into a 500 and cannot clear a nullable field.
 
 from __future__ import annotations
 
+# compat's shims run before fastapi_admin is first imported (see compat).
+from coach_db.apps.studio import compat  # noqa: F401
+
+# isort: split
+
 import dataclasses
 import re
 from datetime import UTC, date, datetime, timedelta

@@ -6,6 +6,11 @@ value that cannot be parsed is a 400 page naming the filter. Parsing itself is a
 
 from __future__ import annotations
 
+# compat's shims run before fastapi_admin is first imported (see compat).
+from coach_db.apps.studio import compat  # noqa: F401
+
+# isort: split
+
 import json
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum
