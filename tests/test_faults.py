@@ -13,6 +13,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -73,13 +74,20 @@ def studio(
 ) -> Iterator[str]:
     """`coach-db studio` on both throwaway servers, in a process of its own; its base URL."""
     asyncio.run(_make_staff(database_url(postgres)))
-    port = free_port()
-    env = subprocess_env(
-        database_url(postgres),
-        home=tmp_path_factory.mktemp("home"),
-        REDIS_URL=redis_server.url,
-    )
+    home = tmp_path_factory.mktemp("home")
     log = tmp_path_factory.mktemp("studio") / "studio.log"
+    with studio_process(database_url(postgres), redis_server.url, home, log) as url:
+        yield url
+    # The studio's log without its successful requests, for a failure's report (pytest -s).
+    print("".join(line for line in log.open() if '" 200 OK' not in line)[-20_000:])
+
+
+@contextmanager
+def studio_process(database: str, redis_url: str, home: Path, log: Path) -> Iterator[str]:
+    """`coach-db studio --no-migrate` in a process group of its own, its output in `log`; its
+    base URL. Stopped with Ctrl-C (SIGINT) at the end, killed if it takes over 30 s."""
+    port = free_port()
+    env = subprocess_env(database, home=home, REDIS_URL=redis_url)
     with log.open("w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "coach_db", "studio", "--no-migrate", "--port", str(port)],
@@ -100,8 +108,6 @@ def studio(
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
-        # The studio's log without its successful requests, for a failure's report (pytest -s).
-        print("".join(line for line in log.open() if '" 200 OK' not in line)[-20_000:])
 
 
 async def _make_staff(url: str) -> None:

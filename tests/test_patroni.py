@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -25,9 +24,9 @@ from tests.conftest import run_aerich
 from tests.factories import make_session
 from tests.failover_load import Load, check_nothing_lost_or_doubled, run_writers
 from tests.patroni_cluster import Node, PatroniCluster, missing
-from tests.processes import ROOT, free_port, subprocess_env
+from tests.processes import ROOT, subprocess_env
 from tests.studio import post, sign_in
-from tests.test_faults import STAFF_EMAIL, _make_staff, _wait_until_up
+from tests.test_faults import STAFF_EMAIL, _make_staff, studio_process
 from tests.test_studio_forms import scenario_form
 from tests.throwaway import ThrowawayRedis
 
@@ -269,33 +268,13 @@ def studio_on_cluster(
     leader = on_cluster.leader()
     assert leader is not None
     asyncio.run(_make_editor(leader.url()))
-    port = free_port()
     log = tmp_path_factory.mktemp("studio") / "studio.log"
-    with ThrowawayRedis() as redis_server, log.open("w") as out:
-        env = subprocess_env(
-            on_cluster.url(timeout="2", command_timeout="5"),
-            home=tmp_path_factory.mktemp("home"),
-            REDIS_URL=redis_server.url,
-        )
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "coach_db", "studio", "--no-migrate", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            _wait_until_up(proc, port, log)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=30)
+    url = on_cluster.url(timeout="2", command_timeout="5")
+    with (
+        ThrowawayRedis() as redis_server,
+        studio_process(url, redis_server.url, tmp_path_factory.mktemp("home"), log) as studio,
+    ):
+        yield studio
 
 
 async def test_the_studio_answers_503_during_a_failover_and_recovers_by_itself(
