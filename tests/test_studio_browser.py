@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,12 +53,19 @@ def test_chromium_is_installed_so_the_browser_test_runs() -> None:
 @pytest.fixture(scope="module")
 def studio_url(database_url: str, redis_url: str, studio_settings: Any) -> Iterator[str]:
     """`python -m admin` on a free port, as a developer starts it (assets installed if missing)."""
-    port = free_port()
     env = subprocess_env(
         database_url, REDIS_URL=redis_url, REDIS_PREFIX=studio_settings.redis_prefix
     )
+    with admin_server(env, "studio-server.log") as url:
+        yield url
+
+
+@contextmanager
+def admin_server(env: dict[str, str], log_name: str) -> Iterator[str]:
+    """`python -m admin` on a free port, its output in artifacts/`log_name`; its base URL."""
+    port = free_port()
     ARTIFACTS.mkdir(exist_ok=True)
-    log = (ARTIFACTS / "studio-server.log").open("w")
+    log = (ARTIFACTS / log_name).open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "admin", "--port", str(port)],
         cwd=ROOT,
@@ -70,7 +78,7 @@ def studio_url(database_url: str, redis_url: str, studio_settings: Any) -> Itera
         deadline = time.monotonic() + 120  # the first run may install the assets
         while time.monotonic() < deadline:
             if server.poll() is not None:
-                pytest.fail(f"python -m admin exited: see {ARTIFACTS / 'studio-server.log'}")
+                pytest.fail(f"python -m admin exited: see {ARTIFACTS / log_name}")
             try:
                 if httpx.get(f"{url}/admin/login", timeout=1).status_code == 200:
                     break

@@ -7,22 +7,24 @@ ones in docs/screenshots/ were taken by this test.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 
 from coach_db.tools.roles.console import drop, provision
 from tests.factories import make_message, make_scenario, make_session, make_user
-from tests.processes import free_port, needs, subprocess_env
+from tests.processes import needs, subprocess_env
 from tests.studio import STAFF_PASSWORD, make_staff
-from tests.test_studio_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, NO_CHROMIUM, ROOT
+from tests.test_studio_browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    NO_CHROMIUM,
+    admin_server,
+)
 from tests.test_studio_sql_console import _as
 
 pytestmark = needs(NO_CHROMIUM)
@@ -47,40 +49,14 @@ async def console_role(database_url: str) -> Any:
 def studio(
     database_url: str, redis_url: str, studio_settings: Any, console_role: str
 ) -> Iterator[str]:
-    port = free_port()
     env = subprocess_env(
         database_url,
         REDIS_URL=redis_url,
         REDIS_PREFIX=studio_settings.redis_prefix,
         COACH_DB_CONSOLE_URL=console_role,
     )
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = (ARTIFACTS / "studio-views-server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "admin", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                pytest.fail("python -m admin exited: see artifacts/studio-views-server.log")
-            try:
-                if httpx.get(f"{url}/admin/login", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("the studio did not start within 120 s")
+    with admin_server(env, "studio-views-server.log") as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        log.close()
 
 
 async def _rows_with_long_values() -> None:
