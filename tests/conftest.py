@@ -62,6 +62,14 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
                 return SERIAL_GROUPS[name]
             return module if _has_module_fixtures(name) else nodeid
 
+        def _assign_work_unit(self, node: object) -> None:
+            # The serial groups are the longest units (a cluster's elections and timeouts):
+            # started first, they end before the other worker runs out of work, not after.
+            serial = [scope for scope in self.workqueue if scope in SERIAL_GROUPS.values()]
+            for scope in reversed(serial):
+                self.workqueue.move_to_end(scope, last=False)
+            super()._assign_work_unit(node)  # type: ignore[arg-type]
+
     return ModuleFixtureScheduling(config, log)  # type: ignore[arg-type]
 
 

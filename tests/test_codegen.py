@@ -20,6 +20,9 @@ from coach_db.tools.codegen.reference import reference_types
 from tests.conftest import ROOT
 from tests.processes import subprocess_env
 
+# First CI pass only: generated files and the TypeScript compiler: no test server is involved.
+pytestmark = pytest.mark.once
+
 REFERENCE = reference_types()
 TYPESCRIPT = ROOT / "tests" / "typescript"
 

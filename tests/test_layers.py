@@ -8,6 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# First CI pass only: imports only: no test server is involved.
+pytestmark = pytest.mark.once
+
 PACKAGE = Path(__file__).resolve().parent.parent / "coach_db"
 # Entry points, not imported by `import coach_db`: `python -m coach_db` runs the CLI.
 ENTRY_POINTS = {"coach_db.__main__"}

@@ -79,6 +79,7 @@ def users_in(url: str) -> int:
     return asyncio.run(count_users(url))
 
 
+@pytest.mark.once  # first CI pass only: it starts its own embedded servers
 def test_studio_starts_embedded_servers_keeps_data_and_stops_cleanly(tmp_path: Path) -> None:
     home, port = tmp_path / "home", free_port()
     studio = start_studio(home, port)
@@ -138,6 +139,7 @@ def test_studio_starts_embedded_servers_keeps_data_and_stops_cleanly(tmp_path: P
     assert processes_under(home) == []
 
 
+@pytest.mark.once  # first CI pass only: no test server (it runs without URLs)
 def test_a_port_in_use_is_a_clear_message(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -168,6 +170,7 @@ def kill_everything_under(home: Path) -> None:
     psutil.wait_procs(victims, timeout=30)
 
 
+@pytest.mark.once  # first CI pass only: it starts its own embedded servers
 def test_studio_starts_again_after_its_process_group_was_killed(
     request: pytest.FixtureRequest,
 ) -> None:
@@ -227,6 +230,7 @@ def _studio_no_migrate(url: str, redis_url: str, home: Path) -> subprocess.Compl
     )
 
 
+@pytest.mark.once  # first CI pass only: no server: an import error
 def test_python_m_admin_without_the_studio_extra_says_what_to_install(tmp_path: Path) -> None:
     """As `coach-db studio` does, instead of a ModuleNotFoundError traceback."""
     # `import babel` fails in that process as if the package were not installed.

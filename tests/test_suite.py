@@ -14,6 +14,9 @@ import pytest
 from coach_db.home import running_state
 from tests.processes import ROOT, coach_db_cmd, subprocess_env
 
+# First CI pass only: the suite's own rules: no test server is involved.
+pytestmark = pytest.mark.once
+
 DEVELOPER_URL = "postgres://dev:developer-secret@127.0.0.1:1/dev_studio"
 
 

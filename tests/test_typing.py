@@ -11,6 +11,9 @@ import pytest
 
 from tests.conftest import ROOT
 
+# First CI pass only: mypy and basedpyright on files: no test server is involved.
+pytestmark = pytest.mark.once
+
 CORRECT = """\
 from datetime import UTC, datetime
 
