@@ -9,8 +9,10 @@ from typing import Any
 
 import bcrypt
 import pytest
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 
-from coach_db import User
+from coach_db import User, passwords
 from coach_db.passwords import (
     authenticate,
     hash_password,
@@ -148,6 +150,21 @@ def test_every_kind_of_refusal_costs_the_same(bcryptjs_hashes: dict[str, Any]) -
             assert verify_and_update("wrong password", stored) == (False, None)
         costs[name] = time.process_time() - start
     assert max(costs.values()) < 1.3 * min(costs.values()), costs
+
+
+def test_the_dummy_hash_has_todays_parameters_whatever_hasher_was_in_place(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The dummy hash a refusal checks is made once per process. Made while a cheaper hasher
+    was in place (tests/test_seed.py swaps one in), it made a refusal without a hash 4x cheaper
+    than a wrong argon2id password for the rest of that process: a timing oracle."""
+    passwords._dummy_hash.cache_clear()
+    cheap = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
+    monkeypatch.setattr(passwords, "_hasher", cheap)
+    assert verify_and_update("wrong password", None) == (False, None)  # makes the dummy
+    monkeypatch.undo()
+    parameters = hash_password(PASSWORD).split("$")[3]  # m=…,t=…,p=…
+    assert passwords._dummy_hash().split("$")[3] == parameters
 
 
 async def test_authenticate_upgrades_a_bcrypt_hash_once(bcryptjs_hashes: dict[str, Any]) -> None:
