@@ -59,12 +59,18 @@ def python_bcrypt(password: str, prefix: str) -> str:
     return bcrypt.hashpw(password.encode(), prefix.encode() + salt[4:]).decode()
 
 
+# First CI pass only: hashing, no test server (the async tests below sign in through the database).
+hashing_only = pytest.mark.once
+
+
+@hashing_only
 def test_hash_is_argon2id_and_salted() -> None:
     first, second = hash_password("password123"), hash_password("password123")
     assert first.startswith("$argon2id$")
     assert first != second
 
 
+@hashing_only
 def test_verify_accepts_the_right_password_only() -> None:
     stored = hash_password("correct horse")
     assert verify_password("correct horse", stored)
@@ -74,17 +80,20 @@ def test_verify_accepts_the_right_password_only() -> None:
 @pytest.mark.parametrize(
     "stored", [None, "", "not-a-hash", "$2b$12$bcryptlooking", "$2q$10$" + "a" * 53]
 )
+@hashing_only
 def test_verify_fails_closed_on_missing_or_foreign_hashes(stored: str | None) -> None:
     before = verification_count()
     assert verify_and_update("anything", stored) == (False, None)
     assert verification_count() == before + 1  # costs what a wrong password costs
 
 
+@hashing_only
 def test_empty_password_cannot_be_hashed() -> None:
     with pytest.raises(ValueError, match="empty"):
         hash_password("")
 
 
+@hashing_only
 def test_long_passwords_are_not_truncated() -> None:
     long = "x" * 200
     stored = hash_password(long)
@@ -92,6 +101,7 @@ def test_long_passwords_are_not_truncated() -> None:
     assert not verify_password(long[:72], stored)
 
 
+@hashing_only
 @pytest.mark.parametrize("prefix", ["$2a$", "$2b$", "$2y$"])
 def test_bcryptjs_hashes_verify_and_come_back_as_argon2id(
     bcryptjs_hashes: dict[str, Any], prefix: str
@@ -105,6 +115,7 @@ def test_bcryptjs_hashes_verify_and_come_back_as_argon2id(
     assert verify_and_update("", stored) == (False, None)
 
 
+@hashing_only
 @pytest.mark.parametrize("prefix", ["$2a$", "$2b$", "$2y$"])
 def test_python_bcrypt_hashes_verify_and_wrong_passwords_do_not(prefix: str) -> None:
     stored = python_bcrypt(PASSWORD, prefix)
@@ -113,10 +124,12 @@ def test_python_bcrypt_hashes_verify_and_wrong_passwords_do_not(prefix: str) -> 
     assert not verify_password(PASSWORD.upper(), stored)
 
 
+@hashing_only
 def test_argon2id_hash_with_todays_parameters_is_not_rewritten() -> None:
     assert verify_and_update(PASSWORD, hash_password(PASSWORD)) == (True, None)
 
 
+@hashing_only
 def test_bcrypt_passwords_over_72_bytes_verify_as_bcryptjs_hashed_them(
     bcryptjs_hashes: dict[str, Any],
 ) -> None:
@@ -133,6 +146,7 @@ def test_bcrypt_passwords_over_72_bytes_verify_as_bcryptjs_hashed_them(
     assert verify_password(LONG, upgraded) and not verify_password(prefix, upgraded)
 
 
+@hashing_only
 def test_every_kind_of_refusal_costs_the_same(bcryptjs_hashes: dict[str, Any]) -> None:
     """No timing oracle: a wrong password for a not yet upgraded bcrypt account costs what an
     unknown e-mail or a wrong argon2id password costs (CPU time: the machine is shared)."""
@@ -152,6 +166,7 @@ def test_every_kind_of_refusal_costs_the_same(bcryptjs_hashes: dict[str, Any]) -
     assert max(costs.values()) < 1.3 * min(costs.values()), costs
 
 
+@hashing_only
 def test_the_dummy_hash_has_todays_parameters_whatever_hasher_was_in_place(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
