@@ -250,7 +250,9 @@ async def test_an_admin_runs_a_query_explains_it_and_downloads_csv_audited(
     assert shown.status_code == 200 and 'id="console-result"' in shown.text
     assert "1 row" in shown.text and "=HYPERLINK(&#34;http://evil&#34;)" in shown.text
     plan = await console(admin_client, "EXPLAIN SELECT * FROM message WHERE id = 1")
-    assert 'id="console-plan"' in plan.text and "Index Scan" in plan.text
+    # The plan, whichever scan the planner takes on the test's few rows ("Seq Scan on message"
+    # or "Index Scan using message_pkey on message": it depends on the table's size on disk).
+    assert 'id="console-plan"' in plan.text and " on message" in plan.text
     csv = await console(admin_client, "SELECT id, content FROM message", download="csv")
     assert csv.headers["content-type"].startswith("text/csv")
     assert "attachment" in csv.headers["content-disposition"]
