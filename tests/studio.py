@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, suppress
 from functools import cache
 from typing import Any
 
 import httpx
+import pytest
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 from starlette.routing import Mount
 
-from coach_db import StaffRole, User
+from coach_db import StaffRole, User, passwords
 from coach_db.apps.studio.auth import CSRF_COOKIE_PREFIX
 from coach_db.passwords import hash_password
 from tests.factories import make_user
@@ -76,6 +79,25 @@ async def delete(client: httpx.AsyncClient, url: str) -> httpx.Response:
 @cache
 def _hash(password: str) -> str:
     return hash_password(password)  # argon2 costs ~0.25 s: hash each test password once
+
+
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """argon2id and bcrypt at their lowest cost for a test about sign-in rather than hashing,
+    as Django's test settings do (tests/test_passwords.py checks the real ones). Every hash the
+    test makes and the dummy ones a refusal checks are cheap; returns what forgets them, to
+    call before monkeypatch undoes the swap, so no cheap hash outlives the test."""
+    cheap_argon2 = Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1)
+    cheap_bcrypt = passwords.NodeBcryptHasher(rounds=4)
+    monkeypatch.setattr(passwords, "_argon2", cheap_argon2)
+    monkeypatch.setattr(passwords, "_bcrypt", cheap_bcrypt)
+    monkeypatch.setattr(passwords, "_hasher", PasswordHash((cheap_argon2, cheap_bcrypt)))
+
+    def forget() -> None:
+        for cached in (passwords._dummy_hash, passwords._dummy_bcrypt_hash, _hash):
+            cached.cache_clear()
+
+    forget()
+    return forget
 
 
 async def make_staff(password: str = STAFF_PASSWORD, **overrides: Any) -> User:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ from tests.factories import make_user
 from tests.processes import coach_db_cmd, subprocess_env
 from tests.studio import (
     STAFF_PASSWORD,
+    cheap_password_hashing,
     client_for,
     csrf,
     delete,
@@ -30,6 +32,22 @@ from tests.studio import (
     studio_of,
     studio_with,
 )
+
+
+@pytest.fixture(autouse=True)
+def _cheap_hashing(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """These tests are about sign-in, sessions and lock-outs, not the hash: argon2id and bcrypt
+    at their lowest cost (each real verification cost ~0.2 s of CPU, ~30 s a pass). Not for the
+    tests marked real_hashing: a hash `coach-db createstaff` makes with today's parameters would
+    be upgraded to the cheap one at sign-in."""
+    if request.node.get_closest_marker("real_hashing"):
+        yield
+        return
+    forget = cheap_password_hashing(monkeypatch)
+    yield
+    forget()
 
 
 async def test_pages_redirect_to_sign_in_when_signed_out(anonymous: Any) -> None:
@@ -391,6 +409,7 @@ async def test_there_is_no_open_init_page(anonymous: Any) -> None:
     assert not await User.filter(username="x").exists()
 
 
+@pytest.mark.real_hashing
 async def test_createstaff_makes_the_first_staff_member_who_can_sign_in(
     anonymous: Any, database_url: str
 ) -> None:
@@ -479,6 +498,7 @@ async def test_losing_staff_status_ends_every_session_for_good(studio_app: Any) 
     assert [await signed_out(client) for client in sessions] == [True, True]
 
 
+@pytest.mark.real_hashing
 async def test_createstaff_again_ends_every_session(studio_app: Any, database_url: str) -> None:
     user = await make_staff()
     sessions = await two_signed_in_clients(studio_app, user)
