@@ -289,6 +289,10 @@ _EMPTIED = (*reversed(TABLES), *APPEND_ONLY)
 _ROLLUPS = ("message_daily", "session_by_status")
 # A table with more rows than this is truncated: deleting them would leave as many dead rows.
 _DELETE_AT_MOST = 5_000
+_ROW_COUNTS = " UNION ALL ".join(
+    f'SELECT count(*) FROM (SELECT FROM "{t}" LIMIT {_DELETE_AT_MOST + 1}) AS "{t}"'
+    for t in _EMPTIED
+)
 
 
 @pytest.fixture(autouse=True)
@@ -301,12 +305,8 @@ async def _clean_tables(raw_pool: asyncpg.Pool) -> None:
     keys' actions would fire), which takes ~1.5 ms. TRUNCATE, which gives every table and index
     new files, took ~28 ms a test; it still empties a table a test filled.
     """
-    counts = " UNION ALL ".join(
-        f'SELECT count(*) FROM (SELECT FROM "{t}" LIMIT {_DELETE_AT_MOST + 1}) AS "{t}"'
-        for t in _EMPTIED
-    )
     async with raw_pool.acquire() as conn, conn.transaction():
-        big = max(row[0] for row in await conn.fetch(counts)) > _DELETE_AT_MOST
+        big = max(row[0] for row in await conn.fetch(_ROW_COUNTS)) > _DELETE_AT_MOST
         if big:
             everything = ", ".join(f'"{t}"' for t in _EMPTIED)
             await conn.execute("SET LOCAL session_replication_role = replica")

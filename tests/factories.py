@@ -8,9 +8,16 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pwdlib.hashers.argon2 import Argon2Hasher
 from tortoise.transactions import in_transaction
 
 from coach_db import ConversationSession, Message, MessageRole, Scenario, SessionStatus, User
+
+
+def cheap_argon2() -> Argon2Hasher:
+    """argon2id at its lowest cost, for tests about something other than the hash (as Django's
+    test settings do); tests/test_passwords.py checks the production parameters."""
+    return Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
 def unique(prefix: str = "x") -> str:

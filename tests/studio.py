@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from functools import cache
 from typing import Any
 
 import httpx
 import pytest
 from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
 from starlette.routing import Mount
 
 from coach_db import StaffRole, User, passwords
 from coach_db.apps.studio.auth import CSRF_COOKIE_PREFIX
 from coach_db.passwords import hash_password
-from tests.factories import make_user
+from tests.factories import cheap_argon2, make_user
 
 STAFF_PASSWORD = "correct horse battery staple"
 
@@ -81,23 +80,23 @@ def _hash(password: str) -> str:
     return hash_password(password)  # argon2 costs ~0.25 s: hash each test password once
 
 
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
-    """argon2id and bcrypt at their lowest cost for a test about sign-in rather than hashing,
-    as Django's test settings do (tests/test_passwords.py checks the real ones). Every hash the
-    test makes and the dummy ones a refusal checks are cheap; returns what forgets them, to
-    call before monkeypatch undoes the swap, so no cheap hash outlives the test."""
-    cheap_argon2 = Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1)
+@contextmanager
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """argon2id and bcrypt at their lowest cost for a test about sign-in rather than hashing.
+    Every hash the test makes and the dummy ones a refusal checks are cheap; the cached ones are
+    forgotten on the way in and out, so no cheap hash outlives the test (monkeypatch undoes the
+    swap afterwards)."""
+    cheap = cheap_argon2()
     cheap_bcrypt = passwords.NodeBcryptHasher(rounds=4)
-    monkeypatch.setattr(passwords, "_argon2", cheap_argon2)
+    monkeypatch.setattr(passwords, "_argon2", cheap)
     monkeypatch.setattr(passwords, "_bcrypt", cheap_bcrypt)
-    monkeypatch.setattr(passwords, "_hasher", PasswordHash((cheap_argon2, cheap_bcrypt)))
-
-    def forget() -> None:
-        for cached in (passwords._dummy_hash, passwords._dummy_bcrypt_hash, _hash):
-            cached.cache_clear()
-
-    forget()
-    return forget
+    monkeypatch.setattr(passwords, "_hasher", PasswordHash((cheap, cheap_bcrypt)))
+    cached = (passwords._dummy_hash, passwords._dummy_bcrypt_hash, _hash)
+    for function in cached:
+        function.cache_clear()
+    yield
+    for function in cached:
+        function.cache_clear()
 
 
 async def make_staff(password: str = STAFF_PASSWORD, **overrides: Any) -> User:

@@ -10,7 +10,6 @@ from typing import Any
 import bcrypt
 import pytest
 from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
 
 from coach_db import User, passwords
 from coach_db.passwords import (
@@ -20,7 +19,7 @@ from coach_db.passwords import (
     verify_and_update,
     verify_password,
 )
-from tests.factories import make_user
+from tests.factories import cheap_argon2, make_user
 from tests.node import node, prisma_packages
 from tests.studio import sign_in
 
@@ -174,7 +173,7 @@ def test_the_dummy_hash_has_todays_parameters_whatever_hasher_was_in_place(
     was in place (tests/test_seed.py swaps one in), it made a refusal without a hash 4x cheaper
     than a wrong argon2id password for the rest of that process: a timing oracle."""
     passwords._dummy_hash.cache_clear()
-    cheap = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
+    cheap = PasswordHash((cheap_argon2(),))
     monkeypatch.setattr(passwords, "_hasher", cheap)
     assert verify_and_update("wrong password", None) == (False, None)  # makes the dummy
     monkeypatch.undo()

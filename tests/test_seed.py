@@ -15,7 +15,6 @@ from typing import Any
 import asyncpg
 import pytest
 from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -28,7 +27,7 @@ from coach_db.models import SLUG_PATTERN
 from coach_db.passwords import verify_password
 from coach_db.tools.cli import app
 from tests.conftest import ROOT
-from tests.factories import make_message, make_session, make_user
+from tests.factories import cheap_argon2, make_message, make_session, make_user
 from tests.processes import subprocess_env
 
 # A day the demo is pinned to (--today / SEED_TODAY) where a test compares exact rows.
@@ -52,7 +51,7 @@ TRUNCATE = "TRUNCATE " + ", ".join(f'"{table}"' for table in TABLES)
 REAL_HASHER = passwords._hasher
 # The same algorithm at its lowest cost: like Django's test settings, this keeps the many
 # seed() runs fast. The production cost is used by the one test that checks the hash itself.
-FAST_HASHER = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
+FAST_HASHER = PasswordHash((cheap_argon2(),))
 
 
 @pytest.fixture(autouse=True)

@@ -44,10 +44,9 @@ def _cheap_hashing(
     be upgraded to the cheap one at sign-in."""
     if request.node.get_closest_marker("real_hashing"):
         yield
-        return
-    forget = cheap_password_hashing(monkeypatch)
-    yield
-    forget()
+    else:
+        with cheap_password_hashing(monkeypatch):
+            yield
 
 
 async def test_pages_redirect_to_sign_in_when_signed_out(anonymous: Any) -> None:
