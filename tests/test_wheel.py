@@ -79,7 +79,7 @@ def install(wheel: Path, folder: Path, extras: str = "") -> Path:
         "pip",
         "install",
         "--quiet",
-        # As a service's image would (and this project's [tool.uv] compile-bytecode does):
+        # As a service's image would (and .ci/run's `uv sync --compile-bytecode` does):
         # under PYTHONDONTWRITEBYTECODE each command would compile its imports from source.
         "--compile-bytecode",
         "--python",
