@@ -158,7 +158,8 @@ def pool_config(
 async def forget_pooled_connections(client: Any) -> None:
     """Close the pooled connections of `client` (a Tortoise connection) as soon as each is free.
 
-    After a switchover a connection may still reach the demoted primary, which refuses writes
+    After a restart every pooled connection is dead; after a switchover one may still reach
+    the demoted primary, which refuses writes
     as read-only; the pool replaces each with a new connection, made to whichever host
     target_session_attrs accepts now. (asyncpg's Pool.expire_connections(), reached through
     Tortoise's client, or its parent inside a transaction.)
@@ -167,7 +168,7 @@ async def forget_pooled_connections(client: Any) -> None:
     pool = getattr(client, "_pool", None)
     if pool is not None:
         await pool.expire_connections()
-        logger.warning("a database connection reached a read-only node: reconnecting the pool")
+        logger.warning("a database connection was lost or read-only: reconnecting the pool")
 
 
 async def _watch_timeouts(connection: asyncpg.Connection) -> None:

@@ -65,9 +65,10 @@ class OutageMiddleware:
                     str(exc)[:200],
                 )
                 refused = read_only_refusal(exc)
-                if refused or isinstance(exc, TimeoutError):
-                    # A demoted primary, or one cut off (the URL's command_timeout): new
-                    # connections find the new one.
+                if server == "The database":
+                    # A demoted primary, one cut off (the URL's command_timeout) or a restart:
+                    # every pooled connection is as stale as this one, and the rerun below would
+                    # take another (a 503 after an immediate restart); new ones find the server.
                     await forget_pooled_connections(connections.get("default"))
                 retry = read and attempt == 1 and server == "The database"
                 if not (retry and await database_answers(RETRY_WAIT_SECONDS)):
