@@ -209,6 +209,20 @@ async def erasure_counts(url: str, email: str) -> Erasure:
         await conn.close()
 
 
+# counts_in(limit=...): each count stops at $2, over the rows erasure_counts() counts. Each way
+# an audit row names the person has an index (migration 12), so this reads only their rows.
+LIMITED_COUNTS = """SELECT
+    (SELECT count(*) FROM "user" WHERE id = $1) AS "user",
+    (SELECT count(*) FROM (SELECT 1 FROM conversation_session WHERE user_id = $1
+       LIMIT $2) AS s) AS sessions,
+    (SELECT count(*) FROM (SELECT 1 FROM message m JOIN conversation_session s
+       ON s.id = m.session_id WHERE s.user_id = $1 LIMIT $2) AS m) AS messages,
+    (SELECT count(*) FROM (SELECT 1 FROM audit_event a, "user" u
+       WHERE u.id = $1 AND (a.subject_id = $1 OR a.actor_id = $1
+             OR lower(a.actor_email) = u.email OR audit_names(a.changes, u.email))
+       LIMIT $2) AS a) AS audit_events_redacted"""
+
+
 async def counts_in(
     conn: asyncpg.Connection, user_id: int, email: str = "", limit: int | None = None
 ) -> dict[str, int]:
@@ -220,20 +234,7 @@ async def counts_in(
     if limit is None:
         counts = await conn.fetchval("SELECT erasure_counts($1)::text", user_id)
         return {k: int(v) for k, v in json.loads(counts).items()}
-    row = await conn.fetchrow(
-        """SELECT
-            (SELECT count(*) FROM "user" WHERE id = $1) AS "user",
-            (SELECT count(*) FROM (SELECT 1 FROM conversation_session WHERE user_id = $1
-               LIMIT $2) AS s) AS sessions,
-            (SELECT count(*) FROM (SELECT 1 FROM message m JOIN conversation_session s
-               ON s.id = m.session_id WHERE s.user_id = $1 LIMIT $2) AS m) AS messages,
-            (SELECT count(*) FROM (SELECT 1 FROM audit_event a, "user" u
-               WHERE u.id = $1 AND (a.subject_id = $1 OR a.actor_id = $1
-                     OR lower(a.actor_email) = u.email OR audit_names(a.changes, u.email))
-               LIMIT $2) AS a) AS audit_events_redacted""",
-        user_id,
-        int(limit) + 1,
-    )
+    row = await conn.fetchrow(LIMITED_COUNTS, user_id, int(limit) + 1)
     assert row is not None
     return {k: int(v) for k, v in row.items()}
 

@@ -154,6 +154,11 @@ FILTER_INDEXES = {
     "conversation_session_scenario_version",
 }
 
+# Migration 12 (audit_person_indexes): a person's audit rows found by index; audit_names is
+# redefined on top of the two new functions.
+PERSON_INDEXES = {"audit_event_actor_email_lower", "audit_event_string_digests"}
+PERSON_FUNCTIONS = {"audit_string_digests", "audit_names_exactly"}
+
 # Migration 6 (prompt_versions): versions of scenarios and studio roles, by name.
 VERSIONS_CHECKS = {"scenario_version_number_positive", "user_role_valid"}
 VERSIONS_TRIGGERS = {
@@ -266,6 +271,11 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
     assert run_aerich("upgrade", url=url).returncode == 0
     conn = await asyncpg.connect(url)
     try:
+        down = run_aerich("downgrade", "--yes", url=url)  # audit_person_indexes
+        assert down.returncode == 0, down.stderr
+        assert PERSON_INDEXES.isdisjoint(await names(conn, INDEX_NAMES))
+        assert PERSON_FUNCTIONS.isdisjoint(await names(conn, FUNCTIONS))
+        assert "audit_names" in await names(conn, FUNCTIONS)
         down = run_aerich("downgrade", "--yes", url=url)  # readable_refusals
         assert down.returncode == 0, down.stderr
         assert REFUSALS_TRIGGERS.isdisjoint(await names(conn, TRIGGERS))
@@ -362,11 +372,14 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
             | VERSIONS_FUNCTIONS
             | {"append_only"}
             | CHAIN_FUNCTIONS
-            | REFUSALS_FUNCTIONS,
+            | REFUSALS_FUNCTIONS
+            | PERSON_FUNCTIONS,
         ]
         assert found[:3] == everything and found[3] >= ROLLUP_TABLES | AUDIT_TABLES
         assert await names(conn, INDEXES) >= STUDIO_INDEXES | {SEARCH_INDEX}
-        assert await names(conn, INDEX_NAMES) >= AUDIT_INDEXES | IDEMPOTENCY_INDEXES
+        assert await names(conn, INDEX_NAMES) >= (
+            AUDIT_INDEXES | IDEMPOTENCY_INDEXES | PERSON_INDEXES
+        )
         assert await conn.fetchval("SELECT length(salt) FROM erasure_salt") == 64
         assert VERSIONS_FOREIGN_KEY in await names(conn, FOREIGN_KEYS)
         per_day = await conn.fetch(

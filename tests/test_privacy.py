@@ -251,6 +251,53 @@ async def test_erasure_leaves_no_trace_of_the_person_in_any_table(
     assert await privacy.list_erasures(database_url, keeper.email) == []
 
 
+# audit_names(changes, email): the e-mail as a whole string value at any depth, any case.
+NAMES = [
+    ({"email": "Ann@Example.com"}, True),
+    ({"email": ["old@example.com", {"deep": [["ann@example.com"]]}]}, True),
+    ("ann@example.com", True),  # a bare string is a value too
+    ({"ann@example.com": "renamed"}, False),  # a key is not a value
+    ({"note": "write to ann@example.com"}, False),  # nor is a substring
+    ({"email": "ann@example.com.evil"}, False),
+    ({"n": 1, "b": True, "z": None}, False),
+    (None, False),
+]
+
+
+@pytest.mark.parametrize("changes, named", NAMES)
+async def test_an_audit_row_names_a_person_by_a_whole_value_at_any_depth(
+    raw: asyncpg.Connection, changes: Any, named: bool
+) -> None:
+    found = await raw.fetchval(
+        "SELECT coalesce(audit_names($1::jsonb, 'ann@example.com'), false)",
+        None if changes is None else json.dumps(changes),
+    )
+    assert found is named
+
+
+async def test_the_audit_rows_of_one_person_are_found_through_indexes(
+    raw: asyncpg.Connection,
+) -> None:
+    """The erase confirmation page read the whole audit trail to count a person's rows (181 ms at
+    29,664 events, the studio's 5 s budget near 800,000). Each way an audit row names them
+    (subject, actor, the actor's e-mail, the e-mail as a value in `changes`) now has an index
+    (migration 12). With sequential scans priced out, the count's plan reads audit_event only
+    through them: without one of the indexes it would still have to scan the table."""
+    user, _ = await _person_with_history()
+    async with raw.transaction():
+        await raw.execute("SET LOCAL enable_seqscan = off")
+        rows = await raw.fetch("EXPLAIN " + privacy.LIMITED_COUNTS, user.id, 1001)
+    plan = "\n".join(row[0] for row in rows)
+    assert "Seq Scan on audit_event" not in plan, plan
+    for index in (
+        "idx_audit_event_subject_51ae36",
+        "idx_audit_event_actor_i_0df092",
+        "audit_event_actor_email_lower",
+        "audit_event_string_digests",
+    ):
+        assert f"on {index}" in plan, plan
+
+
 async def test_a_failed_erasure_changes_nothing(database_url: str, raw: asyncpg.Connection) -> None:
     user, _ = await _person_with_history()
     # The receipt, written after the deletes and the redaction, is refused: all must roll back.
