@@ -47,6 +47,7 @@ from coach_db.apps.studio import (
     views,
 )
 from coach_db.apps.studio.config import ADMIN_PATH, StudioSettings, get_studio_settings
+from coach_db.apps.studio.fair_share import SamePageLimitMiddleware
 from coach_db.apps.studio.outages import OutageMiddleware
 from coach_db.apps.studio.resources import RESOURCES
 from coach_db.apps.studio.templating import render, use_studio_templates
@@ -153,6 +154,12 @@ def create_app(settings: StudioSettings | None = None, *, connect_db: bool = Tru
     studio.add_middleware(ReplicaReadsMiddleware)
     studio.add_middleware(auth.CSRFMiddleware, settings=settings)
     studio.add_middleware(OutageMiddleware)  # a retried GET runs every layer inside again
+    studio.add_middleware(
+        SamePageLimitMiddleware,
+        limit=settings.studio_same_page_concurrency,
+        wait_seconds=settings.studio_statement_timeout,
+        static_prefix=f"{ADMIN_PATH}/static/",
+    )
     studio.add_exception_handler(HTTPException, _http_error)
     studio.add_exception_handler(RedisError, _redis_down)
     studio.add_exception_handler(DoesNotExist, _missing_row)

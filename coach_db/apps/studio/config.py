@@ -49,6 +49,10 @@ class StudioSettings(Settings):
     # Seconds any one statement of a studio page may run before it is cancelled and the page
     # says what to narrow (503): no filter can hold a connection and a core for a minute.
     studio_statement_timeout: float = Field(default=5.0, gt=0)
+    # How many requests for the same page (path and query string) run at once in one studio
+    # process; more wait their turn, up to studio_statement_timeout, so that clients hammering
+    # one costly page leave the machine to the other pages (fair_share.py).
+    studio_same_page_concurrency: int = Field(default=1, ge=1)
     studio_login_failures_per_account_and_ip: int = Field(default=5, ge=1)
     studio_login_failures_per_account: int = Field(default=50, ge=1)
     studio_login_failures_per_ip: int = Field(default=100, ge=1)
