@@ -583,7 +583,7 @@ def main() -> None:
             f"coach-db query shapes vs careful raw asyncpg, {started:%Y-%m-%d %H:%M} UTC,"
             f" commit {commit}, database {args.db.rsplit('/', 1)[-1]}",
             f"command: uv run python bench/shapes.py {' '.join(sys.argv[1:])}",
-            f"{os.cpu_count()} cores shared with other engineers; load average (1/5/15 min)"
+            f"{os.cpu_count()} cores; load average (1/5/15 min)"
             f" {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} at the start,"
             f" {end[0]:.1f}/{end[1]:.1f}/{end[2]:.1f} at the end",
             f"figure = raw time / package time (1.00: as fast as raw asyncpg), median [min-max]"

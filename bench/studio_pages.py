@@ -466,8 +466,8 @@ def report(
     lines = [
         f"coach-db studio, every generated page, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "command: uv run python bench/studio_pages.py " + " ".join(sys.argv[1:]),
-        f"{os.cpu_count()} cores shared with other engineers' tests; one uvicorn worker per"
-        f" studio; {args.reps} requests per page and size after a warm-up, 100k and 10M"
+        f"{os.cpu_count()} cores (the load averages below say what else ran); one uvicorn"
+        f" worker per studio; {args.reps} requests per page and size after a warm-up, 100k and 10M"
         " alternating; p99 of so few requests is their maximum",
         f"load average (1 min) during the run: {', '.join(f'{x:.1f}' for x in load)}",
         "search words: " + ", ".join(f"{k} {v!r}" for k, v in said.items()),

@@ -306,7 +306,7 @@ def main() -> None:
         f"add_message write cost by variant, {started:%Y-%m-%d %H:%M} UTC, commit {commit},"
         f" database {args.db.rsplit('/', 1)[-1]}",
         f"command: uv run python bench/write_cost.py {' '.join(sys.argv[1:])}",
-        f"{os.cpu_count()} cores shared with other engineers; load average (1/5/15 min)"
+        f"{os.cpu_count()} cores; load average (1/5/15 min)"
         f" {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} at the start,"
         f" {end[0]:.1f}/{end[1]:.1f}/{end[2]:.1f} at the end",
         f"µs per message (wall), median [min-max] of {args.rounds} rounds; (x) = / as deployed",
