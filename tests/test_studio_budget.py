@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
 import os
 import re
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -18,10 +20,12 @@ from urllib.parse import parse_qsl, urlsplit
 import asyncpg
 import httpx
 import pytest
+from starlette.requests import Request
 
-from coach_db import MessageRole
-from coach_db.apps.studio import audit, search
-from tests.factories import make_message, make_session, make_user
+from coach_db import ConversationSession, MessageRole
+from coach_db.apps.studio import audit, pages, search
+from coach_db.apps.studio.resources import SessionResource
+from tests.factories import make_message, make_scenario, make_session, make_user
 from tests.processes import IN_CI, ROOT, free_port, subprocess_env
 from tests.studio import STAFF_PASSWORD, make_staff
 from tests.throwaway import PGBOUNCER, ThrowawayPgBouncer
@@ -98,6 +102,41 @@ async def walk(staff: Any, url: str) -> tuple[list[int], list[str]]:
         ids += ids_in(page)
         next_url = next_link(page)
     return ids, seen
+
+
+async def test_a_status_filter_past_a_cursor_reads_the_status_index_not_the_start_times(
+    raw: Any,
+) -> None:
+    """At 10M, `status=active` past a cursor half-way through the start times walked the
+    started_at index past 136,488 finished sessions to find the active ones (21 ms; the
+    planner assumes them spread evenly, but they are the newest) instead of reading
+    (status, started_at, id) from the cursor (0.1 ms). The same skew here: 40,000 sessions,
+    the last 6,000 active (15%, as there). Held to one value, the filter keeps the column in
+    the page's order (widgets.StudioFilter.leads_order), which only migration 9's index gives
+    without a sort."""
+    user = await make_user()
+    scenario = await make_scenario()
+    await raw.execute(
+        "INSERT INTO conversation_session (user_id, scenario_id, status, started_at, ended_at)"
+        " SELECT $1::int, $2::int, s.status, s.at,"
+        "        CASE WHEN s.status <> 'active' THEN s.at + interval '5 minutes' END"
+        "   FROM (SELECT CASE WHEN g > 34000 THEN 'active' WHEN g % 3 = 0 THEN 'abandoned'"
+        "                     ELSE 'completed' END AS status,"
+        "                timestamptz '2026-01-01' + g * interval '10 minutes' AS at"
+        "           FROM generate_series(1, 40000) AS g) AS s",
+        user.pk,
+        scenario.pk,
+    )
+    await raw.execute("ANALYZE conversation_session")
+    request = Request({"type": "http", "method": "GET", "query_string": b"", "headers": []})
+    status = next(f for f in SessionResource.filters if f.context["name"] == "status")
+    qs = await status.get_queryset(request, "active", ConversationSession.all())
+    middle = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=10 * 20000)
+    for descending in (False, True):
+        sort = pages.Sort("started_at", descending, fixed=("status",))
+        page = pages.after(qs, sort, (middle, 1), reverse=False).limit(21)
+        plan = json.dumps(await page.explain(), default=str)
+        assert "conversation_session_status_started" in plan, plan
 
 
 async def test_a_common_word_search_pages_through_bounded_windows_in_order(

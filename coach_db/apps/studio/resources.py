@@ -100,6 +100,13 @@ class StudioModel(ModelResource):  # type: ignore[misc]
     """What every studio resource shares: readable labels, sorting, row links, form hooks."""
 
     page_size = 20
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for found in getattr(cls, "filters", []):
+            if isinstance(found, widgets.StudioFilter):
+                found.leads_order = found.context["name"] in cls.fixed_order
+
     # Extra fields passed to field_for by name, e.g. badge colours.
     display_options: dict[str, dict[str, Any]] = {}
 
