@@ -84,10 +84,12 @@ class SamePageLimitMiddleware:
             self.wait_seconds,
             requests,
         )
+        others = requests - 1
         message = (
-            f"This page was already being loaded {requests - 1} more times at once, and yours"
-            f" waited {self.wait_seconds:g} seconds for its turn (the same page runs at most"
-            f" {self.limit} at a time: STUDIO_SAME_PAGE_CONCURRENCY). Try again in a moment."
+            f"This same page was being loaded for {others} other"
+            f" request{'' if others == 1 else 's'} at once, and yours waited"
+            f" {self.wait_seconds:g} seconds for its turn (a page runs at most {self.limit} at a"
+            " time: STUDIO_SAME_PAGE_CONCURRENCY). Try again in a moment."
         )
         context = {
             "status_code": HTTP_503_SERVICE_UNAVAILABLE,
