@@ -119,7 +119,10 @@ async def _light_reset(connection: asyncpg.Connection) -> None:
 
 
 def pool_config(
-    url: str, replicas: list[str] | None = None, statement_timeout: float | None = None
+    url: str,
+    replicas: list[str] | None = None,
+    statement_timeout: float | None = None,
+    custom_plans: bool = False,
 ) -> dict[str, Any]:
     """The Tortoise configuration of init_db(): tortoise_config() with the pool's reset, plus a
     connection per replica ("replica_1", ...) and the ReplicaRouter when there are replicas.
@@ -130,6 +133,16 @@ def pool_config(
     nothing is set on the server session (a `statement_timeout` startup parameter is refused
     by PgBouncer, and a SET would outlive the query on a pooled server connection).
 
+    `custom_plans`: PostgreSQL plans every statement for its own values. asyncpg keeps each
+    statement prepared, and after five runs PostgreSQL may give a prepared statement one
+    generic plan for any values: right for a service's queries, whose values are alike, wrong
+    for the studio's, where one user has 27,000 sessions and the next none (a sessions page
+    went from 9 to 48 ms once its statement had run with other values). With it, asyncpg's
+    statement cache is off (statement_cache_size=0, as PgBouncer's transaction mode needs
+    anyway): each statement is sent unnamed and planned at its Bind, with its values; about
+    0.1 ms more a statement, whatever statement_cache_size the URL or DB_STATEMENT_CACHE_SIZE
+    says.
+
     Aerich and `coach-db deploy` use tortoise_config(): they never see a replica.
     """
     config = tortoise_config(url)
@@ -138,7 +151,7 @@ def pool_config(
     if replicas:
         config["routers"] = [ReplicaRouter]
     light = get_settings().db_pool_reset == "light"
-    if light or statement_timeout is not None:
+    if light or statement_timeout is not None or custom_plans:
         for alias, connection_url in config["connections"].items():
             # Tortoise passes the credentials it does not know on to asyncpg.create_pool.
             connection = (
@@ -151,6 +164,8 @@ def pool_config(
             if statement_timeout is not None:
                 connection["credentials"]["command_timeout"] = statement_timeout
                 connection["credentials"]["init"] = _watch_timeouts
+            if custom_plans:
+                connection["credentials"]["statement_cache_size"] = 0
             config["connections"][alias] = connection
     return config
 
@@ -390,11 +405,16 @@ class ReplicaRouter:
 
 
 async def init_db(
-    url: str | None = None, *, check: bool = True, statement_timeout: float | None = None
+    url: str | None = None,
+    *,
+    check: bool = True,
+    statement_timeout: float | None = None,
+    custom_plans: bool = False,
 ) -> None:
     """Open the connection pool for DATABASE_URL (or `url`) and check the schema is there.
 
-    `statement_timeout`: seconds after which any statement is cancelled (see pool_config).
+    `statement_timeout`: seconds after which any statement is cancelled; `custom_plans`: every
+    statement planned for its own values (see pool_config).
     Safe to call again: an earlier pool is closed first. Pair with close_db().
     """
     global _monitor
@@ -405,7 +425,8 @@ async def init_db(
     # The global fallback lets other tasks (a web server's requests, started outside the task
     # that ran the lifespan) use the same pool.
     await Tortoise.init(
-        config=pool_config(url, replicas, statement_timeout), _enable_global_fallback=True
+        config=pool_config(url, replicas, statement_timeout, custom_plans),
+        _enable_global_fallback=True,
     )
     try:
         if check:
@@ -440,11 +461,15 @@ async def close_db() -> None:
 
 @asynccontextmanager
 async def connect(
-    url: str | None = None, *, statement_timeout: float | None = None
+    url: str | None = None,
+    *,
+    statement_timeout: float | None = None,
+    custom_plans: bool = False,
 ) -> AsyncIterator[None]:
     """`async with coach_db.connect(): ...`: a pool for the duration of the block; with
-    `statement_timeout` seconds, no statement on it runs longer (see pool_config)."""
-    await init_db(url, statement_timeout=statement_timeout)
+    `statement_timeout` seconds, no statement on it runs longer; with `custom_plans`, each is
+    planned for its own values (see pool_config)."""
+    await init_db(url, statement_timeout=statement_timeout, custom_plans=custom_plans)
     try:
         yield
     finally:

@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import asyncpg
 import httpx
@@ -24,7 +24,9 @@ from starlette.requests import Request
 
 from coach_db import ConversationSession, MessageRole
 from coach_db.apps.studio import audit, pages, search
+from coach_db.apps.studio.app import pool_options
 from coach_db.apps.studio.resources import SessionResource
+from coach_db.db import pool_config
 from tests.factories import make_message, make_scenario, make_session, make_user
 from tests.processes import IN_CI, ROOT, free_port, subprocess_env
 from tests.studio import STAFF_PASSWORD, make_staff
@@ -104,16 +106,9 @@ async def walk(staff: Any, url: str) -> tuple[list[int], list[str]]:
     return ids, seen
 
 
-async def test_a_status_filter_past_a_cursor_reads_the_status_index_not_the_start_times(
-    raw: Any,
-) -> None:
-    """At 10M, `status=active` past a cursor half-way through the start times walked the
-    started_at index past 136,488 finished sessions to find the active ones (21 ms; the
-    planner assumes them spread evenly, but they are the newest) instead of reading
-    (status, started_at, id) from the cursor (0.1 ms). The same skew here: 40,000 sessions,
-    the last 6,000 active (15%, as there). Held to one value, the filter keeps the column in
-    the page's order (widgets.StudioFilter.leads_order), which only migration 9's index gives
-    without a sort."""
+async def _skewed_sessions(raw: Any) -> tuple[int, int]:
+    """40,000 sessions of one user and scenario, every 10 minutes from 2026-01-01, the last
+    6,000 active (15%, as at 10M: the newest), the others completed or abandoned."""
     user = await make_user()
     scenario = await make_scenario()
     await raw.execute(
@@ -128,15 +123,82 @@ async def test_a_status_filter_past_a_cursor_reads_the_status_index_not_the_star
         scenario.pk,
     )
     await raw.execute("ANALYZE conversation_session")
-    request = Request({"type": "http", "method": "GET", "query_string": b"", "headers": []})
-    status = next(f for f in SessionResource.filters if f.context["name"] == "status")
-    qs = await status.get_queryset(request, "active", ConversationSession.all())
+    return user.pk, scenario.pk
+
+
+async def _page_plan(query: dict[str, str], descending: bool) -> str:
+    """The plan of the sessions list's page past a cursor half-way through the start times,
+    its filters applied as the list view applies them."""
+    request = Request(
+        {"type": "http", "method": "GET", "query_string": urlencode(query).encode(), "headers": []}
+    )
+    values, qs = await SessionResource.resolve_query_params(
+        request, query, ConversationSession.all()
+    )
+    sort = pages.Sort("started_at", descending, fixed=SessionResource.leading(values))
     middle = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=10 * 20000)
+    page = pages.after(qs, sort, (middle, 1), reverse=False).limit(21)
+    return json.dumps(await page.explain(), default=str)
+
+
+async def test_a_status_filter_past_a_cursor_reads_the_status_index_not_the_start_times(
+    raw: Any,
+) -> None:
+    """At 10M, `status=active` past a cursor half-way through the start times walked the
+    started_at index past 136,488 finished sessions to find the active ones (21 ms; the
+    planner assumes them spread evenly, but they are the newest) instead of reading
+    (status, started_at, id) from the cursor (0.1 ms). The same skew here. Held to one value,
+    the filter keeps the column in the page's order (widgets.StudioFilter.leads_order), which
+    only migration 9's index gives without a sort."""
+    await _skewed_sessions(raw)
     for descending in (False, True):
-        sort = pages.Sort("started_at", descending, fixed=("status",))
-        page = pages.after(qs, sort, (middle, 1), reverse=False).limit(21)
-        plan = json.dumps(await page.explain(), default=str)
+        plan = await _page_plan({"status": "active"}, descending)
         assert "conversation_session_status_started" in plan, plan
+
+
+async def test_with_several_indexed_filters_one_leads_the_order_and_nothing_is_sorted(
+    raw: Any,
+) -> None:
+    """With a user, a scenario (and a status) filtered at once, each held in the order made
+    ORDER BY (scenario_id, user_id, started_at, id), which no index gives: PostgreSQL sorted
+    every session of the user (26 ms at 10M) where the user's index alone took 0.1 ms. The
+    most selective of them (the user) leads; the others stay plain equalities."""
+    user, scenario = await _skewed_sessions(raw)
+    for query in (
+        {"user_id": str(user), "scenario_id": str(scenario)},
+        {"user_id": str(user), "scenario_id": str(scenario), "status": "active"},
+    ):
+        plan = await _page_plan(query, descending=True)
+        assert "idx_conversatio_user_id_dd86df" in plan, plan
+        assert '"Node Type": "Sort"' not in plan, plan
+
+
+async def test_the_studio_plans_each_statement_for_its_own_values(
+    database_url: str, studio_settings: Any
+) -> None:
+    """After a list statement had run five times with other values, PostgreSQL could give the
+    prepared statement one generic plan: a sessions page of a user with 2 sessions went from
+    9 to 48 ms in a studio that had served other pages, counting by a sequential scan of all
+    321,000 sessions. The studio's pool keeps no statement prepared (a service's does), so each
+    is planned at its Bind, with its values."""
+    options = pool_options(studio_settings)
+    studio = pool_config(database_url, **options)["connections"]["default"]["credentials"]
+    service = pool_config(database_url, statement_timeout=5)["connections"]["default"]
+    assert studio["statement_cache_size"] == 0
+    assert service["credentials"]["statement_cache_size"] > 0
+    # What that means in PostgreSQL: nothing kept prepared, so nothing to plan generically.
+    kept = []
+    for size in (studio["statement_cache_size"], service["credentials"]["statement_cache_size"]):
+        conn = await asyncpg.connect(database_url, statement_cache_size=size)
+        try:
+            for value in range(7):
+                await conn.fetch(
+                    "SELECT id FROM conversation_session WHERE user_id IN ($1, $2)", value, value
+                )
+            kept.append(await conn.fetchval("SELECT count(*) FROM pg_prepared_statements"))
+        finally:
+            await conn.close()
+    assert kept[0] == 0 and kept[1] >= 1
 
 
 async def test_a_common_word_search_pages_through_bounded_windows_in_order(

@@ -118,6 +118,13 @@ class ReplicaReadsMiddleware:
             await self.app(scope, receive, send)
 
 
+def pool_options(settings: StudioSettings) -> dict[str, Any]:
+    """How the studio's pool differs from a service's (coach_db.db.pool_config): every
+    statement bounded by STUDIO_STATEMENT_TIMEOUT, and planned for its own values (a list's
+    filter values range from a user with 27,000 sessions to one with none)."""
+    return {"statement_timeout": settings.studio_statement_timeout, "custom_plans": True}
+
+
 def create_app(settings: StudioSettings | None = None, *, connect_db: bool = True) -> FastAPI:
     """The studio as an ASGI app: `/` redirects to the data browser at `/admin/`.
 
@@ -179,8 +186,7 @@ def create_app(settings: StudioSettings | None = None, *, connect_db: bool = Tru
                 redis=redis, admin_path=ADMIN_PATH, language_switch=False, default_locale="en_US"
             )
             if connect_db:
-                timeout = settings.studio_statement_timeout
-                async with coach_db.connect(settings.database_url, statement_timeout=timeout):
+                async with coach_db.connect(settings.database_url, **pool_options(settings)):
                     yield
             else:
                 yield

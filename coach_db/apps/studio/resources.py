@@ -7,6 +7,7 @@ from coach_db.apps.studio import compat  # noqa: F401
 
 # isort: split
 
+from collections.abc import Iterable
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -104,8 +105,9 @@ class StudioModel(ModelResource):  # type: ignore[misc]
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for found in getattr(cls, "filters", []):
-            if isinstance(found, widgets.StudioFilter):
-                found.leads_order = found.context["name"] in cls.fixed_order
+            if isinstance(found, widgets.StudioFilter) and found.context["name"] in cls.fixed_order:
+                place = cls.fixed_order.index(found.context["name"])
+                found.leads_unless = cls.fixed_order[:place]
 
     # Extra fields passed to field_for by name, e.g. badge colours.
     display_options: dict[str, dict[str, Any]] = {}
@@ -125,8 +127,16 @@ class StudioModel(ModelResource):  # type: ignore[misc]
     default_sort = "id"
     # Columns people ask to sort by that are not offered, and why (shown with the 400).
     unsortable: dict[str, str] = {}
-    # Equality filters with an index on (column, each sort column, id): see pages.Sort.fixed.
+    # Equality filters with an index on (column, each sort column, id), the most selective
+    # first: the first of them a request filters leads the order (pages.Sort.fixed).
     fixed_order: tuple[str, ...] = ()
+
+    @classmethod
+    def leading(cls, filtered: Iterable[str]) -> tuple[str, ...]:
+        """The column that leads the order of a list filtered by `filtered`, as a 1-tuple, or
+        () (widgets.StudioFilter.leads_order decides the same from the request)."""
+        names = set(filtered)
+        return next(((c,) for c in cls.fixed_order if c in names), ())
 
     @classmethod
     def sortable(cls, name: str) -> bool:
@@ -344,9 +354,9 @@ class SessionResource(StudioModel):
     # dates (80 ms, 198,795 discarded at 10M); ids follow the start times anyway.
     sort_keys = ("started_at",)
     default_sort = "-started_at"
-    # Migration 9's (status, started_at, id) and (scenario_id, started_at, id); migration 4's
-    # (user_id, started_at).
-    fixed_order = ("status", "scenario_id", "user_id")
+    # Migration 4's (user_id, started_at), migration 9's (scenario_id, started_at, id) and
+    # (status, started_at, id): a user has fewer sessions than a scenario or a status.
+    fixed_order = ("user_id", "scenario_id", "status")
     unsortable = {
         "id": " Not by id: sort by started_at (ids follow it).",
         "total_messages": (

@@ -271,7 +271,7 @@ async def list_view(
     assert isinstance(model_resource, StudioModel)
     sort = pages.Sort.parse(model_resource.sort_of(query.get("sort")))
     filter_values, qs = await list_queryset(request, model_resource, model)
-    fixed = tuple(c for c in model_resource.fixed_order if c in filter_values)
+    fixed = model_resource.leading(filter_values)
     sort = dataclasses.replace(sort, fixed=fixed)
     filters = await model_resource.get_filters(request, filter_values)
     walked = search.walked(request)

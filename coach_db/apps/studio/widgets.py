@@ -389,19 +389,29 @@ class StudioFilter(filters.Filter):  # type: ignore[misc]
     def parse(self, value: Any) -> Any:
         return params.parse_filter_text(value)
 
-    # Set by the list's resource when the column is in its fixed_order (pages.Sort.fixed).
-    leads_order = False
+    # Set by the list's resource for a column of its fixed_order: the columns before it there,
+    # which lead the list's order instead of this one when they are filtered too.
+    leads_unless: tuple[str, ...] | None = None
+
+    def leads_order(self, request: Request) -> bool:
+        """Whether this filter's column leads the list's order (pages.Sort.fixed): it is in
+        the resource's fixed_order and no column before it there is filtered as well."""
+        if self.leads_unless is None:
+            return False
+        return all(request.query_params.get(c) in (None, "") for c in self.leads_unless)
 
     async def get_queryset(self, request: Request, value: Any, qs: QuerySet[Any]) -> Any:
         parsed = await self.parse_value(request, value)
         name = self.context["name"]
-        if self.leads_order:
+        if self.leads_order(request):
             # `status IN (v, v)`, not `status = v`. PostgreSQL makes an equality's column a
             # constant, and then ORDER BY (status, started_at, id) is just (started_at, id):
             # with a cursor it walked the started_at index past 136,488 sessions for the
             # active ones (21 ms at 10M; it assumes them spread evenly, they are the newest)
             # instead of reading (status, started_at, id) from the cursor (0.1 ms). An array
             # test keeps the column in the order, which only that index gives without a sort.
+            # One column only: two such columns in the order match no index (a sort of every
+            # session of the user, 26 ms, where the user's index alone took 0.1 ms).
             return qs.filter(**{f"{name}__in": [parsed, parsed]})
         return qs.filter(**{name: parsed})
 
