@@ -11,6 +11,9 @@ The pages are not a hand-picked list: they come from admin.resources.RESOURCES, 
   through the sort column's range) and last page;
 - the message search with one word (common / rare / absent), two words that co-occur and two
   that never do (chosen from the data by ts_stat), each also combined with every other filter;
+- `--combos` pages per list (40) crossing two or three of its filters (the search too), each at
+  a common, rare or absent value, in a random order and on a random page (first, after or
+  before a cursor half-way, last), drawn from a generator seeded by the list's name;
 - the edit form, history and erase pages of the extreme rows: the user with most sessions, a
   user with none, a scenario with none, the longest session and a 2,000-message session (both
   made by this benchmark if missing), with their transcripts.
@@ -27,6 +30,7 @@ import argparse
 import asyncio
 import math
 import os
+import random
 import secrets
 import statistics
 import sys
@@ -270,11 +274,49 @@ def resource_path(resource: type[StudioModel]) -> str:
     return f"/admin/{resource.model.__name__.lower()}"
 
 
+def combinations(
+    label: str,
+    base: str,
+    values: dict[str, list[tuple[str, str]]],
+    sorts: tuple[str, ...],
+    middles: dict[str, str],
+    count: int,
+) -> list[tuple[str, str, str]]:
+    """`count` pages of the list at `base` filtered by two or three of its filters at once
+    (search included), each at a common, rare or absent value, in a random order and on a
+    random page: the first, after or before a cursor half-way, or the last. Drawn from a
+    generator seeded by the list's label, so both databases get the same pages by name."""
+    draw = random.Random(f"studio-pages {label}")
+    names = list(values)
+    pages: list[tuple[str, str, str]] = []
+    if len(names) < 2:
+        return pages
+    for _ in range(count):
+        chosen = draw.sample(names, draw.randint(2, min(3, len(names))))
+        query: dict[str, str] = {}
+        parts = []
+        for name in chosen:
+            which, value = draw.choice(values[name])
+            query[name] = value
+            parts.append(f"{name}={which}")
+        sort, sign = draw.choice(sorts), draw.choice(("", "-"))
+        where = draw.choice(("first", "after", "before", "last"))
+        params = {**query, "sort": f"{sign}{sort}"}
+        if where in ("after", "before"):
+            params[where] = middles[sort]
+        elif where == "last":
+            params["end"] = "1"
+        name = f"{label} {' & '.join(parts)} sort={sign}{sort} {where}"
+        pages.append((name, "combination", f"{base}?{urlencode(params)}"))
+    return pages
+
+
 async def generate(
-    url: str, said: dict[str, str] | None = None
+    url: str, said: dict[str, str] | None = None, combos: int = 0
 ) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
     """[(name, kind, path)] of every generated page for the database at `url`, and the search
-    words (`said`, or chosen from this database)."""
+    words (`said`, or chosen from this database); `combos` pages per list crossing several
+    filters (combinations())."""
     conn = await asyncpg.connect(url)
     try:
         extra = await prepare(conn)
@@ -314,6 +356,8 @@ async def generate(
                                 params["end"] = "1"
                             name = f"{label} {title or 'all'} sort={sign}{sort} {where}"
                             pages.append((name, "list", f"{base}?{urlencode(params)}"))
+            searchable = {**values, "q": list(said.items())} if table == "message" else values
+            pages += combinations(label, base, searchable, resource.sort_keys, middles, combos)
         # The extreme rows: detail (edit form), history and erase pages, transcripts.
         busiest = await conn.fetchval(
             "SELECT user_id FROM conversation_session GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
@@ -388,7 +432,7 @@ async def bench(args: argparse.Namespace) -> str:
         env = {**os.environ, "DATABASE_URL": urls[key]}
         _cli("createstaff", STAFF_EMAIL, "--password-stdin", env=env, stdin=password + "\n")
         log(f"Generating the pages of {names[key] or SIZES[key].database} ...")
-        generated[key], said = await generate(urls[key], said)
+        generated[key], said = await generate(urls[key], said, args.combos)
     by_name = {name: (kind, path) for name, kind, path in generated["100k"]}
     cases = [
         Case(name, kind, [path, dict((n, p) for n, _, p in generated["10m"]).get(name, path)])
@@ -538,10 +582,13 @@ def main() -> None:
     parser.add_argument("--database-10m", help="default coach_bench_10m (it gets rows added)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--list", action="store_true", help="print the generated pages and stop")
+    parser.add_argument(
+        "--combos", type=int, default=40, help="pages per list crossing 2-3 filters (random)"
+    )
     args = parser.parse_args()
     if args.list:
         url = _url(args.server, args.database_100k or SIZES["100k"].database)
-        pages, said = asyncio.run(generate(url))
+        pages, said = asyncio.run(generate(url, None, args.combos))
         for name, _, path in pages:
             print(f"{name}\t{path}")
         print(f"{len(pages)} pages; {said}")
