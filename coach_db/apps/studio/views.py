@@ -275,8 +275,9 @@ async def list_view(
     sort = dataclasses.replace(sort, fixed=fixed)
     filters = await model_resource.get_filters(request, filter_values)
     walked = search.walked(request)
-    try:
-        page = await pages.read_page(
+
+    async def read(qs: QuerySet[Any]) -> pages.Page:
+        return await pages.read_page(
             request,
             model,
             qs,
@@ -286,6 +287,14 @@ async def list_view(
             narrow=walked.apply if walked else None,
             window=search.WALK_WINDOW,
         )
+
+    try:
+        if search.by_ids(request):
+            async with in_transaction("default") as conn:  # named: replicas are connections too
+                await conn.execute_script(search.BITMAP_ONLY)
+                page = await read(qs.using_db(conn))
+        else:
+            page = await read(qs)
     except params.BadValue as exc:
         raise HTTPException(
             HTTP_400_BAD_REQUEST,
