@@ -158,6 +158,8 @@ FILTER_INDEXES = {
 # redefined on top of the two new functions.
 PERSON_INDEXES = {"audit_event_actor_email_lower", "audit_event_string_digests"}
 PERSON_FUNCTIONS = {"audit_string_digests", "audit_names_exactly"}
+# Migration 13 (audit_model_order): the audit list of one model, newest first.
+MODEL_ORDER_INDEX = "audit_event_model_id"
 
 # Migration 6 (prompt_versions): versions of scenarios and studio roles, by name.
 VERSIONS_CHECKS = {"scenario_version_number_positive", "user_role_valid"}
@@ -271,6 +273,9 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
     assert run_aerich("upgrade", url=url).returncode == 0
     conn = await asyncpg.connect(url)
     try:
+        down = run_aerich("downgrade", "--yes", url=url)  # audit_model_order
+        assert down.returncode == 0, down.stderr
+        assert MODEL_ORDER_INDEX not in await names(conn, INDEX_NAMES)
         down = run_aerich("downgrade", "--yes", url=url)  # audit_person_indexes
         assert down.returncode == 0, down.stderr
         assert PERSON_INDEXES.isdisjoint(await names(conn, INDEX_NAMES))
@@ -378,7 +383,7 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
         assert found[:3] == everything and found[3] >= ROLLUP_TABLES | AUDIT_TABLES
         assert await names(conn, INDEXES) >= STUDIO_INDEXES | {SEARCH_INDEX}
         assert await names(conn, INDEX_NAMES) >= (
-            AUDIT_INDEXES | IDEMPOTENCY_INDEXES | PERSON_INDEXES
+            AUDIT_INDEXES | IDEMPOTENCY_INDEXES | PERSON_INDEXES | {MODEL_ORDER_INDEX}
         )
         assert await conn.fetchval("SELECT length(salt) FROM erasure_salt") == 64
         assert VERSIONS_FOREIGN_KEY in await names(conn, FOREIGN_KEYS)
