@@ -28,6 +28,7 @@ from starlette.status import (
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 from tortoise import connections
+from tortoise.expressions import Q
 from tortoise.functions import Count, Lower
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
@@ -266,25 +267,46 @@ def _cursor(value: str | None) -> int | None:
 
 
 def events_of(
-    filters: dict[str, Any], before: int | None, actor_email: str | None = None
+    filters: dict[str, Any],
+    before: int | None,
+    actor_email: str | None = None,
+    before_at: datetime | None = None,
 ) -> QuerySet[AuditEvent]:
     """The trail's rows matching `filters` (and an actor's e-mail, compared lower-cased, so
     that migration 12's index on lower(actor_email) finds them: an e-mail nobody has made the
-    page read the whole trail, 87 ms at 2M events), before the id `before`, newest first."""
+    page read the whole trail, 87 ms at 2M events), before the event `before` (made at
+    `before_at`), newest first.
+
+    Filtered by dates, newest first means by (created_at, id), which migration 7's index reads
+    from the end of the dates: in id order, `until` a day long ago walked the primary key back
+    past every later event (220 ms at 2M, growing with the trail). Otherwise by id, which every
+    other filter's index (column, id) reads in order."""
     qs: QuerySet[AuditEvent] = AuditEvent.filter(**filters)
     if actor_email is not None:
         qs = qs.annotate(actor_email_lower=Lower("actor_email")).filter(
             actor_email_lower=actor_email.lower()
         )
-    if before is not None:
+    dated = any(name.startswith("created_at__") for name in filters)
+    if before is not None and dated and before_at is not None:
+        qs = qs.filter(
+            Q(created_at__lte=before_at),  # bounds the index scan
+            Q(Q(created_at__lt=before_at), Q(created_at=before_at, id__lt=before), join_type="OR"),
+        )
+    elif before is not None:
         qs = qs.filter(id__lt=before)
-    return qs.order_by("-id")
+    return qs.order_by("-created_at", "-id") if dated else qs.order_by("-id")
 
 
 async def _page(
     request: Request, filters: dict[str, Any], before: int | None, actor_email: str | None = None
 ) -> tuple[list[AuditEvent], int | None]:
-    events = await events_of(filters, before, actor_email).limit(AUDIT_PAGE + 1)
+    before_at = None
+    if before is not None and any(name.startswith("created_at__") for name in filters):
+        cursor = await AuditEvent.filter(id=before).only("id", "created_at").first()
+        if cursor is None:
+            raise _bad("before is not an event of the trail")
+        before_at = cursor.created_at
+    events = await events_of(filters, before, actor_email, before_at).limit(AUDIT_PAGE + 1)
     more = len(events) > AUDIT_PAGE
     events = events[:AUDIT_PAGE]
     return events, events[-1].pk if more and events else None
