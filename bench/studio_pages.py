@@ -14,6 +14,8 @@ The pages are not a hand-picked list: they come from admin.resources.RESOURCES, 
 - `--combos` pages per list (40) crossing two or three of its filters (the search too), each at
   a common, rare or absent value, in a random order and on a random page (first, after or
   before a cursor half-way, last), drawn from a generator seeded by the list's name;
+- the audit trail page (its own route): each filter at a common, rare and absent value and
+  `--combos` crossing two or three, on the first page and an older one;
 - the edit form, history and erase pages of the extreme rows: the user with most sessions, a
   user with none, a scenario with none, the longest session and a 2,000-message session (both
   made by this benchmark if missing), with their transcripts.
@@ -45,8 +47,9 @@ import asyncpg
 import httpx
 from studio import SIZES, STAFF_EMAIL, Studio, _cli, _url, sign_in  # bench/studio.py
 
-from coach_db.apps.studio import search, widgets
+from coach_db.apps.studio import audit, search, widgets
 from coach_db.apps.studio.resources import RESOURCES, StudioModel
+from coach_db.models import AuditAction
 
 HAMMER_CLIENTS = 8
 BIG_SESSION = 2000
@@ -311,6 +314,86 @@ def combinations(
     return pages
 
 
+async def audit_pages(conn: asyncpg.Connection, combos: int) -> list[tuple[str, str, str]]:
+    """The audit trail page (its own route, not a resource): each of its filters (actor by id
+    and by e-mail, model, row, action, since, until) at a common, rare and absent value, then
+    `combos` crossing two or three of them, each on its first page and on an older page (the
+    cursor is an event half-way through the trail)."""
+    values: dict[str, list[tuple[str, str]]] = {}
+
+    async def ranked(column: str) -> list[Any]:
+        rows = await conn.fetch(
+            f'SELECT "{column}" AS v FROM audit_event WHERE "{column}" IS NOT NULL'
+            " GROUP BY 1 ORDER BY count(*) DESC, 1"
+        )
+        return [r["v"] for r in rows]
+
+    actors = await ranked("actor_id")
+    emails = await ranked("actor_email")
+    models = await ranked("model")
+    actions = await ranked("action")
+    rows = await ranked("row_id")
+    if actors:
+        values["actor"] = [
+            ("common", str(actors[0])),
+            ("rare", str(actors[-1])),
+            ("none", "999999"),
+        ]
+    if emails:
+        values["actor e-mail"] = [
+            ("common", emails[0]),
+            ("rare", emails[-1]),
+            ("none", "nobody@example.com"),
+        ]
+    absent_model = next((m for m in audit.LABELS if m not in models), None)
+    if models:
+        values["model"] = [("common", models[0]), ("rare", models[-1])]
+        if absent_model:
+            values["model"].append(("none", absent_model))
+    absent_action = next((a.value for a in AuditAction if a.value not in actions), None)
+    if actions:
+        values["action"] = [("common", actions[0]), ("rare", actions[-1])]
+        if absent_action:
+            values["action"].append(("none", absent_action))
+    if rows:
+        values["row"] = [("common", str(rows[0])), ("rare", str(rows[-1])), ("none", "999999999")]
+    low, high = await ends(conn, "audit_event", "created_at")
+    if low is not None:
+        levels = ("common", "rare", "none")
+        since = [_day(low), _day(high), _day(high + timedelta(days=1))]
+        until = [_day(high), _day(low), _day(low - timedelta(days=1))]
+        values["since"] = list(zip(levels, since, strict=True))
+        values["until"] = list(zip(levels, until, strict=True))
+    middle = await conn.fetchval(
+        "SELECT id FROM audit_event ORDER BY id OFFSET (SELECT count(*) / 2 FROM audit_event)"
+        " LIMIT 1"
+    )
+    param = {"actor e-mail": "actor"}
+    variants: list[tuple[str, dict[str, str]]] = [("all", {})]
+    for name, cases in values.items():
+        for which, value in cases:
+            variants.append((f"{name}={which}", {param.get(name, name): value}))
+    draw = random.Random("studio-pages audit")
+    names = list(values)
+    for _ in range(combos if len(names) >= 2 else 0):
+        chosen = draw.sample(names, draw.randint(2, min(3, len(names))))
+        if "actor" in chosen and "actor e-mail" in chosen:
+            chosen.remove("actor e-mail")
+        query, parts = {}, []
+        for name in chosen:
+            which, value = draw.choice(values[name])
+            query[param.get(name, name)] = value
+            parts.append(f"{name}={which}")
+        variants.append((" & ".join(parts), query))
+    pages = []
+    for title, query in variants:
+        pages.append((f"audit {title} first", "audit", f"/admin/audit?{urlencode(query)}"))
+        if middle is not None:
+            older = {**query, "before": str(middle)}
+            pages.append((f"audit {title} older", "audit", f"/admin/audit?{urlencode(older)}"))
+    return pages
+
+
 async def generate(
     url: str, said: dict[str, str] | None = None, combos: int = 0
 ) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
@@ -391,6 +474,7 @@ async def generate(
                             f"/admin/conversationsession/transcript/{pk}{tail}",
                         )
                     )
+        pages += await audit_pages(conn, combos)
         pages.append(("dashboard", "detail", "/admin/"))
         pages.append(
             (
