@@ -210,7 +210,8 @@ async def erasure_counts(url: str, email: str) -> Erasure:
 
 
 # counts_in(limit=...): each count stops at $2, over the rows erasure_counts() counts. Each way
-# an audit row names the person has an index (migration 12), so this reads only their rows.
+# an audit row names the person has an index (migration 12), so this reads only their rows
+# (counts_in prices sequential scans out).
 LIMITED_COUNTS = """SELECT
     (SELECT count(*) FROM "user" WHERE id = $1) AS "user",
     (SELECT count(*) FROM (SELECT 1 FROM conversation_session WHERE user_id = $1
@@ -234,7 +235,12 @@ async def counts_in(
     if limit is None:
         counts = await conn.fetchval("SELECT erasure_counts($1)::text", user_id)
         return {k: int(v) for k, v in json.loads(counts).items()}
-    row = await conn.fetchrow(LIMITED_COUNTS, user_id, int(limit) + 1)
+    # Through the indexes, never a sequential scan: with statistics, PostgreSQL expected
+    # thousands of audit rows for someone with 492, took the LIMIT to end a scan early, and
+    # tested every event of the trail (82,390 at ~6.5 µs: 560 ms at 10M).
+    async with conn.transaction(readonly=True):
+        await conn.execute("SET LOCAL enable_seqscan = off")
+        row = await conn.fetchrow(LIMITED_COUNTS, user_id, int(limit) + 1)
     assert row is not None
     return {k: int(v) for k, v in row.items()}
 
