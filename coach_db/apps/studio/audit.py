@@ -266,6 +266,11 @@ def _cursor(value: str | None) -> int | None:
     return _number(value, "before") if value else None
 
 
+def _dated(filters: dict[str, Any]) -> bool:
+    """Whether the audit list is filtered by dates (since / until)."""
+    return any(name.startswith("created_at__") for name in filters)
+
+
 def events_of(
     filters: dict[str, Any],
     before: int | None,
@@ -286,7 +291,7 @@ def events_of(
         qs = qs.annotate(actor_email_lower=Lower("actor_email")).filter(
             actor_email_lower=actor_email.lower()
         )
-    dated = any(name.startswith("created_at__") for name in filters)
+    dated = _dated(filters)
     if before is not None and dated and before_at is not None:
         qs = qs.filter(
             Q(created_at__lte=before_at),  # bounds the index scan
@@ -301,7 +306,7 @@ async def _page(
     request: Request, filters: dict[str, Any], before: int | None, actor_email: str | None = None
 ) -> tuple[list[AuditEvent], int | None]:
     before_at = None
-    if before is not None and any(name.startswith("created_at__") for name in filters):
+    if before is not None and _dated(filters):
         cursor = await AuditEvent.filter(id=before).only("id", "created_at").first()
         if cursor is None:
             raise _bad("before is not an event of the trail")

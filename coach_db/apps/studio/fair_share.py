@@ -22,11 +22,9 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from starlette.requests import Request
-from starlette.status import HTTP_503_SERVICE_UNAVAILABLE
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from coach_db.apps.studio.templating import render
+from coach_db.apps.studio.outages import send_unavailable
 
 logger = logging.getLogger("admin")
 
@@ -91,13 +89,4 @@ class SamePageLimitMiddleware:
             f" {self.wait_seconds:g} seconds for its turn (a page runs at most {self.limit} at a"
             " time: STUDIO_SAME_PAGE_CONCURRENCY). Try again in a moment."
         )
-        context = {
-            "status_code": HTTP_503_SERVICE_UNAVAILABLE,
-            "title": "This page is busy",
-            "message": message,
-        }
-        response = render(
-            Request(scope, receive), "error.html", context, HTTP_503_SERVICE_UNAVAILABLE
-        )
-        response.headers["Retry-After"] = "5"
-        await response(scope, receive, send)
+        await send_unavailable(scope, receive, send, "This page is busy", message)

@@ -96,11 +96,15 @@ async def _unavailable(
         )
     elif not read:
         message += " If you were saving a change, check whether it was stored."
-    context = {
-        "status_code": HTTP_503_SERVICE_UNAVAILABLE,
-        "title": "Temporarily unavailable",
-        "message": message,
-    }
+    await send_unavailable(scope, receive, send, "Temporarily unavailable", message)
+
+
+async def send_unavailable(
+    scope: Scope, receive: Receive, send: Send, title: str, message: str
+) -> None:
+    """The studio's 503 page, with Retry-After, sent from a middleware (no exception handler
+    runs there)."""
+    context = {"status_code": HTTP_503_SERVICE_UNAVAILABLE, "title": title, "message": message}
     response = render(Request(scope, receive), "error.html", context, HTTP_503_SERVICE_UNAVAILABLE)
     response.headers["Retry-After"] = "5"
     await response(scope, receive, send)

@@ -106,8 +106,7 @@ class StudioModel(ModelResource):  # type: ignore[misc]
         super().__init_subclass__(**kwargs)
         for found in getattr(cls, "filters", []):
             if isinstance(found, widgets.StudioFilter) and found.context["name"] in cls.fixed_order:
-                place = cls.fixed_order.index(found.context["name"])
-                found.leads_unless = cls.fixed_order[:place]
+                found.leading = cls.leading
 
     # Extra fields passed to field_for by name, e.g. badge colours.
     display_options: dict[str, dict[str, Any]] = {}
@@ -134,7 +133,7 @@ class StudioModel(ModelResource):  # type: ignore[misc]
     @classmethod
     def leading(cls, filtered: Iterable[str]) -> tuple[str, ...]:
         """The column that leads the order of a list filtered by `filtered`, as a 1-tuple, or
-        () (widgets.StudioFilter.leads_order decides the same from the request)."""
+        () (the list view's Sort.fixed, and each filter's leads_order)."""
         names = set(filtered)
         return next(((c,) for c in cls.fixed_order if c in names), ())
 

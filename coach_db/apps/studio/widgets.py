@@ -12,6 +12,7 @@ from coach_db.apps.studio import compat  # noqa: F401
 # isort: split
 
 import json
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 from typing import Any
@@ -389,16 +390,16 @@ class StudioFilter(filters.Filter):  # type: ignore[misc]
     def parse(self, value: Any) -> Any:
         return params.parse_filter_text(value)
 
-    # Set by the list's resource for a column of its fixed_order: the columns before it there,
-    # which lead the list's order instead of this one when they are filtered too.
-    leads_unless: tuple[str, ...] | None = None
+    # Set by the list's resource (StudioModel.leading): which filtered column leads its order.
+    leading: Callable[[Iterable[str]], tuple[str, ...]] | None = None
 
     def leads_order(self, request: Request) -> bool:
-        """Whether this filter's column leads the list's order (pages.Sort.fixed): it is in
-        the resource's fixed_order and no column before it there is filtered as well."""
-        if self.leads_unless is None:
+        """Whether this filter's column leads the list's order (pages.Sort.fixed), as the list
+        view decides it from the filters in use (those with a value)."""
+        if self.leading is None:
             return False
-        return all(request.query_params.get(c) in (None, "") for c in self.leads_unless)
+        filtered = (name for name, value in request.query_params.items() if value != "")
+        return self.leading(filtered) == (self.context["name"],)
 
     async def get_queryset(self, request: Request, value: Any, qs: QuerySet[Any]) -> Any:
         parsed = await self.parse_value(request, value)
