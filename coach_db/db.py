@@ -26,6 +26,7 @@ from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import DBConnectionError
 from tortoise.transactions import in_transaction
 
+from coach_db import compiled
 from coach_db.config import (
     database_url,
     get_settings,
@@ -422,6 +423,7 @@ async def init_db(
     replicas = replica_urls()
     if Tortoise._inited:
         await close_db()
+    compiled.clear()  # the models' metadata is built again
     # The global fallback lets other tasks (a web server's requests, started outside the task
     # that ran the lifespan) use the same pool.
     await Tortoise.init(

@@ -23,6 +23,10 @@ but `_execute` and the attributes it reads are Tortoise's private ones (tortoise
 pinned): tests/test_fast_queryset*.py compare every model's results with Tortoise's, entry by
 entry with types, and fail if the fast path is no longer taken.
 
+Their SQL comes from coach_db.compiled, which keeps the SQL Tortoise built for each query shape
+and reuses it with each query's own values (FastQuerySet, FastValuesQuery and
+FastValuesListQuery override `__await__` for that); what it does not know, Tortoise builds.
+
 It was written for one Tortoise version, `WRITTEN_FOR`: under any other, every query runs
 Tortoise's own code (a warning says so once, when the first query would have taken the fast
 path). `ENABLED` is that decision, the seam a test sets to see the fallback without installing
@@ -34,7 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from enum import Enum
 from types import FunctionType
 from typing import Any
@@ -46,6 +50,8 @@ from tortoise.fields.data import CharEnumFieldInstance, JSONField
 from tortoise.manager import Manager
 from tortoise.models import Model
 from tortoise.queryset import QuerySet, ValuesListQuery, ValuesQuery
+
+from coach_db import compiled
 
 log = logging.getLogger(__name__)
 
@@ -266,20 +272,37 @@ class FastQuerySet(QuerySet[Any]):
     """QuerySet whose list queries build their instances with generated builders: plain,
     select_related, prefetch_related and annotate alike; .values() and .values_list() too."""
 
+    def __await__(self) -> Generator[Any, None, list[Any]]:
+        """Tortoise's QuerySet.__await__, with the SQL of a known shape from coach_db.compiled
+        instead of built again."""
+        if not ENABLED or self._single or self._fields_for_select:
+            return super().__await__()
+        if self._db is None:
+            self._db = self._choose_db(self._select_for_update)
+        return self._list(*compiled.sql(self, model_rows=True)).__await__()
+
     async def _execute(self) -> list[Any]:
         if not ENABLED:
             _fallback_warning()
             return await super()._execute()
         if self._single or self._fields_for_select:
             return await super()._execute()
-        _, rows = await self._db.execute_query(*self.query.get_parameterized_sql())
+        return await self._list(*self.query.get_parameterized_sql())
+
+    async def _tortoise(self) -> list[Any]:
+        """Tortoise's own reading of the rows, on the query it builds."""
+        self._make_query()
+        return await super()._execute()
+
+    async def _list(self, sql: str, params: list[Any]) -> list[Any]:
+        _, rows = await self._db.execute_query(sql, params)
         if rows and not isinstance(rows[0], asyncpg.Record):
-            return await super()._execute()  # another driver: Tortoise reads it again
+            return await self._tortoise()  # another driver: Tortoise reads it again
         related = self._select_related_idx[1:]
         if rows and related:
             keys = tuple(rows[0].keys())
             if len(set(keys)) != len(keys):  # dict(row) would drop one: Tortoise's own way
-                return await super()._execute()
+                return await self._tortoise()
             out = await self._joined(rows, keys)
         else:
             out = await instances(self.model, rows)
@@ -436,10 +459,19 @@ class FastValuesQuery(ValuesQuery[Any]):
 
     __slots__ = ()
 
+    def __await__(self) -> Generator[Any, None, Any]:
+        if not ENABLED or self._single:
+            return super().__await__()
+        self._choose_db_if_not_chosen()
+        return self._dicts(*compiled.sql(self, model_rows=False)).__await__()
+
     async def _execute(self) -> Any:
         if not ENABLED or self._single:
             return await super()._execute()
-        _, rows = await self._db.execute_query(*self.query.get_parameterized_sql())
+        return await self._dicts(*self.query.get_parameterized_sql())
+
+    async def _dicts(self, sql: str, params: list[Any]) -> Any:
+        _, rows = await self._db.execute_query(sql, params)
         if not rows:
             return []
         keys = tuple(rows[0].keys())
@@ -452,6 +484,7 @@ class FastValuesQuery(ValuesQuery[Any]):
             or len(set(keys)) != len(keys)
             or not converters.keys() <= set(keys)
         ):
+            self._make_query()
             return await super()._execute()  # Tortoise's own way, and its errors
         build = _row_function(True, tuple((k, i, converters.get(k)) for i, k in enumerate(keys)))
         return [build(row) for row in rows]
@@ -462,10 +495,19 @@ class FastValuesListQuery(ValuesListQuery[Any]):
 
     __slots__ = ()
 
+    def __await__(self) -> Generator[Any, None, Any]:
+        if not ENABLED or self._single:
+            return super().__await__()
+        self._choose_db_if_not_chosen()
+        return self._tuples(*compiled.sql(self, model_rows=False)).__await__()
+
     async def _execute(self) -> Any:
         if not ENABLED or self._single:
             return await super()._execute()
-        _, rows = await self._db.execute_query(*self.query.get_parameterized_sql())
+        return await self._tuples(*self.query.get_parameterized_sql())
+
+    async def _tuples(self, sql: str, params: list[Any]) -> Any:
+        _, rows = await self._db.execute_query(sql, params)
         if not rows:
             return []
         keys = tuple(rows[0].keys())
@@ -478,6 +520,7 @@ class FastValuesListQuery(ValuesListQuery[Any]):
             or len(set(keys)) != len(keys)
             or not {key for key, _ in columns} <= set(keys)
         ):
+            self._make_query()
             return await super()._execute()
         position = {key: index for index, key in enumerate(keys)}
         if self._flat:

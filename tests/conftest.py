@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 
 import coach_db
+from coach_db import compiled
 from coach_db.db import TABLES
 from tests.processes import NO_STUDIO_HOME, free_port, subprocess_env
 
@@ -262,7 +263,9 @@ def package_url(database_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session", autouse=True)
 async def db(package_url: str) -> AsyncIterator[None]:
-    """The package's own init_db/close_db, once for the session."""
+    """The package's own init_db/close_db, once for the session. Every query served from
+    coach_db.compiled's cache is built by Tortoise too, and compared."""
+    compiled.VERIFY = True
     await coach_db.init_db(package_url)
     yield
     await coach_db.close_db()
