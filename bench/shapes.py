@@ -14,9 +14,10 @@ foreign keys, and `annotate(n=Count(r))` for each reverse relation.
 
 The raw side, per shape: the minimal SQL for the same rows (explicit columns, the same order,
 a LEFT JOIN for select_related, a second `= ANY($1)` query for prefetch_related, a GROUP BY
-for annotate), run through an asyncpg pool (statements prepared and cached by asyncpg), the
-records turned into dicts (a nested dict for the related row), jsonb decoded by pydantic-core's
-`from_json` (a pool codec: the fastest decoder in the dependencies), enums left as text.
+for annotate), run through an asyncpg pool (statements prepared and cached by asyncpg; no
+reset statement on release, as the package's own pool), the records turned into dicts (a
+nested dict for the related row), jsonb decoded by pydantic-core's `from_json` (a pool codec:
+the fastest decoder in the dependencies), enums left as text.
 `user_history` and `transcript` against the same: dicts, from the fewest queries a careful
 engineer would write. `add_message` against the same INSERT … SELECT through asyncpg.
 
@@ -525,9 +526,19 @@ async def json_codec(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", schema="pg_catalog", encoder=str, decoder=from_json)
 
 
+async def no_reset(conn: asyncpg.Connection) -> None:
+    """The raw pool's reset: nothing beyond what asyncpg always does on release (roll back an
+    open transaction, drop listeners), as the package's pool (DB_POOL_RESET=light). asyncpg's
+    default reset sends RESET ALL, UNLISTEN *, CLOSE ALL and pg_advisory_unlock_all() as one
+    more round trip per query (~100 µs here); the raw side sets no session state, so a careful
+    engineer skips it. Before 2026-12-06 the raw side paid it, which flattered the package."""
+
+
 async def run(args: argparse.Namespace) -> list[str]:
     await coach_db.init_db(args.db, check=False)
-    pool = await asyncpg.create_pool(args.db, min_size=POOL, max_size=POOL, init=json_codec)
+    pool = await asyncpg.create_pool(
+        args.db, min_size=POOL, max_size=POOL, init=json_codec, reset=no_reset
+    )
     lines = []
     try:
         if args.writes:
