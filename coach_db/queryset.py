@@ -16,7 +16,9 @@ related model's columns built by its own generated function, from the slices Tor
 executor would cut), `annotate` (the extra columns set as Tortoise sets them) and
 `prefetch_related` (the prefetch queries are Tortoise's, on these fast QuerySets; a plain
 foreign key is attached without Model.__setattr__). `.values()` and `.values_list()` return
-Tortoise's query objects with a generated row function. `.get()`, `.first()`, `.only()` and
+Tortoise's query objects with a generated row function. `.get()`, `.get_or_none()` and
+`.first()` take the same path and then do what Tortoise does with their rows (one instance,
+None, DoesNotExist or MultipleObjectsReturned). `.only()`, a single row of `.values()` and
 other drivers run Tortoise's own code. It is a QuerySet subclass returned by `Meta.manager`,
 Tortoise's documented way for a model to choose its queries; nothing in Tortoise is patched,
 but `_execute` and the attributes it reads are Tortoise's private ones (tortoise-orm is
@@ -46,6 +48,7 @@ from typing import Any
 import asyncpg
 import tortoise
 from pydantic import BaseModel
+from tortoise.exceptions import DoesNotExist, MultipleObjectsReturned
 from tortoise.fields.data import CharEnumFieldInstance, JSONField
 from tortoise.manager import Manager
 from tortoise.models import Model
@@ -87,7 +90,12 @@ def _fallback_warning() -> None:
 CHUNK = 2000
 
 Converter = Callable[[Any], Any]
-Builder = Callable[[Sequence[Any]], dict[str, Any]]
+
+
+def _members(field: CharEnumFieldInstance) -> dict[Any, Enum]:
+    """Stored value -> enum member, for a CharEnumField."""
+    enum_type: type[Enum] = field.enum_type
+    return {member.value: member for member in enum_type}
 
 
 def _enum_converter(field: CharEnumFieldInstance) -> Converter:
@@ -96,8 +104,7 @@ def _enum_converter(field: CharEnumFieldInstance) -> Converter:
     A value the enum does not have (the database's CHECK constraints refuse them) still goes
     through to_python_value, so it raises the error Tortoise raises.
     """
-    enum_type: type[Enum] = field.enum_type
-    members = {member.value: member for member in enum_type}
+    members = _members(field)
     slow = field.to_python_value
 
     def convert(value: Any) -> Any:
@@ -133,34 +140,46 @@ def _pydantic(field_type: Any) -> bool:
     return isinstance(field_type, type) and issubclass(field_type, BaseModel)
 
 
-def _converters(model: type[Model]) -> dict[str, tuple[str, Converter | None, bool]]:
-    """column -> (attribute, converter, convert NULL too), as Model._init_from_db converts."""
+# How a column's value becomes the attribute's: as it is, the field type's constructor with
+# NULL left None, an enum member, decoded JSON, or the field's to_python_value.
+NATIVE, TYPED, ENUM, JSON, OTHER = range(5)
+
+
+def _converters(model: type[Model]) -> dict[str, tuple[str, int, Any]]:
+    """column -> (attribute, kind, field), as Model._init_from_db converts."""
     meta = model._meta
-    out: dict[str, tuple[str, Converter | None, bool]] = {}
-    for column, attribute, _ in meta.db_native_fields:
-        out[column] = (attribute, None, False)
+    out: dict[str, tuple[str, int, Any]] = {}
+    for column, attribute, field in meta.db_native_fields:
+        out[column] = (attribute, NATIVE, field)
     for column, attribute, field in meta.db_default_fields:
-        out[column] = (attribute, field.field_type, False)  # NULL stays None
+        out[column] = (attribute, TYPED, field)  # NULL stays None
     for column, attribute, field in meta.db_complex_fields:
         if type(field) is CharEnumFieldInstance:
-            out[column] = (attribute, _enum_converter(field), False)  # NULL stays None too
+            out[column] = (attribute, ENUM, field)  # NULL stays None too
         elif type(field) is JSONField and not _pydantic(field.field_type):
-            out[column] = (attribute, _json_converter(field), True)
+            out[column] = (attribute, JSON, field)
         else:
-            out[column] = (attribute, field.to_python_value, True)
+            out[column] = (attribute, OTHER, field)
     return out
 
 
-def _builder(model: type[Model], columns: tuple[str, ...], offset: int = 0) -> Builder | None:
-    """A function from a row to an instance's __dict__, reading the model's columns from
-    `columns` (the names of the row's values from position `offset` on), or None when one is
-    missing or a name repeats (then Tortoise's _init_from_db builds them). Other columns
-    (annotations) are ignored, as _init_from_db ignores keyword arguments it does not read.
+Make = Callable[[Any], Any]  # row -> instance
+
+
+def _builder(model: type[Model], columns: tuple[str, ...], offset: int = 0) -> Make | None:
+    """A function from a row to the instance `model._init_from_db(**row)` gives, reading the
+    model's columns from `columns` (the names of the row's values from position `offset` on),
+    or None when one is missing or a name repeats (then Tortoise's _init_from_db builds them).
+    Other columns (annotations) are ignored, as _init_from_db ignores keyword arguments it does
+    not read.
 
     The function is generated, as dataclasses generates __init__: one dict display reading
-    each column by position (0.9 µs a message, where a loop over the columns takes 1.7 µs).
-    Its source holds only the model's attribute names (Python identifiers, written with
-    repr) and column positions; values reach it only as `row`.
+    each column by position, set as the instance's __dict__ (~1.5 µs a message, where
+    _init_from_db takes ~7). Enum members are looked up and JSON decoded inline; a value that
+    fails there (an enum value the CHECK constraint should have refused, JSON the decoder
+    refuses) builds the row again through the careful `build`, whose per-field converters
+    raise Tortoise's own errors. Its source holds only the model's attribute names (Python
+    identifiers, written with repr) and column positions; values reach it only as `row`.
     """
     converters = _converters(model)
     positions = {column: offset + position for position, column in enumerate(columns)}
@@ -170,63 +189,84 @@ def _builder(model: type[Model], columns: tuple[str, ...], offset: int = 0) -> B
     # What _init_from_db sets first on every instance it builds from a whole row, then the
     # fields in its order (native, default, complex): vars() lists them as Tortoise's do.
     custom_generated_pk = meta.db_pk_column not in meta.generated_db_fields
-    items = [
+    first = [
         "'_partial': False",
         "'_saved_in_db': True",
         f"'_custom_generated_pk': {custom_generated_pk!r}",
         "'_await_when_save': {}",
     ]
-    namespace: dict[str, Any] = {}
-    for column, (attribute, converter, with_null) in converters.items():
-        position = positions[column]
-        value = f"row[{position}]"
-        if converter is None:
-            items.append(f"{attribute!r}: {value}")
-            continue
-        name = f"convert_{position}"
-        namespace[name] = converter
-        if with_null:
-            items.append(f"{attribute!r}: {name}({value})")
-        else:  # NULL stays None, as _init_from_db leaves it
-            items.append(f"{attribute!r}: (None if (v := {value}) is None else {name}(v))")
-    source = "def build(row):\n    return {" + ", ".join(items) + "}\n"
+    careful, fast = list(first), list(first)
+    namespace: dict[str, Any] = {
+        "model": model,
+        "new": object.__new__,
+        "set_dict": object.__setattr__,  # not Model.__setattr__, as _init_from_db avoids it too
+    }
+    for column, (attribute, kind, field) in converters.items():
+        p = positions[column]
+        value = f"row[{p}]"
+        if kind == NATIVE:
+            careful.append(f"{attribute!r}: {value}")
+            fast.append(f"{attribute!r}: {value}")
+        elif kind == TYPED:  # NULL stays None, as _init_from_db leaves it
+            namespace[f"convert_{p}"] = field.field_type
+            item = f"{attribute!r}: (None if (v := {value}) is None else convert_{p}(v))"
+            careful.append(item)
+            fast.append(item)
+        elif kind == ENUM:
+            namespace[f"convert_{p}"] = _enum_converter(field)
+            namespace[f"members_{p}"] = _members(field)
+            careful.append(f"{attribute!r}: (None if (v := {value}) is None else convert_{p}(v))")
+            fast.append(f"{attribute!r}: (None if (v := {value}) is None else members_{p}[v])")
+        elif kind == JSON:
+            namespace[f"convert_{p}"] = _json_converter(field)
+            namespace[f"decode_{p}"] = field.decoder
+            namespace[f"slow_{p}"] = field.to_python_value
+            careful.append(f"{attribute!r}: convert_{p}({value})")
+            fast.append(
+                f"{attribute!r}: (decode_{p}(v) if type(v := {value}) is str else slow_{p}(v))"
+            )
+        else:
+            namespace[f"convert_{p}"] = field.to_python_value
+            careful.append(f"{attribute!r}: convert_{p}({value})")
+            fast.append(f"{attribute!r}: convert_{p}({value})")
+    source = (
+        "def build(row):\n"
+        f"    return {{{', '.join(careful)}}}\n"
+        "def make(row):\n"
+        "    instance = new(model)\n"
+        "    try:\n"
+        f"        attributes = {{{', '.join(fast)}}}\n"
+        "    except Exception:\n"
+        "        attributes = build(row)\n"
+        "    set_dict(instance, '__dict__', attributes)\n"
+        "    return instance\n"
+    )
     exec(compile(source, f"<coach_db row builder of {model.__name__}>", "exec"), namespace)
-    build: Builder = namespace["build"]
-    return build
+    make: Make = namespace["make"]
+    return make
 
 
-_BUILDERS: dict[tuple[type[Model], tuple[str, ...], int], Builder | None] = {}
+_BUILDERS: dict[tuple[type[Model], tuple[str, ...], int], Make | None] = {}
 
 
-def _builder_for(model: type[Model], columns: tuple[str, ...], offset: int = 0) -> Builder | None:
+def _builder_for(model: type[Model], columns: tuple[str, ...], offset: int = 0) -> Make | None:
     key = (model, columns, offset)
     if key not in _BUILDERS:
         _BUILDERS[key] = _builder(model, columns, offset)
     return _BUILDERS[key]
 
 
-Make = Callable[[Any], Any]  # row -> instance
-
-
 def _maker(model: type[Model], columns: tuple[str, ...], offset: int) -> Make:
     """row -> the instance `model._init_from_db(**those columns)` gives, built fast when the
     columns allow it."""
-    build = _builder_for(model, columns, offset)
-    if build is None:
+    make = _builder_for(model, columns, offset)
+    if make is None:
         end = offset + len(columns)
 
         def slow(row: Any) -> Any:
             return model._init_from_db(**dict(zip(columns, row[offset:end], strict=True)))
 
         return slow
-    new = object.__new__
-    set_dict = object.__setattr__  # not Model.__setattr__, as _init_from_db avoids it too
-
-    def make(row: Any) -> Any:
-        instance = new(model)
-        set_dict(instance, "__dict__", build(row))
-        return instance
-
     return make
 
 
@@ -269,13 +309,14 @@ def _related_plan(select_related_idx: Sequence[Any], keys: tuple[str, ...]) -> l
 
 
 class FastQuerySet(QuerySet[Any]):
-    """QuerySet whose list queries build their instances with generated builders: plain,
-    select_related, prefetch_related and annotate alike; .values() and .values_list() too."""
+    """QuerySet whose list queries (and get/first) build their instances with generated
+    builders: plain, select_related, prefetch_related and annotate alike; .values() and
+    .values_list() too."""
 
     def __await__(self) -> Generator[Any, None, list[Any]]:
         """Tortoise's QuerySet.__await__, with the SQL of a known shape from coach_db.compiled
         instead of built again."""
-        if not ENABLED or self._single or self._fields_for_select:
+        if not ENABLED or self._fields_for_select:
             return super().__await__()
         if self._db is None:
             self._db = self._choose_db(self._select_for_update)
@@ -285,7 +326,7 @@ class FastQuerySet(QuerySet[Any]):
         if not ENABLED:
             _fallback_warning()
             return await super()._execute()
-        if self._single or self._fields_for_select:
+        if self._fields_for_select:
             return await super()._execute()
         return await self._list(*self.query.get_parameterized_sql())
 
@@ -311,7 +352,17 @@ class FastQuerySet(QuerySet[Any]):
                 object.__setattr__(instance, name, row[name])
         if out and (self._prefetch_map or self._prefetch_queries):
             await self._prefetch(out)
-        return out
+        return self._one(out) if self._single else out
+
+    def _one(self, out: list[Any]) -> Any:
+        """get(), get_or_none() and first(): what Tortoise's _execute returns of their rows."""
+        if len(out) == 1:
+            return out[0]
+        if not out:
+            if self._raise_does_not_exist:
+                raise DoesNotExist(self.model)
+            return None
+        raise MultipleObjectsReturned(self.model)
 
     async def _prefetch(self, out: list[Any]) -> None:
         """Tortoise's prefetching, but a plain foreign key's (`prefetch_related("scenario")`)
@@ -474,20 +525,23 @@ class FastValuesQuery(ValuesQuery[Any]):
         _, rows = await self._db.execute_query(sql, params)
         if not rows:
             return []
-        keys = tuple(rows[0].keys())
+        build = None
+        if isinstance(rows[0], asyncpg.Record):
+            build = _reader(self, tuple(rows[0].keys()), self._fields_for_select)
+        if build is None:
+            self._make_query()
+            return await super()._execute()  # Tortoise's own way, and its errors
+        return [build(row) for row in rows]
+
+    def _read(self, keys: tuple[str, ...]) -> Any:
+        """The function from a row to its dict, or None when Tortoise should read the rows."""
         converters = {
             alias: _value_converter(self.resolve_to_python_value(self.model, name))
             for alias, name in self._fields_for_select.items()
         }
-        if (
-            not isinstance(rows[0], asyncpg.Record)
-            or len(set(keys)) != len(keys)
-            or not converters.keys() <= set(keys)
-        ):
-            self._make_query()
-            return await super()._execute()  # Tortoise's own way, and its errors
-        build = _row_function(True, tuple((k, i, converters.get(k)) for i, k in enumerate(keys)))
-        return [build(row) for row in rows]
+        if len(set(keys)) != len(keys) or not converters.keys() <= set(keys):
+            return None
+        return _row_function(True, tuple((k, i, converters.get(k)) for i, k in enumerate(keys)))
 
 
 class FastValuesListQuery(ValuesListQuery[Any]):
@@ -510,27 +564,50 @@ class FastValuesListQuery(ValuesListQuery[Any]):
         _, rows = await self._db.execute_query(sql, params)
         if not rows:
             return []
-        keys = tuple(rows[0].keys())
+        read = None
+        if isinstance(rows[0], asyncpg.Record):
+            read = _reader(self, tuple(rows[0].keys()), self.fields, self._flat)
+        if read is None:
+            self._make_query()
+            return await super()._execute()
+        if self._flat:
+            at, convert = read
+            if convert is None:
+                return [row[at] for row in rows]
+            return [convert(row[at]) for row in rows]
+        return [read(row) for row in rows]
+
+    def _read(self, keys: tuple[str, ...]) -> Any:
+        """The function from a row to its tuple ((position, converter) for a flat list), or
+        None when Tortoise should read the rows."""
         columns = [
             (key, _value_converter(self.resolve_to_python_value(self.model, name)))
             for key, name in self.fields.items()
         ]
-        if (
-            not isinstance(rows[0], asyncpg.Record)
-            or len(set(keys)) != len(keys)
-            or not {key for key, _ in columns} <= set(keys)
-        ):
-            self._make_query()
-            return await super()._execute()
+        if len(set(keys)) != len(keys) or not {key for key, _ in columns} <= set(keys):
+            return None
         position = {key: index for index, key in enumerate(keys)}
         if self._flat:
-            convert = columns[0][1]
-            at = position["0"]
-            if convert is None:
-                return [row[at] for row in rows]
-            return [convert(row[at]) for row in rows]
-        build = _row_function(False, tuple((k, position[k], c) for k, c in columns))
-        return [build(row) for row in rows]
+            return position["0"], columns[0][1]
+        return _row_function(False, tuple((k, position[k], c) for k, c in columns))
+
+
+_READERS: dict[Any, Any] = {}
+
+
+def _reader(query: Any, keys: tuple[str, ...], fields: dict[str, str], flat: bool = False) -> Any:
+    """query._read(keys), kept per (query class, model, fields, columns): resolving each
+    field's converter through Tortoise costs more than a small query's rows. Annotations choose
+    converters too, so a query with them is resolved anew."""
+    if query._annotations:
+        return query._read(keys)
+    key = (type(query), query.model, tuple(fields.items()), keys, flat)
+    found = _READERS.get(key, _READERS)
+    if found is _READERS:
+        if len(_READERS) >= 4096:  # shapes come from code: this bounds a service that builds them
+            _READERS.clear()
+        found = _READERS[key] = query._read(keys)
+    return found
 
 
 class FastManager(Manager):

@@ -329,3 +329,16 @@ async def test_with_the_cache_off_every_query_is_built_by_tortoise(
         await ConversationSession.filter(user_id=1)
     assert compiled._SHAPES == {}
     assert not isinstance(QuerySet(ConversationSession), FastQuerySet)
+
+
+async def test_values_of_one_name_annotated_two_ways_read_each_its_own_way() -> None:
+    """FastValuesQuery keeps its row readers per fields and columns: an annotation's converter
+    is not one of those, so two annotations of the same name must not share a reader."""
+    ids = await fill()
+    user = ids["users"][0]
+    for annotation in (Max("messages__role"), Count("messages"), Max("messages__role")):
+        query = ConversationSession.filter(user_id=user).annotate(x=annotation).order_by("id")
+        ours = await outcome(query.values("id", "x"))
+        plain = QuerySet(ConversationSession).filter(user_id=user).annotate(x=annotation)
+        theirs = await outcome(plain.order_by("id").values("id", "x"))
+        assert ours == theirs

@@ -126,8 +126,9 @@ async def test_plain_list_queries_do_not_call_init_from_db(monkeypatch: pytest.M
     session = await ConversationSession.first()
     assert session is not None
     assert len(await session.messages.all()) == 1  # a reverse relation's query too
+    assert await Message.first() and await Message.get(role=MessageRole.USER)  # single rows too
     assert calls == []
-    await Message.first()  # a single row: Tortoise's path
+    await Message.all().only("id", "session_id").first()  # a partial row: Tortoise's path
     assert len(calls) == 1
 
 
