@@ -4,6 +4,8 @@ does not handle to Tortoise."""
 from __future__ import annotations
 
 import asyncio
+import gc
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -212,3 +214,46 @@ async def test_a_large_result_lets_other_tasks_run_while_it_is_built(
     task.cancel()
     assert len(built) == 50
     assert during >= 4  # a yield after each chunk of 10 but the last
+
+
+def _collections_during(collected: list[int]) -> Callable[[str, dict[str, Any]], None]:
+    def count(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            collected.append(info["generation"])
+
+    return count
+
+
+async def test_building_instances_does_not_run_the_garbage_collector_per_chunk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Thousands of new instances (tracked objects, no cycles) would set off a collection every
+    700: at most one per chunk of CHUNK rows runs, and the collector is on afterwards."""
+    session = await make_session()
+    await Message.bulk_create(
+        [Message(session=session, role=MessageRole.USER, content=f"m{i}") for i in range(6000)]
+    )
+    _, rows = await Message._meta.db.execute_query('SELECT * FROM "message"')
+    collected: list[int] = []
+    count = _collections_during(collected)
+    gc.callbacks.append(count)
+    try:
+        built = await instances(Message, rows)
+    finally:
+        gc.callbacks.remove(count)
+    assert len(built) == 6000 and gc.isenabled()
+    assert len(collected) <= 6000 // fast.CHUNK, collected
+
+
+async def test_a_collector_the_application_turned_off_stays_off() -> None:
+    await make_message()
+    gc.disable()
+    try:
+        assert len(await Message.all()) == 1
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(ZeroDivisionError), fast.collection_paused():
+        assert not gc.isenabled()
+        _ = 1 / 0
+    assert gc.isenabled()
