@@ -129,6 +129,8 @@ _ENCODERS: dict[tuple[type[Model], str], Encode | None] = {}
 def _encoder(model: type[Model], key: str) -> Encode:
     found_key = (model, key)
     if found_key not in _ENCODERS:
+        if key not in model._meta.filters:  # not kept: a service may pass any name
+            raise Uncacheable(key)
         _ENCODERS[found_key] = _make_encoder(model, key)
     found = _ENCODERS[found_key]
     if found is None:
@@ -190,12 +192,19 @@ def _annotation(value: Any, model_rows: bool) -> Any:
 def _structure(value: Any) -> Any:
     """A hashable copy of a query attribute made of names, flags and containers."""
     kind = type(value)
-    if value is None or kind is str or kind is bool or kind is int:
-        return (kind, value)
+    if kind is str or value is None:
+        return value
+    if kind is bool or kind is int:
+        return (kind, value)  # True and 1 are equal keys: the type tells them apart
     if kind is tuple or kind is list:
+        if all(type(item) is str for item in value):  # field names: the common case
+            return (kind, tuple(value))
         return (kind, tuple([_structure(item) for item in value]))
     if kind is dict:
-        return (kind, tuple([(_structure(k), _structure(v)) for k, v in value.items()]))
+        items = tuple(value.items())
+        if all(type(k) is str and type(v) is str for k, v in items):
+            return (kind, items)
+        return (kind, tuple([(_structure(k), _structure(v)) for k, v in items]))
     if kind is set or kind is frozenset:
         return (frozenset, frozenset([_structure(item) for item in value]))
     if isinstance(value, Enum):
@@ -304,6 +313,8 @@ def _order(values: list[Any], params: list[Any]) -> tuple[int, ...] | None:
 
 
 def _failed(key: Any) -> None:
+    if key not in _FAILURES and len(_FAILURES) >= MAX_SHAPES:
+        del _FAILURES[next(iter(_FAILURES))]
     failures = _FAILURES.get(key, 0) + 1
     _FAILURES[key] = failures
     if failures >= MAX_FAILURES:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from tortoise.exceptions import ValidationError
+from tortoise.exceptions import FieldError, ValidationError
 from tortoise.expressions import Q
 from tortoise.fields.relational import ReverseRelation
 from tortoise.functions import Count, Max
@@ -342,3 +342,19 @@ async def test_values_of_one_name_annotated_two_ways_read_each_its_own_way() -> 
         plain = QuerySet(ConversationSession).filter(user_id=user).annotate(x=annotation)
         theirs = await outcome(plain.order_by("id").values("id", "x"))
         assert ours == theirs
+
+
+async def test_shapes_from_endless_inputs_keep_the_cache_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A service passing user input (filter names, list lengths) cannot grow it without end."""
+    monkeypatch.setattr(compiled, "MAX_SHAPES", 5)
+    compiled.clear()
+    encoders = len(compiled._ENCODERS)
+    for n in range(1, 30):
+        for _ in range(2):  # equal values: never proven, counted as failures
+            await ConversationSession.filter(user_id__in=[7] * n)
+        with pytest.raises(FieldError):
+            await ConversationSession.filter(**{f"no_such_field_{n}": 1})
+    assert len(compiled._FAILURES) <= 5 and len(compiled._SHAPES) <= 5
+    assert len(compiled._ENCODERS) <= encoders + 1  # user_id__in only
