@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import ConfigDict
@@ -130,13 +131,35 @@ def _check_container(value: Any, depth: int, path: _Path | None) -> None:
         )
 
 
+# What json.dumps(ensure_ascii=False) writes as an escape: control characters, quote, backslash.
+_ESCAPED = re.compile(r'[\x00-\x1f"\\]')
+
+
 def _string_size(text: str, room: int, path: _Path | None, key: bool = False) -> int:
-    """Bytes of `text` as a JSON string (quotes and escapes), after the NUL/Unicode checks."""
-    where = f"the key {excerpt(text)} of {_where(path[0] if path else None)}" if key else None
+    """Bytes of `text` as a JSON string (quotes and escapes), after the NUL/Unicode checks.
+
+    The common string (ASCII, nothing to escape) is measured without encoding it, and where
+    it is in the metadata is only described when check_text refuses it: both cost more than
+    the rest of add_message's checks together when done for every string.
+    """
     if len(text) + 2 > room:  # every character is at least one byte
         raise _too_large(path if not key else (path[0] if path else None))
-    check_text(text, where or _where(path))
+    ascii_only = text.isascii()
+    if "\x00" in text or not (ascii_only or _encodes(text)):
+        where = f"the key {excerpt(text)} of {_where(path[0] if path else None)}"
+        check_text(text, where if key else _where(path))  # raises
+    if ascii_only and _ESCAPED.search(text) is None:
+        return len(text) + 2
     return len(json.dumps(text, ensure_ascii=False).encode())
+
+
+def _encodes(text: str) -> bool:
+    """Whether `text` is valid Unicode (no lone surrogate), so UTF-8 can hold it."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _too_large(path: _Path | None) -> InvalidMessage:

@@ -271,6 +271,11 @@ async def test_content_and_metadata_exactly_at_the_limits_are_stored(
     metadata["p"] = metadata["p"][:-2] + "\n"  # one character, two bytes escaped
     with pytest.raises(InvalidMessage, match="metadata is larger than 32,768 bytes"):
         await add_message(session, "user", "ok", metadata)
+    ascii_only = {"p": "x" * (MAX_METADATA_BYTES - 8 - 2) + '"'}  # escaped: at the limit
+    await add_message(session, "user", "ok", ascii_only)
+    ascii_only["p"] = "x" + ascii_only["p"]
+    with pytest.raises(InvalidMessage, match="metadata is larger than 32,768 bytes"):
+        await add_message(session, "user", "ok", ascii_only)
 
 
 async def test_shared_subtrees_are_not_mistaken_for_cycles() -> None:
