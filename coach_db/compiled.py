@@ -266,9 +266,11 @@ def shape(query: Any, *, model_rows: bool) -> tuple[Any, list[Any]]:
     parts.append(tuple([(name, _annotation(a, model_rows)) for name, a in annotations.items()]))
     fields = getattr(query, "fields", None)
     parts.append("all fields" if fields is meta.db_fields else _structure(fields))
-    for name in ("_limit", "_offset"):
-        value = getattr(query, name)
-        parts.append(None if value is None else _mark(value, values))
+    if getattr(query, "compiled_limits", True):  # COUNT(*) applies them in Python instead
+        for name in ("_limit", "_offset"):
+            value = getattr(query, name, None)
+            parts.append(None if value is None else _mark(value, values))
+    values += getattr(query, "compiled_constants", ())  # what its SQL always sends
     for name in _slots(type(query)):
         parts.append(_structure(getattr(query, name, None)))
     return tuple(parts), values
@@ -358,7 +360,8 @@ def sql(query: Any, *, model_rows: bool) -> tuple[str, list[Any]]:
     order = _order(values, params)
     related = query._select_related_idx if model_rows else None
     if order is None:
-        _failed(key)
+        if len({(type(value), value) for value in values}) == len(values):
+            _failed(key)  # else two values were equal: another query may tell them apart
     elif entry is None:
         _remember(key, Entry(built_sql, order, related))
     elif entry.sql == built_sql and entry.order == order:

@@ -54,7 +54,13 @@ from tortoise.exceptions import DoesNotExist, MultipleObjectsReturned
 from tortoise.fields.data import CharEnumFieldInstance, JSONField
 from tortoise.manager import Manager
 from tortoise.models import Model
-from tortoise.queryset import QuerySet, ValuesListQuery, ValuesQuery
+from tortoise.queryset import (
+    CountQuery,
+    ExistsQuery,
+    QuerySet,
+    ValuesListQuery,
+    ValuesQuery,
+)
 
 from coach_db import compiled
 
@@ -445,6 +451,16 @@ class FastQuerySet(QuerySet[Any]):
         query.__class__ = FastValuesListQuery
         return query
 
+    def count(self) -> Any:
+        query = super().count()
+        query.__class__ = FastCountQuery
+        return query
+
+    def exists(self) -> Any:
+        query = super().exists()
+        query.__class__ = FastExistsQuery
+        return query
+
     async def _joined(self, rows: Sequence[Any], keys: tuple[str, ...]) -> list[Any]:
         """The instances of select_related rows, with their related instances attached."""
         _, main_end, *_, own_path = self._select_related_idx[0]
@@ -639,6 +655,48 @@ def _reader(query: Any, keys: tuple[str, ...], fields: dict[str, str], flat: boo
             _READERS.clear()
         found = _READERS[key] = query._read(keys)
     return found
+
+
+class FastCountQuery(CountQuery):
+    """`.count()` of a FastQuerySet: Tortoise's CountQuery, its SQL from coach_db.compiled."""
+
+    __slots__ = ()
+    # COUNT(*) ignores limit and offset: Tortoise applies them to the count in Python.
+    compiled_limits = False
+
+    def __await__(self) -> Generator[Any, None, int]:
+        if not ENABLED:
+            return super().__await__()
+        self._choose_db_if_not_chosen()
+        return self._count(*compiled.sql(self, model_rows=False)).__await__()
+
+    async def _count(self, sql: str, params: list[Any]) -> int:
+        """What CountQuery._execute does with the rows of its SQL."""
+        _, result = await self._db.execute_query(sql, params)
+        if not result:
+            return 0
+        count: int = max(0, result[0][0] - self._offset)
+        if self._limit is not None and count > self._limit:
+            return self._limit
+        return count
+
+
+class FastExistsQuery(ExistsQuery):
+    """`.exists()` of a FastQuerySet: Tortoise's ExistsQuery, its SQL from coach_db.compiled."""
+
+    __slots__ = ()
+    # Its LIMIT 1, sent as a parameter whatever the query's values.
+    compiled_constants = (1,)
+
+    def __await__(self) -> Generator[Any, None, bool]:
+        if not ENABLED:
+            return super().__await__()
+        self._choose_db_if_not_chosen()
+        return self._exists(*compiled.sql(self, model_rows=False)).__await__()
+
+    async def _exists(self, sql: str, params: list[Any]) -> bool:
+        result, _ = await self._db.execute_query(sql, params)
+        return bool(result)
 
 
 class FastManager(Manager):

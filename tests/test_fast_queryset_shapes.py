@@ -174,6 +174,10 @@ MESSAGE_SHAPES: dict[str, Shape] = {
     "values": lambda q: q.order_by("id").values(),
     "values_list": lambda q: q.order_by("id").values_list("id", "metadata", "role"),
     "count": lambda q: q.filter(role=MessageRole.USER).count(),
+    "count with offset and limit": lambda q: q.offset(1).limit(2).count(),
+    "count past the end": lambda q: q.offset(100).count(),
+    "count limit 0": lambda q: q.limit(0).count(),
+    "distinct count across a join": lambda q: q.filter(session__status="active").distinct().count(),
     "exists": lambda q: q.filter(content=HOSTILE).exists(),
 }
 
@@ -185,7 +189,8 @@ FAST_SHAPES = {
     if name not in {"in_bulk", "get_or_none missing", "get missing", "get several"}
     and name != "get_or_none several"
     and name not in {"values", "values_list"}
-    and name not in {"count", "exists"}
+    and not name.startswith(("count", "distinct count"))
+    and name != "exists"
 }
 # The shapes whose outcome is Tortoise's exception (compared as such above).
 RAISING = {"get missing", "get several", "get_or_none several"}
