@@ -160,6 +160,8 @@ PERSON_INDEXES = {"audit_event_actor_email_lower", "audit_event_string_digests"}
 PERSON_FUNCTIONS = {"audit_string_digests", "audit_names_exactly"}
 # Migration 13 (audit_model_order): the audit list of one model, newest first.
 MODEL_ORDER_INDEX = "audit_event_model_id"
+# Migration 15 (audit_row_order): the audit list of one row id, any model, newest first.
+ROW_ORDER_INDEX = "audit_event_row_id"
 
 # Migration 6 (prompt_versions): versions of scenarios and studio roles, by name.
 VERSIONS_CHECKS = {"scenario_version_number_positive", "user_role_valid"}
@@ -273,6 +275,10 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
     assert run_aerich("upgrade", url=url).returncode == 0
     conn = await asyncpg.connect(url)
     try:
+        assert ROW_ORDER_INDEX in await names(conn, INDEX_NAMES)
+        down = run_aerich("downgrade", "--yes", url=url)  # audit_row_order
+        assert down.returncode == 0, down.stderr
+        assert ROW_ORDER_INDEX not in await names(conn, INDEX_NAMES)
         down = run_aerich("downgrade", "--yes", url=url)  # analyze_audit_event
         assert down.returncode == 0, down.stderr
         down = run_aerich("downgrade", "--yes", url=url)  # audit_model_order
@@ -389,7 +395,10 @@ async def test_hand_written_migrations_downgrade_and_upgrade_again(
         assert found[:3] == everything and found[3] >= ROLLUP_TABLES | AUDIT_TABLES
         assert await names(conn, INDEXES) >= STUDIO_INDEXES | {SEARCH_INDEX}
         assert await names(conn, INDEX_NAMES) >= (
-            AUDIT_INDEXES | IDEMPOTENCY_INDEXES | PERSON_INDEXES | {MODEL_ORDER_INDEX}
+            AUDIT_INDEXES
+            | IDEMPOTENCY_INDEXES
+            | PERSON_INDEXES
+            | {MODEL_ORDER_INDEX, ROW_ORDER_INDEX}
         )
         assert await conn.fetchval("SELECT length(salt) FROM erasure_salt") == 64
         assert VERSIONS_FOREIGN_KEY in await names(conn, FOREIGN_KEYS)
