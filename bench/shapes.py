@@ -10,7 +10,8 @@ foreign key (or, without one, on its first boolean field), at about 31 and about
 (the key values are chosen from the data: the one whose row count is nearest), then that
 filter as it is (the model's default ordering), `.order_by(<first datetime field>)`,
 `.values()`, `.values_list()`, `select_related(f)` and `prefetch_related(f)` for each of its
-foreign keys, and `annotate(n=Count(r))` for each reverse relation.
+foreign keys, and `annotate(n=Count(r))` for each reverse relation; for a filter without a
+limit, `.count()`, `.exists()` and `.first()` too; and per model `.get(pk=…)` of its middle row.
 
 The raw side, per shape: the minimal SQL for the same rows (explicit columns, the same order,
 a LEFT JOIN for select_related, a second `= ANY($1)` query for prefetch_related, a GROUP BY
@@ -186,6 +187,35 @@ class Raw:
 
         return run
 
+    def count(self) -> Call:
+        sql = f"SELECT count(*) FROM {self.table} t WHERE {self.where}"
+
+        async def run() -> int:
+            count: int = await self.pool.fetchval(sql, self.value)
+            return count
+
+        return run
+
+    def exists(self) -> Call:
+        sql = f"SELECT EXISTS (SELECT FROM {self.table} t WHERE {self.where})"
+
+        async def run() -> bool:
+            return bool(await self.pool.fetchval(sql, self.value))
+
+        return run
+
+    def first(self) -> Call:
+        sql = (
+            f"SELECT {select_list(self.model, 't')} FROM {self.table} t WHERE {self.where}"
+            f" ORDER BY {order_sql(self.model, 't')} LIMIT 1"
+        )
+
+        async def run() -> dict[str, Any] | None:
+            row = await self.pool.fetchrow(sql, self.value)
+            return None if row is None else dict(row)
+
+        return run
+
     def counted(self, relation: str) -> Call:
         field: Any = self.model._meta.fields_map[relation]
         related = field.related_model
@@ -294,9 +324,34 @@ def model_shapes(
                 then(query, "annotate", Count(relation)),
             )
         )
+    if not limit:  # the whole filter: what a count, an existence test or a first row reads
+        shapes += [
+            Shape(f"{label}.count()", rows, raw.count(), lambda: query().count()),
+            Shape(f"{label}.exists()", rows, raw.exists(), lambda: query().exists()),
+            Shape(f"{label}.first()", 1, raw.first(), lambda: query().first()),
+        ]
     for shape in shapes:
         shape.sql = shape.package().sql()  # type: ignore[attr-defined]
     return shapes
+
+
+def get_shape(pool: asyncpg.Pool, model: type[Model], pk: Any) -> Shape:
+    """`Model.get(pk=…)` against a fetch by primary key that checks there is exactly one."""
+    meta = model._meta
+    sql = (
+        f"SELECT {select_list(model, 't')} FROM {q(meta.db_table)} t"
+        f" WHERE t.{q(meta.db_pk_column)} = $1"
+    )
+
+    async def raw() -> dict[str, Any]:
+        rows = await pool.fetch(sql, pk)
+        if len(rows) != 1:
+            raise LookupError(f"{len(rows)} rows")
+        return dict(rows[0])
+
+    shape = Shape(f"{model.__name__}.get(pk=…)", 1, raw, lambda: model.get(pk=pk))
+    shape.sql = model.filter(pk=pk).sql()
+    return shape
 
 
 def then(query: Callable[[], Any], method: str, argument: Any) -> Call:
@@ -312,6 +367,12 @@ async def generated(pool: asyncpg.Pool) -> list[Shape]:
         key, values = await key_values(pool, model)
         for value, rows, limit in values:
             shapes += model_shapes(pool, model, key, value, rows, limit)
+        table, pk = q(model._meta.db_table), q(model._meta.db_pk_column)
+        middle = await pool.fetchval(
+            f"SELECT {pk} FROM {table} ORDER BY {pk}"
+            f" OFFSET (SELECT count(*) / 2 FROM {table}) LIMIT 1"
+        )
+        shapes.append(get_shape(pool, model, middle))
     return shapes
 
 
