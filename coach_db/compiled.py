@@ -24,11 +24,14 @@ Only what can be proven safe is cached; everything else is built by Tortoise as 
   shape is read.
 
 A shape is learned from Tortoise's own output: the first time, each parameter Tortoise sent
-must be exactly one of the encoded values (same type, equal) and every value must be sent
-exactly once, so nothing in the SQL text can depend on a value. The second time the shape is
-seen, Tortoise builds it again and the SQL and parameters must come out the same; only then is
-it served from the cache. A shape that fails either check is never cached. `VERIFY` (set by
-the test suite) builds every query with Tortoise as well and fails loudly on any difference.
+must be one of the encoded values (same type, equal), as many parameters as values and each
+value one of them, so nothing in the SQL text can depend on a value. Values that were equal
+(user 1 with limit(1)) leave which is which open: such a shape is served only to queries whose
+values there are equal too, and another build tells them apart. The second time the shape is
+seen, Tortoise builds it again and the SQL must come out the same, each parameter still one of
+the values; only then is it served from the cache. A shape that fails is never cached.
+`VERIFY` (set by the test suite) builds every query with Tortoise as well and fails loudly on
+any difference.
 """
 
 from __future__ import annotations
@@ -279,7 +282,10 @@ def shape(query: Any, *, model_rows: bool) -> tuple[Any, list[Any]]:
 @dataclass(slots=True)
 class Entry:
     sql: str
-    order: tuple[int, ...]  # parameter i is values[order[i]]
+    # Per parameter, the positions among the values it has been equal to in every build seen:
+    # one position once known; several while those values have always been equal (user 1
+    # with limit(1)), and then any of them gives the same parameter.
+    candidates: tuple[tuple[int, ...], ...]
     related: Any  # the QuerySet's _select_related_idx, which its rows are read by
     confirmed: bool = False
 
@@ -298,20 +304,42 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and (a is b or a == b)
 
 
-def _order(values: list[Any], params: list[Any]) -> tuple[int, ...] | None:
-    """Where each parameter is among the values: None unless each parameter is exactly one
-    value and each value is exactly one parameter."""
+def _candidates(values: list[Any], params: list[Any]) -> tuple[tuple[int, ...], ...] | None:
+    """For each parameter, the positions of the values equal to it (same type): None unless
+    each parameter is one of the values and each value can be one of the parameters, as many
+    parameters as values, so that no value can have chosen the SQL text instead."""
     if len(params) != len(values):
         return None
-    order = []
+    out = []
     for param in params:
-        found = next((index for index, value in enumerate(values) if _same(value, param)), None)
-        if found is None:
+        found = tuple(index for index, value in enumerate(values) if _same(value, param))
+        if not found:
             return None
-        order.append(found)
-    if len(set(order)) != len(order):  # two equal values: which is which is not known
+        out.append(found)
+    if len({index for found in out for index in found}) != len(values):
         return None
-    return tuple(order)
+    return tuple(out)
+
+
+def _narrowed(
+    known: tuple[tuple[int, ...], ...], seen: tuple[tuple[int, ...], ...]
+) -> tuple[tuple[int, ...], ...] | None:
+    """The positions consistent with both builds, or None if a parameter has none left."""
+    out = tuple(tuple(i for i in old if i in new) for old, new in zip(known, seen, strict=True))
+    return out if all(out) else None
+
+
+def _params(entry: Entry, values: list[Any]) -> list[Any] | None:
+    """The parameters of a known shape for these values, or None when values it has only seen
+    equal differ here (then Tortoise builds it, which tells them apart)."""
+    params = []
+    for found in entry.candidates:
+        value = values[found[0]]
+        for index in found[1:]:
+            if not _same(values[index], value):
+                return None
+        params.append(value)
+    return params
 
 
 def _failed(key: Any) -> None:
@@ -349,24 +377,25 @@ def sql(query: Any, *, model_rows: bool) -> tuple[str, list[Any]]:
     if seen and entry is None:  # a shape that could not be proven
         return _built(query)
     if entry is not None and entry.confirmed:
-        params = [values[index] for index in entry.order]
-        if VERIFY:
-            built = _built(query)
-            assert built == (entry.sql, params), f"compiled SQL differs: {built} {entry}"
-        elif model_rows:
-            query._select_related_idx = entry.related
-        return entry.sql, params
-    built_sql, params = _built(query)
-    order = _order(values, params)
+        params = _params(entry, values)
+        if params is not None:
+            if VERIFY:
+                built = _built(query)
+                assert built == (entry.sql, params), f"compiled SQL differs: {built} {entry}"
+            elif model_rows:
+                query._select_related_idx = entry.related
+            return entry.sql, params
+    built_sql, built_params = _built(query)
+    candidates = _candidates(values, built_params)
     related = query._select_related_idx if model_rows else None
-    if order is None:
-        if len({(type(value), value) for value in values}) == len(values):
-            _failed(key)  # else two values were equal: another query may tell them apart
+    if candidates is None:
+        _failed(key)
     elif entry is None:
-        _remember(key, Entry(built_sql, order, related))
-    elif entry.sql == built_sql and entry.order == order:
+        _remember(key, Entry(built_sql, candidates, related))
+    elif entry.sql == built_sql and (narrowed := _narrowed(entry.candidates, candidates)):
+        entry.candidates = narrowed
         entry.confirmed = True
         entry.related = related
     else:  # the same shape built two ways: never cached
         _remember(key, None)
-    return built_sql, params
+    return built_sql, built_params

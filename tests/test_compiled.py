@@ -300,7 +300,6 @@ async def test_shapes_it_cannot_prove_are_never_cached() -> None:
         "a filter through a relation": ConversationSession.filter(user__email="x@example.com"),
         "a model instance": ConversationSession.filter(user=await User.get(id=user)),
         "an annotation's filter": ConversationSession.annotate(n=Count("messages")).filter(n=1),
-        "the same value twice": ConversationSession.filter(total_messages=3).limit(3),
     }
     for _ in range(4):
         for query in unproven.values():
@@ -311,12 +310,48 @@ async def test_shapes_it_cannot_prove_are_never_cached() -> None:
 
 
 def test_a_shape_is_learned_only_when_each_value_is_sent_once_as_it_is() -> None:
-    assert compiled._order([7, "a", None], ["a", None, 7]) == (1, 2, 0)
-    assert compiled._order([7, 7], [7, 7]) is None  # which 7 is which: not known
-    assert compiled._order([7, 8], [7]) is None  # 8 chose the SQL instead of being sent
-    assert compiled._order([7], [7, 8]) is None  # 8 came from elsewhere
-    assert compiled._order([1], [True]) is None  # equal, but not the same value
-    assert compiled._order(["a"], ["A"]) is None
+    assert compiled._candidates([7, "a", None], ["a", None, 7]) == ((1,), (2,), (0,))
+    assert compiled._candidates([7, 7], [7, 7]) == ((0, 1), (0, 1))  # which is which: open
+    assert compiled._candidates([7, 8], [7]) is None  # 8 chose the SQL instead of being sent
+    assert compiled._candidates([7, 8], [7, 7]) is None  # the same
+    assert compiled._candidates([7], [7, 8]) is None  # 8 came from elsewhere
+    assert compiled._candidates([1], [True]) is None  # equal, but not the same value
+    assert compiled._candidates(["a"], ["A"]) is None
+    assert compiled._narrowed(((0, 1), (0, 1)), ((0,), (1,))) == ((0,), (1,))
+    assert compiled._narrowed(((0,),), ((1,),)) is None  # the same shape, built two ways
+
+
+async def test_values_equal_when_learned_are_told_apart_by_a_later_query(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Learned from total_messages >= 3 with limit(3), the shape cannot say which 3 is which:
+    it serves queries whose two values are equal, builds the first that differ (which tells
+    them apart) and serves every query after that."""
+    monkeypatch.setattr(compiled, "VERIFY", False)
+    compiled.clear()
+    await fill()
+    builds: list[Any] = []
+    original = FastQuerySet._make_query
+
+    def counting(self: Any) -> None:
+        builds.append(self)
+        original(self)
+
+    monkeypatch.setattr(FastQuerySet, "_make_query", counting)
+
+    def query(at_least: int, limit: int) -> Any:
+        return ConversationSession.filter(total_messages__gte=at_least).order_by("id").limit(limit)
+
+    for pair in ((3, 3), (3, 3), (2, 2), (1, 5), (4, 2), (6, 1)):  # no 0: another shape
+        ours = entries(await query(*pair))
+        theirs = entries(
+            await QuerySet(ConversationSession)
+            .filter(total_messages__gte=pair[0])
+            .order_by("id")
+            .limit(pair[1])
+        )
+        assert ours == theirs, pair
+    assert len(builds) == 3  # learned, confirmed (both equal), told apart by (1, 5)
 
 
 async def test_a_value_its_field_refuses_raises_tortoises_error(
