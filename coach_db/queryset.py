@@ -26,8 +26,9 @@ pinned): tests/test_fast_queryset*.py compare every model's results with Tortois
 entry with types, and fail if the fast path is no longer taken.
 
 Their SQL comes from coach_db.compiled, which keeps the SQL Tortoise built for each query shape
-and reuses it with each query's own values (FastQuerySet, FastValuesQuery and
-FastValuesListQuery override `__await__` for that); what it does not know, Tortoise builds.
+and reuses it with each query's own values (FastQuerySet and _FromCompiledSQL, the base of the
+.values(), .values_list(), .count() and .exists() queries, override `__await__` for that);
+what it does not know, Tortoise builds.
 
 It was written for one Tortoise version, `WRITTEN_FOR`: under any other, every query runs
 Tortoise's own code (a warning says so once, when the first query would have taken the fast
@@ -354,12 +355,10 @@ class FastQuerySet(QuerySet[Any]):
         return self._list(*compiled.sql(self, model_rows=True)).__await__()
 
     async def _execute(self) -> list[Any]:
+        """Reached only through Tortoise's own __await__: `.only()`, or another Tortoise."""
         if not ENABLED:
             _fallback_warning()
-            return await super()._execute()
-        if self._fields_for_select:
-            return await super()._execute()
-        return await self._list(*self.query.get_parameterized_sql())
+        return await super()._execute()
 
     async def _tortoise(self) -> list[Any]:
         """Tortoise's own reading of the rows, on the query it builds."""
@@ -495,7 +494,7 @@ class FastQuerySet(QuerySet[Any]):
         return out
 
 
-# --- .values() and .values_list() ----------------------------------------------------------
+# --- .values() and .values_list(): their converters ---------------------------------------
 
 
 _FIELD_CONVERTERS: dict[int, tuple[Any, Converter]] = {}
@@ -552,23 +551,32 @@ def _row_function(dicts: bool, reads: tuple[tuple[str, int, Converter | None], .
     return function
 
 
-class FastValuesQuery(ValuesQuery[Any]):
-    """`.values()` of a FastQuerySet: Tortoise's dicts, built by a generated function."""
+# --- .values(), .values_list(), .count() and .exists() --------------------------------------
+
+
+class _FromCompiledSQL:
+    """What a FastQuerySet's .values(), .values_list(), .count() and .exists() share: Tortoise's
+    __await__ with the SQL of a known shape from coach_db.compiled, then `_rows` reads what it
+    returns as that Tortoise class's _execute would. A single row (`.values().first()`) and
+    another Tortoise version run Tortoise's own code. Empty slots: the query's class is
+    switched to a subclass of its Tortoise class, which needs the same layout."""
 
     __slots__ = ()
 
     def __await__(self) -> Generator[Any, None, Any]:
-        if not ENABLED or self._single:
-            return super().__await__()
-        self._choose_db_if_not_chosen()
-        return self._dicts(*compiled.sql(self, model_rows=False)).__await__()
+        query: Any = self
+        if not ENABLED or getattr(query, "_single", False):
+            return super().__await__()  # type: ignore[misc, no-any-return]
+        query._choose_db_if_not_chosen()
+        return query._rows(*compiled.sql(query, model_rows=False)).__await__()  # type: ignore[no-any-return]
 
-    async def _execute(self) -> Any:
-        if not ENABLED or self._single:
-            return await super()._execute()
-        return await self._dicts(*self.query.get_parameterized_sql())
 
-    async def _dicts(self, sql: str, params: list[Any]) -> Any:
+class FastValuesQuery(_FromCompiledSQL, ValuesQuery[Any]):
+    """`.values()` of a FastQuerySet: Tortoise's dicts, built by a generated function."""
+
+    __slots__ = ()
+
+    async def _rows(self, sql: str, params: list[Any]) -> Any:
         _, rows = await self._db.execute_query(sql, params)
         if not rows:
             return []
@@ -591,23 +599,12 @@ class FastValuesQuery(ValuesQuery[Any]):
         return _row_function(True, tuple((k, i, converters.get(k)) for i, k in enumerate(keys)))
 
 
-class FastValuesListQuery(ValuesListQuery[Any]):
+class FastValuesListQuery(_FromCompiledSQL, ValuesListQuery[Any]):
     """`.values_list()` of a FastQuerySet: Tortoise's tuples, built by a generated function."""
 
     __slots__ = ()
 
-    def __await__(self) -> Generator[Any, None, Any]:
-        if not ENABLED or self._single:
-            return super().__await__()
-        self._choose_db_if_not_chosen()
-        return self._tuples(*compiled.sql(self, model_rows=False)).__await__()
-
-    async def _execute(self) -> Any:
-        if not ENABLED or self._single:
-            return await super()._execute()
-        return await self._tuples(*self.query.get_parameterized_sql())
-
-    async def _tuples(self, sql: str, params: list[Any]) -> Any:
+    async def _rows(self, sql: str, params: list[Any]) -> Any:
         _, rows = await self._db.execute_query(sql, params)
         if not rows:
             return []
@@ -657,20 +654,14 @@ def _reader(query: Any, keys: tuple[str, ...], fields: dict[str, str], flat: boo
     return found
 
 
-class FastCountQuery(CountQuery):
+class FastCountQuery(_FromCompiledSQL, CountQuery):
     """`.count()` of a FastQuerySet: Tortoise's CountQuery, its SQL from coach_db.compiled."""
 
     __slots__ = ()
     # COUNT(*) ignores limit and offset: Tortoise applies them to the count in Python.
     compiled_limits = False
 
-    def __await__(self) -> Generator[Any, None, int]:
-        if not ENABLED:
-            return super().__await__()
-        self._choose_db_if_not_chosen()
-        return self._count(*compiled.sql(self, model_rows=False)).__await__()
-
-    async def _count(self, sql: str, params: list[Any]) -> int:
+    async def _rows(self, sql: str, params: list[Any]) -> int:
         """What CountQuery._execute does with the rows of its SQL."""
         _, result = await self._db.execute_query(sql, params)
         if not result:
@@ -681,20 +672,14 @@ class FastCountQuery(CountQuery):
         return count
 
 
-class FastExistsQuery(ExistsQuery):
+class FastExistsQuery(_FromCompiledSQL, ExistsQuery):
     """`.exists()` of a FastQuerySet: Tortoise's ExistsQuery, its SQL from coach_db.compiled."""
 
     __slots__ = ()
     # Its LIMIT 1, sent as a parameter whatever the query's values.
     compiled_constants = (1,)
 
-    def __await__(self) -> Generator[Any, None, bool]:
-        if not ENABLED:
-            return super().__await__()
-        self._choose_db_if_not_chosen()
-        return self._exists(*compiled.sql(self, model_rows=False)).__await__()
-
-    async def _exists(self, sql: str, params: list[Any]) -> bool:
+    async def _rows(self, sql: str, params: list[Any]) -> bool:
         result, _ = await self._db.execute_query(sql, params)
         return bool(result)
 
